@@ -1,0 +1,166 @@
+package dev.weft.core;
+
+import dev.weft.core.kernels.VectorMath;
+
+import java.util.ArrayDeque;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.Collections;
+import java.util.IdentityHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+
+/**
+ * Reverse-mode automatic differentiation over the graph of {@link GradFn}s that forward built.
+ *
+ * <p>Nodes run in reverse topological order, so every node sees the sum of all gradients that
+ * reach its output before it runs. Leaves (parameters) accumulate into {@link Tensor#grad()}
+ * across backward passes (gradient accumulation), and each leaf's grad-ready hooks fire as soon as
+ * its last contribution of the pass has been added: data parallelism starts reducing there.
+ */
+public final class Autograd {
+    private static final ThreadLocal<Boolean> DISABLED = ThreadLocal.withInitial(() -> false);
+
+    private Autograd() {}
+
+    /** A scope in which ops record nothing for backward (evaluation, generation, optimizer updates). */
+    public static SavedTensorHooks.Installed noGrad() {
+        boolean previous = DISABLED.get();
+        DISABLED.set(true);
+        return () -> DISABLED.set(previous);
+    }
+
+    public static boolean isEnabled() {
+        return !DISABLED.get();
+    }
+
+    /** True when grad mode is on and any input needs a gradient: the op must attach a GradFn. */
+    public static boolean needsGrad(Tensor... inputs) {
+        if (DISABLED.get()) return false;
+        for (Tensor t : inputs) if (t != null && t.requiresGrad()) return true;
+        return false;
+    }
+
+    /** Backpropagates from a one-element tensor with seed gradient 1. */
+    public static void backward(Tensor root) {
+        if (root.numel() != 1) throw new IllegalArgumentException("backward() needs a scalar loss, got shape " + Arrays.toString(root.shape()));
+        backward(root, Tensor.full(1f, root.shape()));
+    }
+
+    /** Backpropagates {@code seed} (the gradient of some scalar with respect to {@code root}). */
+    public static void backward(Tensor root, Tensor seed) {
+        if (!root.requiresGrad()) throw new IllegalStateException("backward() on a tensor that does not require grad");
+        if (root.isLeaf()) {
+            accumulateLeaf(root, seed);
+            root.fireGradReady();
+            return;
+        }
+        List<GradFn> order = topologicalOrder(root.gradFn());
+        Map<Tensor, Integer> leafEdges = new IdentityHashMap<>();
+        for (GradFn fn : order) {
+            for (Tensor in : fn.inputs()) {
+                if (in != null && in.requiresGrad() && in.isLeaf()) leafEdges.merge(in, 1, Integer::sum);
+            }
+        }
+        Map<GradFn, Tensor> grads = new IdentityHashMap<>();
+        grads.put(root.gradFn(), seed);
+        try (var ignored = noGrad()) {
+            for (GradFn fn : order) {
+                Tensor g = grads.remove(fn);
+                if (g == null) continue; // nothing flowed here (unused branch)
+                Tensor[] inGrads;
+                try {
+                    inGrads = fn.backward(g);
+                } finally {
+                    fn.releaseSaved();
+                }
+                route(fn, g, inGrads, grads, leafEdges);
+            }
+        } finally {
+            for (Tensor t : grads.values()) t.close();
+        }
+    }
+
+    /** Hands each input's gradient on: into a leaf's .grad, or summed into its producer's pending gradient. */
+    private static void route(GradFn fn, Tensor g, Tensor[] inGrads, Map<GradFn, Tensor> grads, Map<Tensor, Integer> leafEdges) {
+        Tensor[] inputs = fn.inputs();
+        if (inGrads.length != inputs.length)
+            throw new IllegalStateException(fn.name() + " returned " + inGrads.length + " gradients for " + inputs.length + " inputs");
+        Set<Tensor> kept = Collections.newSetFromMap(new IdentityHashMap<>());
+        for (int i = 0; i < inputs.length; i++) {
+            Tensor in = inputs[i];
+            Tensor gi = inGrads[i];
+            if (in == null || !in.requiresGrad()) continue;
+            if (gi == null) throw new IllegalStateException(fn.name() + " gave no gradient for input " + i + " that requires one");
+            if (!Arrays.equals(gi.shape(), in.shape()))
+                throw new IllegalStateException(fn.name() + " gave a gradient of shape " + Arrays.toString(gi.shape())
+                        + " for input " + i + " of shape " + Arrays.toString(in.shape()));
+            if (in.isLeaf()) {
+                accumulateLeaf(in, gi);
+                if (leafEdges.merge(in, -1, Integer::sum) == 0) in.fireGradReady();
+                continue;
+            }
+            Tensor prev = grads.get(in.gradFn());
+            if (prev != null) {
+                addInto(prev, gi);
+            } else if (gi != g && gi.isContiguous() && kept.add(gi)) {
+                grads.put(in.gradFn(), gi); // take ownership, no copy
+            } else {
+                // g itself, a view, or a tensor handed to two inputs: keep a private copy, since
+                // pending gradients are summed into in place.
+                Tensor copy = Tensor.empty(DType.F32, "grad", gi.shape()).copyFrom(gi);
+                grads.put(in.gradFn(), copy);
+                kept.add(copy);
+            }
+        }
+        for (Tensor gi : inGrads) if (gi != null && !kept.contains(gi)) gi.close();
+        if (!kept.contains(g)) g.close();
+    }
+
+    private static void accumulateLeaf(Tensor leaf, Tensor g) {
+        Tensor current = leaf.grad();
+        if (current == null) {
+            Tensor fresh = Scope.outside(() -> Tensor.empty(DType.F32, "grad", leaf.shape()));
+            fresh.copyFrom(g);
+            leaf.setGrad(fresh.name(leaf.name() == null ? null : leaf.name() + ".grad"));
+        } else {
+            addInto(current, g);
+        }
+    }
+
+    private static void addInto(Tensor dst, Tensor src) {
+        if (src.isContiguous()) {
+            VectorMath.addInPlace(dst, src);
+        } else {
+            try (Tensor c = src.contiguous()) {
+                VectorMath.addInPlace(dst, c);
+            }
+        }
+    }
+
+    /** Nodes reachable from {@code root}, each before every node that produced one of its inputs. */
+    private static List<GradFn> topologicalOrder(GradFn root) {
+        List<GradFn> post = new ArrayList<>();
+        Set<GradFn> seen = Collections.newSetFromMap(new IdentityHashMap<>());
+        ArrayDeque<Object[]> stack = new ArrayDeque<>();
+        stack.push(new Object[] {root, 0});
+        seen.add(root);
+        while (!stack.isEmpty()) {
+            Object[] top = stack.peek();
+            GradFn fn = (GradFn) top[0];
+            int i = (Integer) top[1];
+            Tensor[] ins = fn.inputs();
+            if (i < ins.length) {
+                top[1] = i + 1;
+                Tensor in = ins[i];
+                if (in != null && in.requiresGrad() && !in.isLeaf() && seen.add(in.gradFn())) stack.push(new Object[] {in.gradFn(), 0});
+            } else {
+                stack.pop();
+                post.add(fn);
+            }
+        }
+        Collections.reverse(post);
+        return post;
+    }
+}

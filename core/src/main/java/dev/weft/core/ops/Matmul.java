@@ -1,0 +1,158 @@
+package dev.weft.core.ops;
+
+import dev.weft.core.Autograd;
+import dev.weft.core.DType;
+import dev.weft.core.GradFn;
+import dev.weft.core.SavedTensor;
+import dev.weft.core.Tensor;
+import dev.weft.core.kernels.Gemm;
+import dev.weft.core.kernels.Parallel;
+
+import java.util.Arrays;
+
+/**
+ * Matrix products through OpenBLAS. {@link #matmul} is the batched product of the last two
+ * dimensions; {@link #linear} is {@code x · Wᵀ} with W stored [out, in] as Hugging Face stores it,
+ * done as one GEMM over all leading rows without transposing W.
+ */
+public final class Matmul {
+    private Matmul() {}
+
+    /** {@code x[..., in] · w[out, in]ᵀ → [..., out]}. */
+    public static Tensor linear(Tensor x, Tensor w) {
+        if (w.dim() != 2) throw new IllegalArgumentException("linear: weight must be 2-D [out, in], got " + Arrays.toString(w.shape()));
+        int in = w.size(1), out = w.size(0);
+        if (x.size(-1) != in)
+            throw new IllegalArgumentException("linear: input " + Arrays.toString(x.shape()) + " does not match weight " + Arrays.toString(w.shape()));
+        Tensor xc = x.contiguous(), wc = w.contiguous();
+        int rows = (int) (xc.numel() / in);
+        int[] outShape = x.shape();
+        outShape[outShape.length - 1] = out;
+        Tensor y = Tensor.empty(DType.F32, "linear", outShape);
+        Gemm.sgemm(false, true, rows, out, in, 1f, xc.data(), 0, in, wc.data(), 0, in, 0f, y.data(), 0, out);
+        if (Autograd.needsGrad(x, w)) y.attach(new LinearBackward(x, w, xc, wc, rows));
+        return y;
+    }
+
+    private static final class LinearBackward extends GradFn {
+        private final SavedTensor x, w;
+        private final int rows;
+
+        LinearBackward(Tensor xIn, Tensor wIn, Tensor xc, Tensor wc, int rows) {
+            super("linear", xIn, wIn);
+            this.x = save(xc);
+            this.w = save(wc);
+            this.rows = rows;
+        }
+
+        @Override
+        protected Tensor[] backward(Tensor g) {
+            Tensor gc = g.contiguous();
+            Tensor xv = x.get(), wv = w.get();
+            int out = wv.size(0), in = wv.size(1);
+            Tensor gx = null, gw = null;
+            if (needsGrad(0)) {
+                gx = Tensor.empty(DType.F32, "linear.grad_input", xv.shape());
+                Gemm.sgemm(false, false, rows, in, out, 1f, gc.data(), 0, out, wv.data(), 0, in, 0f, gx.data(), 0, in);
+            }
+            if (needsGrad(1)) {
+                gw = Tensor.empty(DType.F32, "linear.grad_weight", out, in);
+                Gemm.sgemm(true, false, out, in, rows, 1f, gc.data(), 0, out, xv.data(), 0, in, 0f, gw.data(), 0, in);
+            }
+            return new Tensor[] {gx, gw};
+        }
+    }
+
+    /**
+     * Batched product over the last two dimensions: {@code a[..., m, k] · b[..., k, n]}. Leading
+     * dimensions must match, or {@code b} may be 2-D and shared by every batch entry.
+     */
+    public static Tensor matmul(Tensor a, Tensor b) {
+        if (a.dim() < 2 || b.dim() < 2) throw new IllegalArgumentException("matmul needs at least 2-D operands, got "
+                + Arrays.toString(a.shape()) + " and " + Arrays.toString(b.shape()));
+        if (b.dim() == 2 && a.dim() > 2) {
+            // Shared right operand: fold the batch into rows, one GEMM.
+            int k = a.size(-1);
+            if (b.size(0) != k) throw mismatch(a, b);
+            Tensor flat = a.reshape(-1, k);
+            Tensor y = matmul(flat, b);
+            int[] s = a.shape();
+            s[s.length - 1] = b.size(1);
+            return y.view(s);
+        }
+        if (a.dim() != b.dim()) throw mismatch(a, b);
+        int[] as = a.shape(), bs = b.shape();
+        for (int d = 0; d < as.length - 2; d++) if (as[d] != bs[d]) throw mismatch(a, b);
+        int m = as[as.length - 2], k = as[as.length - 1], n = bs[bs.length - 1];
+        if (bs[bs.length - 2] != k) throw mismatch(a, b);
+        Operand oa = Operand.of(a), ob = Operand.of(b);
+        int batch = (int) (a.numel() / ((long) m * k));
+        int[] outShape = as.clone();
+        outShape[outShape.length - 1] = n;
+        Tensor y = Tensor.empty(DType.F32, "matmul", outShape);
+        gemmBatched(oa, ob, y, batch, m, n, k);
+        if (Autograd.needsGrad(a, b)) y.attach(new MatmulBackward(a, b, oa.t, ob.t));
+        return y;
+    }
+
+    private static void gemmBatched(Operand a, Operand b, Tensor y, int batch, int m, int n, int k) {
+        // OpenBLAS threads each GEMM itself; only small per-batch problems are worth spreading over threads.
+        long work = (long) m * n * k;
+        int grain = work >= (1 << 18) ? batch : 1;
+        Parallel.forRange(batch, grain, (from, to) -> {
+            for (int i = from; i < to; i++) {
+                Gemm.sgemm(a.transposed, b.transposed, m, n, k, 1f, a.t.data(), (long) i * m * k, a.ld,
+                        b.t.data(), (long) i * k * n, b.ld, 0f, y.data(), (long) i * m * n, n);
+            }
+        });
+    }
+
+    /** An operand as BLAS wants it: contiguous memory with its row stride. */
+    private record Operand(Tensor t, boolean transposed, int ld) {
+        static Operand of(Tensor x) {
+            return new Operand(x.contiguous(), false, x.size(-1));
+        }
+    }
+
+    private static final class MatmulBackward extends GradFn {
+        private final SavedTensor a, b;
+
+        MatmulBackward(Tensor aIn, Tensor bIn, Tensor ac, Tensor bc) {
+            super("matmul", aIn, bIn);
+            this.a = save(ac);
+            this.b = save(bc);
+        }
+
+        @Override
+        protected Tensor[] backward(Tensor g) {
+            Tensor av = a.get(), bv = b.get();
+            Tensor gc = g.contiguous();
+            int m = av.size(-2), k = av.size(-1), n = bv.size(-1);
+            int batch = (int) (av.numel() / ((long) m * k));
+            Tensor ga = null, gb = null;
+            if (needsGrad(0)) {
+                ga = Tensor.empty(DType.F32, "matmul.grad_a", av.shape());
+                Tensor gaf = ga;
+                Parallel.forRange(batch, 1, (from, to) -> {
+                    for (int i = from; i < to; i++)
+                        Gemm.sgemm(false, true, m, k, n, 1f, gc.data(), (long) i * m * n, n, bv.data(), (long) i * k * n, n,
+                                0f, gaf.data(), (long) i * m * k, k);
+                });
+            }
+            if (needsGrad(1)) {
+                gb = Tensor.empty(DType.F32, "matmul.grad_b", bv.shape());
+                Tensor gbf = gb;
+                Parallel.forRange(batch, 1, (from, to) -> {
+                    for (int i = from; i < to; i++)
+                        Gemm.sgemm(true, false, k, n, m, 1f, av.data(), (long) i * m * k, k, gc.data(), (long) i * m * n, n,
+                                0f, gbf.data(), (long) i * k * n, n);
+                });
+            }
+            return new Tensor[] {ga, gb};
+        }
+    }
+
+    private static IllegalArgumentException mismatch(Tensor a, Tensor b) {
+        return new IllegalArgumentException("matmul: shapes " + Arrays.toString(a.shape()) + " and " + Arrays.toString(b.shape()) + " do not match");
+    }
+}
