@@ -1,0 +1,18 @@
+package dev.weft.launcher;
+
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+
+/** {@code weft bench}: benchmarks that print figures as ratios against a baseline measured in the same run. */
+@Command(name = "bench", mixinStandardHelpOptions = true,
+        description = "Benchmarks (reported, never asserted). Each prints ratios against a baseline measured in the same run.",
+        subcommands = {})
+public final class BenchCommand implements Runnable {
+    @CommandLine.Spec
+    CommandLine.Model.CommandSpec spec;
+
+    @Override
+    public void run() {
+        spec.commandLine().usage(System.out);
+    }
+}
