@@ -1,0 +1,34 @@
+package dev.weft.core.model;
+
+import dev.weft.core.Tensor;
+import dev.weft.core.nn.Init;
+import dev.weft.core.nn.Linear;
+import dev.weft.core.nn.Module;
+import dev.weft.core.ops.Attention;
+import dev.weft.core.ops.Rope;
+
+/** Grouped-query self-attention with rotary position embeddings ("self_attn"). */
+final class LlamaAttention extends Module {
+    private final LlamaConfig c;
+    private final Linear q, k, v, o;
+
+    LlamaAttention(LlamaConfig c) {
+        this.c = c;
+        Init.Scheme init = Init.normal(c.initStd());
+        int hd = c.headDim();
+        q = child("q_proj", new Linear(c.dModel(), c.heads() * hd, init));
+        k = child("k_proj", new Linear(c.dModel(), c.kvHeads() * hd, init));
+        v = child("v_proj", new Linear(c.dModel(), c.kvHeads() * hd, init));
+        o = child("o_proj", new Linear(c.heads() * hd, c.dModel(), init));
+    }
+
+    /** x [B, T, d] → [B, T, d]; {@code position} is the absolute position of x's first token. */
+    Tensor forward(Tensor x, int position) {
+        int b = x.size(0), t = x.size(1), hd = c.headDim();
+        Tensor qh = Rope.apply(q.forward(x).view(b, t, c.heads(), hd), position, c.ropeTheta());
+        Tensor kh = Rope.apply(k.forward(x).view(b, t, c.kvHeads(), hd), position, c.ropeTheta());
+        Tensor vh = v.forward(x).view(b, t, c.kvHeads(), hd);
+        Tensor a = Attention.causal(qh, kh, vh, (float) (1.0 / Math.sqrt(hd)));
+        return o.forward(a.view(b, t, c.heads() * hd));
+    }
+}

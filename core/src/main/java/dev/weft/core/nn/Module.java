@@ -1,0 +1,76 @@
+package dev.weft.core.nn;
+
+import dev.weft.core.Scope;
+import dev.weft.core.Tensor;
+
+import java.util.Collections;
+import java.util.LinkedHashMap;
+import java.util.Map;
+
+/**
+ * A piece of a model with named parameters and named children. Fully qualified names join the
+ * path from the root with dots ("model.layers.0.self_attn.q_proj.weight"), in registration order,
+ * so they are stable across runs and match the checkpoint names.
+ *
+ * <p>Modules declare parameters in their constructors; the root's {@link #initialize(long)} then
+ * names every parameter by its path and fills it from (seed, name, index).
+ */
+public abstract class Module {
+    private final Map<String, Tensor> parameters = new LinkedHashMap<>();
+    private final Map<String, Init.Scheme> schemes = new LinkedHashMap<>();
+    private final Map<String, Module> children = new LinkedHashMap<>();
+
+    /** Registers a child module under {@code name}. */
+    protected final <M extends Module> M child(String name, M module) {
+        if (children.putIfAbsent(name, module) != null) throw new IllegalStateException("duplicate child " + name);
+        return module;
+    }
+
+    /** Declares a parameter; its values are set by {@link #initialize}. */
+    protected final Tensor parameter(String name, Init.Scheme init, int... shape) {
+        Tensor p = Scope.outside(() -> Tensor.empty(shape));
+        p.requiresGrad(true).name(name);
+        if (parameters.putIfAbsent(name, p) != null) throw new IllegalStateException("duplicate parameter " + name);
+        schemes.put(name, init);
+        return p;
+    }
+
+    /** Names every parameter by its path from this module and initialises it from (seed, name, index). */
+    public final void initialize(long seed) {
+        initialize("", seed);
+    }
+
+    private void initialize(String prefix, long seed) {
+        for (var e : parameters.entrySet()) {
+            String fqn = prefix + e.getKey();
+            Init.fill(e.getValue().name(fqn), schemes.get(e.getKey()), seed, fqn, 0);
+        }
+        for (var c : children.entrySet()) c.getValue().initialize(prefix + c.getKey() + ".", seed);
+    }
+
+    /** Every parameter of this module and its descendants, by fully qualified name, in a fixed order. */
+    public final Map<String, Tensor> namedParameters() {
+        Map<String, Tensor> out = new LinkedHashMap<>();
+        collect(out);
+        return Collections.unmodifiableMap(out);
+    }
+
+    private void collect(Map<String, Tensor> out) {
+        for (Tensor p : parameters.values()) out.put(p.name(), p);
+        for (Module c : children.values()) c.collect(out);
+    }
+
+    public final long parameterCount() {
+        long n = 0;
+        for (Tensor p : namedParameters().values()) n += p.numel();
+        return n;
+    }
+
+    /** Frees every parameter and its gradient. */
+    public void close() {
+        for (Tensor p : namedParameters().values()) {
+            p.clearGrad();
+            p.close();
+        }
+    }
+}

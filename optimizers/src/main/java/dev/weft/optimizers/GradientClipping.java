@@ -1,0 +1,34 @@
+package dev.weft.optimizers;
+
+import dev.weft.core.Tensor;
+import dev.weft.core.kernels.VectorMath;
+
+import java.util.Collection;
+
+/** Global-norm gradient clipping: scales every gradient by min(1, max / ‖g‖₂) over all parameters. */
+public final class GradientClipping {
+    private GradientClipping() {}
+
+    /** The global L2 norm of the gradients, accumulated in double in parameter order. */
+    public static double globalNorm(Collection<Tensor> params) {
+        double ss = 0;
+        for (Tensor p : params) {
+            Tensor g = p.grad();
+            if (g != null) ss += VectorMath.sumOfSquares(g.data(), Math.toIntExact(g.numel()));
+        }
+        return Math.sqrt(ss);
+    }
+
+    /** Clips to {@code maxNorm} (no-op when it is 0 or the norm is already within it) and returns the norm before clipping. */
+    public static double clip(Collection<Tensor> params, double maxNorm) {
+        double norm = globalNorm(params);
+        if (maxNorm > 0 && norm > maxNorm) {
+            float scale = (float) (maxNorm / (norm + 1e-6));
+            for (Tensor p : params) {
+                Tensor g = p.grad();
+                if (g != null) VectorMath.scaleInPlace(g.data(), scale, Math.toIntExact(g.numel()));
+            }
+        }
+        return norm;
+    }
+}
