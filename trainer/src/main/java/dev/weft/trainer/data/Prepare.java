@@ -35,9 +35,9 @@ import java.util.zip.CheckedInputStream;
  * <p>The input is one text file or a directory whose {@code *.txt} files are taken in sorted name
  * order, separated by the tokenizer's end-of-text id. The validation shard is the last
  * {@code valFraction} of the token stream, the training shard everything before it. Text is read
- * as UTF-8 (malformed bytes become U+FFFD) and tokenised in chunks cut just after a newline that is
- * followed by a letter or digit: GPT-2's pre-tokeniser always splits there, so chunking does not
- * change the tokens.
+ * as UTF-8 (malformed bytes become U+FFFD) and tokenised in chunks cut at a lone newline between
+ * a visible character and a letter or digit: GPT-2's pre-tokeniser always splits there, so
+ * chunking does not change the tokens (see {@link #lastSafeCut}).
  *
  * <p>Shards and meta.yaml are each written atomically, meta.yaml last and the old one removed
  * first: a crash part-way leaves no meta.yaml, so {@link #ensure} prepares again.
@@ -200,12 +200,22 @@ public final class Prepare {
         return new Source(name, size, (int) crc.getValue());
     }
 
-    /** The last index {@code i} where the text may be split: just after '\n', before a letter or digit; 0 if none. */
+    /**
+     * The last index {@code i} where the text may be split without changing its tokens, 0 if none:
+     * a lone '\n' between a visible character and a letter or digit. GPT-2's pre-tokeniser ends a
+     * piece at such a newline and starts the next at the letter; a longer whitespace run is not
+     * safe, because at the end of a chunk it would merge into one token ("\n\n") that the whole
+     * text splits in two.
+     */
     static int lastSafeCut(char[] buf, int len) {
-        for (int i = len - 1; i > 0; i--) {
-            if (buf[i - 1] == '\n' && Character.isLetterOrDigit(buf[i])) return i;
+        for (int i = len - 1; i > 1; i--) {
+            if (buf[i - 1] == '\n' && Character.isLetterOrDigit(buf[i]) && isVisible(buf[i - 2])) return i;
         }
         return 0;
+    }
+
+    private static boolean isVisible(char c) {
+        return Character.isLetterOrDigit(c) || (c > ' ' && c < 127);
     }
 
     private static InputStream counting(InputStream in, long[] count) {
