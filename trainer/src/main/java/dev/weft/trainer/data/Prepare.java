@@ -50,7 +50,7 @@ public final class Prepare {
     /** Each split must hold at least one input token and its target. */
     static final int MIN_SPLIT_TOKENS = 2;
     private static final int META_FORMAT = 1;
-    /** Characters read before tokenising; also the progress granularity. */
+    /** Characters read before tokenising, and the progress granularity; tests lower it to force many chunks. */
     static int chunkChars = 4 << 20;
 
     private Prepare() {}
