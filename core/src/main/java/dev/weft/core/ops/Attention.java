@@ -1,0 +1,122 @@
+package dev.weft.core.ops;
+
+import dev.weft.core.Autograd;
+import dev.weft.core.DType;
+import dev.weft.core.GradFn;
+import dev.weft.core.SavedTensor;
+import dev.weft.core.Tensor;
+import dev.weft.core.kernels.FlashAttention;
+
+import java.util.Arrays;
+
+/**
+ * Causal self-attention for a decoder, with grouped-query heads (several query heads share one
+ * key/value head), computed tile by tile with an online softmax so that memory grows linearly in
+ * the sequence length: forward keeps the output and one log-sum-exp per query row, and backward
+ * recomputes the scores from q, k and those statistics (FlashAttention-2).
+ *
+ * <p>Tensors are in the layout the projections produce, [B, T, H, D] (a view of [B, T, H·D]), so
+ * nothing is transposed on the way in or out.
+ */
+public final class Attention {
+    /**
+     * Query rows and key rows per tile. 64×64 tiles keep every tile product under OpenBLAS's
+     * single-thread threshold (so concurrent calls from the Java threads do not contend for its
+     * thread pool) while being large enough that the products run near GEMM speed.
+     */
+    static final int Q_TILE = 64, KV_TILE = 64;
+
+    private Attention() {}
+
+    /**
+     * {@code softmax(scale · q kᵀ + causal mask) · v} per head. q is [B, T, Hq, D], k and v are
+     * [B, T, Hkv, D] with Hq a multiple of Hkv; query head h attends with kv head h / (Hq / Hkv).
+     * Returns [B, T, Hq, D].
+     */
+    public static Tensor causal(Tensor q, Tensor k, Tensor v, float scale) {
+        return causal(q, k, v, scale, Q_TILE, KV_TILE);
+    }
+
+    /** As {@link #causal(Tensor, Tensor, Tensor, float)} with explicit tile sizes (tests, tuning). */
+    static Tensor causal(Tensor q, Tensor k, Tensor v, float scale, int qTile, int kvTile) {
+        FlashAttention.Shape s = shapeOf(q, k, v);
+        if (!Float.isFinite(scale)) throw new IllegalArgumentException("Attention.causal: scale must be finite, got " + scale);
+        Tensor qc = q.contiguous(), kc = k.contiguous(), vc = v.contiguous();
+        Tensor out = Tensor.empty(DType.F32, "attention", s.batch(), s.seq(), s.qHeads(), s.headDim());
+        Tensor lse = Tensor.empty(DType.F32, "attention.lse", s.batch(), s.qHeads(), s.seq());
+        FlashAttention.forward(s, scale, qTile, kvTile, qc.data(), kc.data(), vc.data(), out.data(), lse.data());
+        if (Autograd.needsGrad(q, k, v)) out.attach(new CausalBackward(q, k, v, qc, kc, vc, out, lse, s, scale, qTile, kvTile));
+        else lse.close();
+        return out;
+    }
+
+    private static FlashAttention.Shape shapeOf(Tensor q, Tensor k, Tensor v) {
+        requireRank("q", q, "[B, T, Hq, D]");
+        requireRank("k", k, "[B, T, Hkv, D]");
+        requireRank("v", v, "[B, T, Hkv, D]");
+        if (!Arrays.equals(k.shape(), v.shape()))
+            throw new IllegalArgumentException("Attention.causal: k " + Arrays.toString(k.shape()) + " and v "
+                    + Arrays.toString(v.shape()) + " must have the same shape");
+        int b = q.size(0), t = q.size(1), hq = q.size(2), d = q.size(3), hkv = k.size(2);
+        if (k.size(0) != b || k.size(1) != t || k.size(3) != d)
+            throw new IllegalArgumentException("Attention.causal: k/v " + Arrays.toString(k.shape()) + " do not match q "
+                    + Arrays.toString(q.shape()) + " in batch, sequence length or head dimension (B, T and D must agree)");
+        if (hq == 0 || hkv == 0 || d == 0)
+            throw new IllegalArgumentException("Attention.causal: heads and head dimension must be positive, got q "
+                    + Arrays.toString(q.shape()) + ", k " + Arrays.toString(k.shape()));
+        if (hq % hkv != 0)
+            throw new IllegalArgumentException("Attention.causal: the " + hq + " query heads must be a multiple of the "
+                    + hkv + " key/value heads (grouped-query attention)");
+        return new FlashAttention.Shape(b, t, hq, hkv, d);
+    }
+
+    private static void requireRank(String name, Tensor x, String layout) {
+        if (x.dim() != 4)
+            throw new IllegalArgumentException("Attention.causal: " + name + " must be 4-D " + layout + ", got shape "
+                    + Arrays.toString(x.shape()));
+    }
+
+    /**
+     * Saves q, k, v, the output and the log-sum-exp: all linear in T. Score tiles are recomputed.
+     */
+    private static final class CausalBackward extends GradFn {
+        private final SavedTensor q, k, v, out, lse;
+        private final FlashAttention.Shape shape;
+        private final float scale;
+        private final int qTile, kvTile;
+
+        CausalBackward(Tensor qIn, Tensor kIn, Tensor vIn, Tensor qc, Tensor kc, Tensor vc, Tensor out, Tensor lse,
+                       FlashAttention.Shape shape, float scale, int qTile, int kvTile) {
+            super("attention", qIn, kIn, vIn);
+            this.q = save(qc);
+            this.k = save(kc);
+            this.v = save(vc);
+            this.out = save(out);
+            this.lse = save(lse);
+            this.shape = shape;
+            this.scale = scale;
+            this.qTile = qTile;
+            this.kvTile = kvTile;
+        }
+
+        @Override
+        protected Tensor[] backward(Tensor g) {
+            Tensor gc = g.contiguous();
+            Tensor qv = q.get(), kv = k.get(), vv = v.get();
+            // The kernel produces all three gradients in one pass; those not needed are dropped.
+            Tensor dq = Tensor.empty(DType.F32, "attention.grad_q", qv.shape());
+            Tensor dk = Tensor.empty(DType.F32, "attention.grad_k", kv.shape());
+            Tensor dv = Tensor.empty(DType.F32, "attention.grad_v", vv.shape());
+            FlashAttention.backward(shape, scale, qTile, kvTile, qv.data(), kv.data(), vv.data(), out.get().data(), lse.get().data(),
+                    gc.data(), dq.data(), dk.data(), dv.data());
+            if (gc != g) gc.close();
+            return new Tensor[] {keepIf(0, dq), keepIf(1, dk), keepIf(2, dv)};
+        }
+
+        private Tensor keepIf(int input, Tensor grad) {
+            if (needsGrad(input)) return grad;
+            grad.close();
+            return null;
+        }
+    }
+}
