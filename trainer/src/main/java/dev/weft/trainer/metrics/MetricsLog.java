@@ -106,10 +106,14 @@ public final class MetricsLog implements AutoCloseable {
     }
 
     @Override
-    public synchronized void close() throws IOException {
+    public synchronized void close() {
         if (closed) return;
         closed = true;
-        out.close();
+        try {
+            out.close();
+        } catch (IOException e) {
+            throw new UncheckedIOException("closing metrics log " + file, e);
+        }
     }
 
     /**

@@ -1,0 +1,67 @@
+package dev.weft.launcher;
+
+import dev.weft.core.model.Llama;
+import dev.weft.trainer.Checkpoint;
+import dev.weft.trainer.Generator;
+import dev.weft.trainer.HfConfig;
+import dev.weft.trainer.data.Tokenizer;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.concurrent.Callable;
+
+/** {@code weft generate}: samples text from a checkpoint. */
+@Command(name = "generate", mixinStandardHelpOptions = true,
+        description = "Generate text from a checkpoint directory (weft's, or a Hugging Face Llama directory with config.json and model.safetensors).")
+public final class GenerateCommand implements Callable<Integer> {
+    @Option(names = "--checkpoint", required = true, paramLabel = "DIR",
+            description = "A checkpoint directory, or a run's out_dir (its newest checkpoint is used)")
+    Path checkpoint;
+
+    @Option(names = "--prompt", defaultValue = "\n", description = "Text to continue (default: a newline)")
+    String prompt;
+
+    @Option(names = "--tokens", defaultValue = "200", description = "Number of tokens to generate (default: ${DEFAULT-VALUE})")
+    int tokens;
+
+    @Option(names = "--temperature", defaultValue = "0.8", description = "Sampling temperature; 0 is greedy (default: ${DEFAULT-VALUE})")
+    double temperature;
+
+    @Option(names = "--top-k", defaultValue = "40", description = "Sample among the k most likely tokens; 0 for all (default: ${DEFAULT-VALUE})")
+    int topK;
+
+    @Option(names = "--tokenizer", description = "Tokenizer (byte or gpt2); default: the one the checkpoint was trained with")
+    String tokenizerName;
+
+    @Option(names = "--seed", defaultValue = "0", description = "Sampling seed (default: ${DEFAULT-VALUE})")
+    long seed;
+
+    @Override
+    public Integer call() {
+        Path dir = resolve(checkpoint);
+        HfConfig.Loaded cfg = HfConfig.read(dir.resolve("config.json"));
+        String tok = tokenizerName != null ? tokenizerName : cfg.tokenizer();
+        if (tok == null) throw new IllegalArgumentException(dir + "/config.json does not say which tokenizer it uses; pass --tokenizer byte|gpt2");
+        if (tokens < 0) throw new IllegalArgumentException("--tokens must be >= 0, got " + tokens);
+        Tokenizer tokenizer = Tokenizer.byName(tok);
+        Llama model = new Llama(cfg.model(), 0);
+        Checkpoint.loadModel(dir, model);
+        int[] ids = tokenizer.encode(prompt);
+        if (ids.length == 0) ids = new int[] {tokenizer.endOfText()};
+        int[] out = new Generator(model, seed).generate(ids, tokens, temperature, topK);
+        System.out.println(prompt + tokenizer.decode(out));
+        model.close();
+        return 0;
+    }
+
+    /** A checkpoint directory itself, or a run directory whose newest checkpoint is taken. */
+    static Path resolve(Path p) {
+        if (!Files.exists(p)) throw new IllegalArgumentException("checkpoint path not found: " + p);
+        if (Files.exists(p.resolve("model.safetensors"))) return p;
+        Path latest = Checkpoint.latest(p);
+        if (latest == null) throw new IllegalArgumentException(p + " holds neither model.safetensors nor checkpoints/latest");
+        return latest;
+    }
+}

@@ -1,0 +1,160 @@
+package dev.weft.launcher;
+
+import dev.weft.core.Bytes;
+import dev.weft.core.DType;
+import dev.weft.core.MemoryPool;
+import dev.weft.core.Scope;
+import dev.weft.core.Tensor;
+import dev.weft.core.model.Llama;
+import dev.weft.core.model.LlamaConfig;
+import dev.weft.core.ops.CrossEntropy;
+import dev.weft.core.ops.Matmul;
+import dev.weft.optimizers.AdamW;
+import dev.weft.optimizers.GradientClipping;
+import org.bytedeco.openblas.global.openblas;
+import org.bytedeco.javacpp.FloatPointer;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+import java.util.SplittableRandom;
+import java.util.concurrent.Callable;
+
+/**
+ * {@code weft bench model}: the single-process training step on the reference config, with every
+ * figure set against a baseline measured in the same run (sgemm called directly through the
+ * JavaCPP OpenBLAS API).
+ */
+@Command(name = "model", mixinStandardHelpOptions = true,
+        description = {"Benchmark the training step: our GEMM path vs OpenBLAS called directly, the step-time split,",
+                "tokens/s and MFU against the sgemm throughput measured in the same run."})
+public final class ModelBenchCommand implements Callable<Integer> {
+    @Option(names = "--steps", defaultValue = "10", description = "Timed steps (default: ${DEFAULT-VALUE})")
+    int steps;
+    @Option(names = "--warmup", defaultValue = "2", description = "Untimed warm-up steps (default: ${DEFAULT-VALUE})")
+    int warmup;
+    @Option(names = "--layers", defaultValue = "4") int layers;
+    @Option(names = "--d-model", defaultValue = "256") int dModel;
+    @Option(names = "--heads", defaultValue = "4") int heads;
+    @Option(names = "--kv-heads", defaultValue = "4") int kvHeads;
+    @Option(names = "--ffn", defaultValue = "768") int ffn;
+    @Option(names = "--seq", defaultValue = "256") int seq;
+    @Option(names = "--vocab", defaultValue = "4096") int vocab;
+    @Option(names = "--batch", defaultValue = "8") int batch;
+
+    @Override
+    public Integer call() {
+        if (steps < 1 || warmup < 0) throw new IllegalArgumentException("--steps must be >= 1 and --warmup >= 0");
+        LlamaConfig c = new LlamaConfig(layers, dModel, heads, kvHeads, ffn, vocab, seq, 10000f, 1e-5f, false, 0.02);
+        System.out.printf("reference config: %d layers, d_model %d, %d heads (%d kv), SwiGLU ffn %d, seq %d, vocab %d, batch %d, AdamW%n",
+                layers, dModel, heads, kvHeads, ffn, seq, vocab, batch);
+        double sgemm = sgemmGflops();
+        System.out.printf("%nsgemm baseline (OpenBLAS via JavaCPP, 2048^3): %.1f GFLOP/s%n", sgemm);
+        gemmPathTable(c);
+        stepBench(c, sgemm);
+        return 0;
+    }
+
+    /** Throughput of one large square sgemm, called straight through JavaCPP. */
+    static double sgemmGflops() {
+        int n = 2048;
+        try (FloatPointer a = new FloatPointer(n * n); FloatPointer b = new FloatPointer(n * n); FloatPointer cc = new FloatPointer(n * n)) {
+            fill(a, n * n);
+            fill(b, n * n);
+            openblas.cblas_sgemm(openblas.CblasRowMajor, openblas.CblasNoTrans, openblas.CblasNoTrans, n, n, n, 1f, a, n, b, n, 0f, cc, n);
+            long best = Long.MAX_VALUE;
+            for (int r = 0; r < 5; r++) {
+                long t = System.nanoTime();
+                openblas.cblas_sgemm(openblas.CblasRowMajor, openblas.CblasNoTrans, openblas.CblasNoTrans, n, n, n, 1f, a, n, b, n, 0f, cc, n);
+                best = Math.min(best, System.nanoTime() - t);
+            }
+            return 2.0 * n * n * n / best;
+        }
+    }
+
+    /** Our linear() (tensor allocation, FFM downcall) against cblas_sgemm on the same shapes. */
+    private void gemmPathTable(LlamaConfig c) {
+        int rows = batch * seq;
+        int[][] shapes = {{rows, c.dModel(), c.dModel()}, {rows, c.ffnDim(), c.dModel()}, {rows, c.dModel(), c.ffnDim()}, {rows, c.vocab(), c.dModel()}};
+        System.out.println("\nGEMM path: x[M,K] . W[N,K]^T (the model's projections)");
+        System.out.println("| M x N x K | weft linear GFLOP/s | OpenBLAS direct GFLOP/s | ratio |");
+        System.out.println("|---|---|---|---|");
+        for (int[] s : shapes) {
+            int m = s[0], n = s[1], k = s[2];
+            double flops = 2.0 * m * n * k;
+            long ours;
+            try (Scope sc = Scope.open()) {
+                Tensor x = Tensor.full(0.5f, m, k), w = Tensor.full(0.25f, n, k);
+                Matmul.linear(x, w).close();
+                ours = best(() -> Matmul.linear(x, w).close());
+            }
+            long direct;
+            try (FloatPointer a = new FloatPointer((long) m * k); FloatPointer b = new FloatPointer((long) n * k); FloatPointer cc = new FloatPointer((long) m * n)) {
+                fill(a, (long) m * k);
+                fill(b, (long) n * k);
+                direct = best(() -> openblas.cblas_sgemm(openblas.CblasRowMajor, openblas.CblasNoTrans, openblas.CblasTrans, m, n, k, 1f, a, k, b, k, 0f, cc, n));
+            }
+            System.out.printf("| %d x %d x %d | %.1f | %.1f | %.3f |%n", m, n, k, flops / ours, flops / direct, (double) direct / ours);
+        }
+    }
+
+    private void stepBench(LlamaConfig c, double sgemm) {
+        Llama model = new Llama(c, 1);
+        AdamW opt = new AdamW(model.namedParameters(), AdamW.Settings.defaults());
+        SplittableRandom rnd = new SplittableRandom(7);
+        long[] t = new long[4]; // data, forward, backward, optimizer
+        MemoryPool.host().resetPeaks();
+        for (int i = 0; i < warmup + steps; i++) {
+            if (i == warmup) java.util.Arrays.fill(t, 0);
+            long a = System.nanoTime();
+            int[] ids = new int[batch * seq], targets = new int[batch * seq];
+            for (int j = 0; j < ids.length; j++) {
+                ids[j] = rnd.nextInt(c.vocab());
+                targets[j] = rnd.nextInt(c.vocab());
+            }
+            long b = System.nanoTime();
+            try (Scope s = Scope.open()) {
+                Tensor loss = CrossEntropy.loss(model.forward(ids, batch, seq), targets, -1);
+                long f = System.nanoTime();
+                loss.backward();
+                long g = System.nanoTime();
+                GradientClipping.clip(model.namedParameters().values(), 1.0);
+                opt.step(1e-4);
+                for (Tensor p : model.namedParameters().values()) p.zeroGrad();
+                long h = System.nanoTime();
+                t[0] += b - a;
+                t[1] += f - b;
+                t[2] += g - f;
+                t[3] += h - g;
+            }
+        }
+        double total = (t[0] + t[1] + t[2] + t[3]) / 1e9 / steps;
+        double flops = c.trainingFlops(batch, seq);
+        System.out.printf("%nstep time split over %d steps (after %d warm-up):%n", steps, warmup);
+        String[] names = {"data", "forward", "backward", "optimizer"};
+        for (int i = 0; i < 4; i++) System.out.printf("  %-10s %8.1f ms  (%4.1f%%)%n", names[i], t[i] / 1e6 / steps, 100.0 * t[i] / (total * 1e9 * steps));
+        System.out.printf("  %-10s %8.1f ms%n", "total", total * 1e3);
+        double achieved = flops / total / 1e9;
+        System.out.printf("%nnon-embedding parameters: %,d; model FLOPs per step: %.2f GFLOP%n", c.nonEmbeddingParameters(), flops / 1e9);
+        System.out.printf("tokens/s: %,.0f%n", batch * seq / total);
+        System.out.printf("achieved: %.1f GFLOP/s; MFU vs measured sgemm (%.1f GFLOP/s): %.1f%%%n", achieved, sgemm, 100 * achieved / sgemm);
+        System.out.printf("memory: peak live %s, peak reserved %s (weights %s, optimizer state %s)%n",
+                Bytes.human(MemoryPool.host().peakLiveBytes()), Bytes.human(MemoryPool.host().peakReservedBytes()),
+                Bytes.human(model.parameterCount() * DType.F32.bytes()), Bytes.human(opt.stateBytes()));
+        opt.close();
+        model.close();
+    }
+
+    private static long best(Runnable r) {
+        long best = Long.MAX_VALUE;
+        for (int i = 0; i < 7; i++) {
+            long t = System.nanoTime();
+            r.run();
+            best = Math.min(best, System.nanoTime() - t);
+        }
+        return best;
+    }
+
+    private static void fill(FloatPointer p, long n) {
+        for (long i = 0; i < n; i++) p.put(i, (i % 17) * 0.01f);
+    }
+}

@@ -1,0 +1,169 @@
+package dev.weft.trainer;
+
+import dev.weft.core.Scope;
+import dev.weft.core.Tensor;
+import dev.weft.core.io.SafetensorsFile;
+import dev.weft.core.io.Safetensors;
+import dev.weft.core.model.Llama;
+import dev.weft.optimizers.Optimizer;
+import org.yaml.snakeyaml.DumperOptions;
+import org.yaml.snakeyaml.LoaderOptions;
+import org.yaml.snakeyaml.Yaml;
+import org.yaml.snakeyaml.constructor.SafeConstructor;
+
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.file.AtomicMoveNotSupportedException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.Comparator;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.stream.Stream;
+
+/**
+ * A saved training state on disk: one directory per step under {@code OUT/checkpoints/}.
+ * <pre>
+ *   step-00000100/model.safetensors      weights, Hugging Face names
+ *   step-00000100/config.json            Hugging Face LlamaConfig (the directory loads in transformers)
+ *   step-00000100/optimizer.safetensors  optimizer state, named "FQN/state"
+ *   step-00000100/trainer.yaml           step, tokens seen, data position, seeds, optimizer steps
+ *   latest                               the name of the newest complete step directory
+ * </pre>
+ * A checkpoint is written into a temporary directory and renamed into place, and {@code latest}
+ * is replaced atomically afterwards, so a crash at any moment leaves the previous checkpoint whole.
+ */
+public final class Checkpoint {
+    private Checkpoint() {}
+
+    /** What the loop needs besides tensors to continue exactly. */
+    public record State(long step, long tokensSeen, long seed, long optimizerSteps, String optimizer) {}
+
+    public static Path save(Path outDir, State state, Llama model, String tokenizer, Optimizer optimizer, int keep) {
+        Path root = outDir.resolve("checkpoints");
+        String name = String.format("step-%08d", state.step());
+        Path tmp = root.resolve(name + ".tmp");
+        Path dir = root.resolve(name);
+        try {
+            Files.createDirectories(root);
+            deleteRecursively(tmp);
+            Files.createDirectories(tmp);
+            Safetensors.write(tmp.resolve("model.safetensors"), model.namedParameters(), Map.of("format", "pt", "weft.step", Long.toString(state.step())));
+            HfConfig.write(tmp.resolve("config.json"), model.config(), tokenizer);
+            Safetensors.write(tmp.resolve("optimizer.safetensors"), optimizer.stateTensors(), Map.of("optimizer", optimizer.name()));
+            Map<String, Object> y = new LinkedHashMap<>();
+            y.put("step", state.step());
+            y.put("tokens_seen", state.tokensSeen());
+            y.put("seed", state.seed());
+            y.put("optimizer", state.optimizer());
+            y.put("optimizer_steps", state.optimizerSteps());
+            DumperOptions opts = new DumperOptions();
+            opts.setDefaultFlowStyle(DumperOptions.FlowStyle.BLOCK);
+            Files.writeString(tmp.resolve("trainer.yaml"), new Yaml(opts).dump(y));
+            deleteRecursively(dir);
+            Files.move(tmp, dir, StandardCopyOption.ATOMIC_MOVE);
+            Path latestTmp = root.resolve("latest.tmp");
+            Files.writeString(latestTmp, name + "\n");
+            try {
+                Files.move(latestTmp, root.resolve("latest"), StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+            } catch (AtomicMoveNotSupportedException e) {
+                Files.move(latestTmp, root.resolve("latest"), StandardCopyOption.REPLACE_EXISTING);
+            }
+            prune(root, keep);
+            return dir;
+        } catch (IOException e) {
+            throw new UncheckedIOException("could not save checkpoint to " + dir + ": " + e.getMessage(), e);
+        }
+    }
+
+    /** The newest complete checkpoint under {@code outDir}, or null when there is none. */
+    public static Path latest(Path outDir) {
+        Path root = outDir.resolve("checkpoints");
+        Path pointer = root.resolve("latest");
+        try {
+            if (!Files.exists(pointer)) return null;
+            Path dir = root.resolve(Files.readString(pointer).trim());
+            if (!Files.isDirectory(dir)) throw new IllegalArgumentException(pointer + " names " + dir + ", which does not exist");
+            return dir;
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot read " + pointer + ": " + e.getMessage(), e);
+        }
+    }
+
+    /** Loads weights into {@code model}; names and shapes must match exactly. */
+    public static void loadModel(Path dir, Llama model) {
+        Path file = dir.resolve("model.safetensors");
+        try (SafetensorsFile f = open(file); Scope s = Scope.open()) {
+            for (var e : model.namedParameters().entrySet()) {
+                String name = e.getKey();
+                Tensor p = e.getValue();
+                if (!f.names().contains(name)) {
+                    if (name.equals("lm_head.weight")) throw new IllegalArgumentException(file + " has no lm_head.weight; is the model tied (model.tied_embeddings: true)?");
+                    throw new IllegalArgumentException(file + " has no tensor '" + name + "' that the model needs");
+                }
+                if (!Arrays.equals(f.shape(name), p.shape()))
+                    throw new IllegalArgumentException(file + ": '" + name + "' has shape " + Arrays.toString(f.shape(name))
+                            + " but the model expects " + Arrays.toString(p.shape()) + "; does the model config match the checkpoint?");
+                f.loadInto(name, p);
+            }
+        }
+    }
+
+    /** Restores optimizer state and returns the trainer state. */
+    public static State loadTraining(Path dir, Optimizer optimizer) {
+        State st = readState(dir);
+        if (!st.optimizer().equals(optimizer.name()))
+            throw new IllegalArgumentException(dir + " was saved with optimizer '" + st.optimizer() + "', the config asks for '" + optimizer.name() + "'");
+        try (SafetensorsFile f = open(dir.resolve("optimizer.safetensors")); Scope s = Scope.open()) {
+            Map<String, Tensor> tensors = new LinkedHashMap<>();
+            for (String n : f.names()) tensors.put(n, f.load(n));
+            optimizer.loadState(tensors, st.optimizerSteps());
+        }
+        return st;
+    }
+
+    private static SafetensorsFile open(Path file) {
+        try {
+            return Safetensors.open(file);
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot read " + file + ": " + e.getMessage(), e);
+        }
+    }
+
+    public static State readState(Path dir) {
+        Path file = dir.resolve("trainer.yaml");
+        try {
+            Map<?, ?> y = new Yaml(new SafeConstructor(new LoaderOptions())).load(Files.readString(file));
+            return new State(num(y, "step", file), num(y, "tokens_seen", file), num(y, "seed", file), num(y, "optimizer_steps", file),
+                    String.valueOf(y.get("optimizer")));
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot read " + file + ": " + e.getMessage(), e);
+        }
+    }
+
+    private static long num(Map<?, ?> y, String key, Path file) {
+        Object v = y.get(key);
+        if (!(v instanceof Number n)) throw new IllegalArgumentException(file + ": '" + key + "' is missing or not a number");
+        return n.longValue();
+    }
+
+    private static void prune(Path root, int keep) throws IOException {
+        List<Path> dirs = new ArrayList<>();
+        try (Stream<Path> s = Files.list(root)) {
+            s.filter(p -> Files.isDirectory(p) && p.getFileName().toString().matches("step-\\d{8}")).forEach(dirs::add);
+        }
+        dirs.sort(Comparator.comparing(p -> p.getFileName().toString()));
+        for (int i = 0; i < dirs.size() - keep; i++) deleteRecursively(dirs.get(i));
+    }
+
+    static void deleteRecursively(Path p) throws IOException {
+        if (!Files.exists(p)) return;
+        try (Stream<Path> s = Files.walk(p)) {
+            for (Path q : s.sorted(Comparator.reverseOrder()).toList()) Files.delete(q);
+        }
+    }
+}

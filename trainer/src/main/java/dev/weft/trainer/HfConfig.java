@@ -1,0 +1,107 @@
+package dev.weft.trainer;
+
+import dev.weft.core.model.LlamaConfig;
+import org.yaml.snakeyaml.LoaderOptions;
+import org.yaml.snakeyaml.Yaml;
+import org.yaml.snakeyaml.constructor.SafeConstructor;
+
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.Path;
+import java.util.Locale;
+import java.util.Map;
+
+/**
+ * The Hugging Face {@code config.json} of a Llama model. weft writes one beside every checkpoint,
+ * so a checkpoint directory loads in transformers with {@code LlamaForCausalLM.from_pretrained(dir)},
+ * and reads one to load a transformers checkpoint. The tokenizer weft trained with travels in the
+ * extra key {@code weft_tokenizer}.
+ */
+public final class HfConfig {
+    private HfConfig() {}
+
+    /** A model shape plus the tokenizer it was trained with (null for foreign checkpoints). */
+    public record Loaded(LlamaConfig model, String tokenizer) {}
+
+    public static void write(Path file, LlamaConfig c, String tokenizer) {
+        String json = String.format(Locale.ROOT, """
+                {
+                  "architectures": ["LlamaForCausalLM"],
+                  "model_type": "llama",
+                  "hidden_act": "silu",
+                  "hidden_size": %d,
+                  "intermediate_size": %d,
+                  "num_hidden_layers": %d,
+                  "num_attention_heads": %d,
+                  "num_key_value_heads": %d,
+                  "head_dim": %d,
+                  "vocab_size": %d,
+                  "max_position_embeddings": %d,
+                  "rope_theta": %s,
+                  "rms_norm_eps": %s,
+                  "tie_word_embeddings": %s,
+                  "initializer_range": %s,
+                  "attention_bias": false,
+                  "mlp_bias": false,
+                  "torch_dtype": "float32",
+                  "weft_tokenizer": "%s"
+                }
+                """, c.dModel(), c.ffnDim(), c.layers(), c.heads(), c.kvHeads(), c.headDim(), c.vocab(), c.maxSeqLen(),
+                Float.toString(c.ropeTheta()), Float.toString(c.normEps()), c.tiedEmbeddings(), Double.toString(c.initStd()), tokenizer);
+        try {
+            Files.writeString(file, json);
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot write " + file + ": " + e.getMessage(), e);
+        }
+    }
+
+    public static Loaded read(Path file) {
+        Map<?, ?> j;
+        try {
+            Object parsed = new Yaml(new SafeConstructor(new LoaderOptions())).load(Files.readString(file));
+            if (!(parsed instanceof Map<?, ?> m)) throw new IllegalArgumentException(file + " is not a JSON object");
+            j = m;
+        } catch (NoSuchFileException e) {
+            throw new IllegalArgumentException("no config.json at " + file + "; is this a weft or Hugging Face checkpoint directory?");
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot read " + file + ": " + e.getMessage(), e);
+        } catch (RuntimeException e) {
+            if (e instanceof IllegalArgumentException) throw e;
+            throw new IllegalArgumentException("malformed JSON in " + file + ": " + e.getMessage());
+        }
+        Object type = j.get("model_type");
+        if (type != null && !"llama".equals(type))
+            throw new IllegalArgumentException(file + ": model_type '" + type + "' is not supported (weft loads Llama models)");
+        int hidden = intOf(j, "hidden_size", file, null);
+        int heads = intOf(j, "num_attention_heads", file, null);
+        if (j.get("head_dim") != null && intOf(j, "head_dim", file, null) != hidden / heads)
+            throw new IllegalArgumentException(file + ": head_dim != hidden_size / num_attention_heads is not supported");
+        LlamaConfig c = new LlamaConfig(intOf(j, "num_hidden_layers", file, null), hidden, heads,
+                intOf(j, "num_key_value_heads", file, heads), intOf(j, "intermediate_size", file, null), intOf(j, "vocab_size", file, null),
+                intOf(j, "max_position_embeddings", file, 2048), (float) numOf(j, "rope_theta", file, 10000.0),
+                (float) numOf(j, "rms_norm_eps", file, 1e-6), Boolean.TRUE.equals(j.get("tie_word_embeddings")),
+                numOf(j, "initializer_range", file, 0.02));
+        Object tok = j.get("weft_tokenizer");
+        return new Loaded(c, tok == null ? null : tok.toString());
+    }
+
+    private static int intOf(Map<?, ?> j, String key, Path file, Integer fallback) {
+        Object v = j.get(key);
+        if (v == null && fallback != null) return fallback;
+        if (!(v instanceof Number n)) throw new IllegalArgumentException(file + ": '" + key + "' is missing or not an integer");
+        return n.intValue();
+    }
+
+    private static double numOf(Map<?, ?> j, String key, Path file, double fallback) {
+        Object v = j.get(key);
+        if (v == null) return fallback;
+        if (v instanceof Number n) return n.doubleValue();
+        try {
+            return Double.parseDouble(v.toString()); // YAML 1.1 reads 1e-05 as a string
+        } catch (NumberFormatException e) {
+            throw new IllegalArgumentException(file + ": '" + key + "' = " + v + " is not a number");
+        }
+    }
+}

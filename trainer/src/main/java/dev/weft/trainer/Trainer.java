@@ -1,0 +1,306 @@
+package dev.weft.trainer;
+
+import dev.weft.core.Autograd;
+import dev.weft.core.Bytes;
+import dev.weft.core.MemoryPool;
+import dev.weft.core.Scope;
+import dev.weft.core.Tensor;
+import dev.weft.core.model.Llama;
+import dev.weft.core.ops.CrossEntropy;
+import dev.weft.core.ops.Elementwise;
+import dev.weft.optimizers.AdamW;
+import dev.weft.optimizers.GradientClipping;
+import dev.weft.optimizers.Optimizer;
+import dev.weft.trainer.config.TrainConfig;
+import dev.weft.trainer.data.BatchSampler;
+import dev.weft.trainer.data.Prepare;
+import dev.weft.trainer.data.PreparedData;
+import dev.weft.trainer.data.TokenShard;
+import dev.weft.trainer.data.Tokenizer;
+import dev.weft.trainer.data.UnigramBaseline;
+import dev.weft.trainer.metrics.LossPlot;
+import dev.weft.trainer.metrics.MetricsLog;
+import dev.weft.trainer.metrics.ProgressBar;
+import dev.weft.trainer.schedule.LrSchedule;
+
+import java.io.IOException;
+import java.io.PrintStream;
+import java.io.UncheckedIOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * The single-process training loop: gradient accumulation over micro-batches, global-norm
+ * clipping, AdamW under a warmup-cosine schedule, periodic evaluation and checkpoints, metrics
+ * as JSONL and a loss-curve PNG, and a generated sample at the end.
+ *
+ * <p>Every input to a step is a pure function of (config, step): the batch comes from the
+ * sampler by step index and the learning rate from the schedule. Resuming from a checkpoint
+ * therefore continues bit-for-bit as if the run had never stopped.
+ */
+public final class Trainer implements AutoCloseable {
+    /** What a run produced. */
+    public record Result(long steps, double lastTrainLoss, double lastValLoss, double unigramBaseline, String sample,
+                         List<Double> trainLosses, Path outDir) {}
+
+    /** Time spent per phase, in nanoseconds, over the steps run. */
+    public record Timing(long data, long forward, long backward, long optimizer, long steps) {}
+
+    private final TrainConfig cfg;
+    private final PrintStream out;
+    private final Tokenizer tokenizer;
+    private final TokenShard trainShard, valShard;
+    private final BatchSampler trainSampler, valSampler;
+    private final Llama model;
+    private final Optimizer optimizer;
+    private final LrSchedule schedule;
+    private long tData, tForward, tBackward, tOptimizer, timedSteps;
+
+    public Trainer(TrainConfig cfg, PrintStream out) {
+        this.cfg = cfg;
+        this.out = out;
+        if (cfg.train().memoryBudgetMiB() > 0) MemoryPool.host().setBudget(cfg.train().memoryBudgetMiB() << 20);
+        this.tokenizer = Tokenizer.byName(cfg.data().tokenizer());
+        if (tokenizer.vocabSize() > cfg.model().vocab())
+            throw new IllegalArgumentException("model.vocab = " + cfg.model().vocab() + " is smaller than the vocabulary of tokenizer '"
+                    + tokenizer.name() + "' (" + tokenizer.vocabSize() + "); set model.vocab >= " + tokenizer.vocabSize());
+        PreparedData prepared = Prepare.ensure(cfg.data().text(), cfg.data().cacheDir(), tokenizer, cfg.data().valFraction(), out);
+        this.trainShard = TokenShard.open(prepared.train());
+        this.valShard = TokenShard.open(prepared.val());
+        TrainConfig.Train t = cfg.train();
+        this.trainSampler = new BatchSampler(trainShard, t.seqLen(), t.microBatch(), 1, t.gradAccum(), t.seed());
+        this.valSampler = new BatchSampler(valShard, t.seqLen(), t.microBatch(), 1, t.seed());
+        this.model = new Llama(cfg.model(), t.seed());
+        TrainConfig.Optim o = cfg.optimizer();
+        this.optimizer = new AdamW(model.namedParameters(), new AdamW.Settings(o.beta1(), o.beta2(), o.eps(), o.weightDecay()));
+        this.schedule = LrSchedule.warmupCosine(o.lr(), o.minLr(), o.warmupSteps(), t.steps());
+    }
+
+    public Llama model() {
+        return model;
+    }
+
+    public Tokenizer tokenizer() {
+        return tokenizer;
+    }
+
+    public Timing timing() {
+        return new Timing(tData, tForward, tBackward, tOptimizer, timedSteps);
+    }
+
+    /** Trains to {@code train.steps}, resuming from the newest checkpoint when {@code resume} is set. */
+    public Result run(boolean resume) {
+        return run(resume, 0);
+    }
+
+    /**
+     * Trains from the newest checkpoint (when {@code resume}) and stops after step {@code stopAfter}
+     * (0: run to train.steps), saving a checkpoint there, as an interrupted run would have. The
+     * learning-rate schedule still spans train.steps, so a later {@code --resume} continues the same run.
+     */
+    public Result run(boolean resume, long stopAfter) {
+        TrainConfig.Train t = cfg.train();
+        Path outDir = t.outDir();
+        long start = 0, tokensSeen = 0;
+        try {
+            Files.createDirectories(outDir);
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot create output directory " + outDir + ": " + e.getMessage(), e);
+        }
+        if (resume) {
+            Path ckpt = Checkpoint.latest(outDir);
+            if (ckpt == null) {
+                out.println("weft: --resume given but " + outDir.resolve("checkpoints") + " holds no checkpoint; starting from step 0");
+            } else {
+                Checkpoint.loadModel(ckpt, model);
+                Checkpoint.State st = Checkpoint.loadTraining(ckpt, optimizer);
+                if (st.seed() != t.seed())
+                    throw new IllegalArgumentException(ckpt + " was trained with train.seed = " + st.seed() + ", the config says " + t.seed()
+                            + "; resuming with another seed would not continue the same run");
+                start = st.step();
+                tokensSeen = st.tokensSeen();
+                out.printf("weft: resumed from %s (step %d, %s tokens seen)%n", ckpt, start, tokensSeen);
+            }
+        }
+        Path metricsFile = outDir.resolve("metrics.jsonl");
+        List<Map<String, Object>> history = keepHistoryUpTo(metricsFile, resume ? start : -1);
+        double baseline = UnigramBaseline.crossEntropy(trainShard, valShard);
+        printHeader(baseline);
+
+        List<Double> losses = new ArrayList<>();
+        double lastLoss = Double.NaN, lastVal = Double.NaN;
+        ProgressBar bar = new ProgressBar(out, t.steps(), ProgressBar.isTerminal());
+        try (MetricsLog metrics = openMetrics(metricsFile, true)) {
+            long end = stopAfter > 0 ? Math.min(stopAfter, t.steps()) : t.steps();
+            for (long step = start; step < end; step++) {
+                long t0 = System.nanoTime();
+                double lr = schedule.lr(step);
+                double[] lossAndNorm = trainStep(step, lr);
+                lastLoss = lossAndNorm[0];
+                losses.add(lastLoss);
+                tokensSeen += t.tokensPerStep();
+                double seconds = (System.nanoTime() - t0) / 1e9;
+                Map<String, Object> rec = new LinkedHashMap<>();
+                rec.put("step", step + 1);
+                rec.put("loss", lastLoss);
+                rec.put("lr", lr);
+                rec.put("grad_norm", lossAndNorm[1]);
+                rec.put("tokens", tokensSeen);
+                rec.put("step_seconds", seconds);
+                rec.put("tokens_per_second", t.tokensPerStep() / seconds);
+                boolean last = step + 1 == end;
+                if (t.evalEvery() > 0 && ((step + 1) % t.evalEvery() == 0 || last)) {
+                    lastVal = evaluate();
+                    rec.put("val_loss", lastVal);
+                    bar.message(String.format("step %d: val loss %.4f (unigram baseline %.4f)", step + 1, lastVal, baseline));
+                }
+                metrics.log(rec);
+                history.add(rec);
+                bar.update(step + 1, lastLoss, t.tokensPerStep() / seconds);
+                if (t.saveEvery() > 0 && (step + 1) % t.saveEvery() == 0 || last && (t.saveEvery() > 0 || end < t.steps())) {
+                    Checkpoint.save(outDir, new Checkpoint.State(step + 1, tokensSeen, t.seed(), optimizer.steps(), optimizer.name()),
+                            model, tokenizer.name(), optimizer, t.keepCheckpoints());
+                }
+            }
+        }
+        bar.finish();
+        if (Double.isNaN(lastVal) && t.evalEvery() > 0 && start < t.steps()) lastVal = evaluate();
+        writePlot(outDir, history);
+        String sample = sample();
+        out.printf("%nfinal: train loss %.4f, val loss %.4f, unigram baseline %.4f nats/token (%s)%n", lastLoss, lastVal, baseline,
+                lastVal < baseline ? String.format("%.1f%% below", 100 * (1 - lastVal / baseline)) : "NOT below the baseline");
+        out.printf("memory: peak live %s, weights %s, gradients %s, optimizer state %s%n", Bytes.human(MemoryPool.host().peakLiveBytes()),
+                Bytes.human(model.parameterCount() * 4), Bytes.human(model.parameterCount() * 4), Bytes.human(optimizer.stateBytes()));
+        out.println("metrics: " + metricsFile + ", loss curve: " + outDir.resolve("loss.png"));
+        return new Result(t.steps(), lastLoss, lastVal, baseline, sample, losses, outDir);
+    }
+
+    /** One optimizer step over grad_accum micro-batches; returns {mean loss, gradient norm}. */
+    double[] trainStep(long step, double lr) {
+        TrainConfig.Train t = cfg.train();
+        int accum = t.gradAccum();
+        double lossSum = 0;
+        for (Tensor p : model.namedParameters().values()) p.zeroGrad();
+        for (int micro = 0; micro < accum; micro++) {
+            long a = System.nanoTime();
+            BatchSampler.Batch b = trainSampler.batch(step, micro, 0);
+            long bt = System.nanoTime();
+            tData += bt - a;
+            try (Scope s = Scope.open()) {
+                Tensor logits = model.forward(b.inputs(), b.rows(), b.seqLen());
+                Tensor loss = CrossEntropy.loss(logits, b.targets(), -1);
+                lossSum += loss.item();
+                Tensor scaled = accum == 1 ? loss : Elementwise.scale(loss, 1f / accum);
+                long ft = System.nanoTime();
+                tForward += ft - bt;
+                scaled.backward();
+                tBackward += System.nanoTime() - ft;
+            }
+        }
+        long o = System.nanoTime();
+        double norm = GradientClipping.clip(model.namedParameters().values(), cfg.optimizer().gradClip());
+        optimizer.step(lr);
+        tOptimizer += System.nanoTime() - o;
+        timedSteps++;
+        return new double[] {lossSum / accum, norm};
+    }
+
+    /** Mean validation loss over eval_batches fixed batches. */
+    public double evaluate() {
+        int n = Math.min(cfg.train().evalBatches(), valSampler.evalBatches());
+        double sum = 0;
+        try (var ng = Autograd.noGrad()) {
+            for (int i = 0; i < n; i++) {
+                BatchSampler.Batch b = valSampler.evalBatch(i);
+                try (Scope s = Scope.open()) {
+                    sum += CrossEntropy.loss(model.forward(b.inputs(), b.rows(), b.seqLen()), b.targets(), -1).item();
+                }
+            }
+        }
+        return sum / n;
+    }
+
+    /** Generates the configured sample and prints it. */
+    public String sample() {
+        TrainConfig.Sample s = cfg.sample();
+        if (s.tokens() == 0) return "";
+        int[] prompt = tokenizer.encode(s.prompt());
+        if (prompt.length == 0) prompt = new int[] {tokenizer.endOfText()};
+        int[] gen = new Generator(model, cfg.train().seed()).generate(prompt, s.tokens(), s.temperature(), s.topK());
+        String text = tokenizer.decode(gen);
+        out.println("\n--- sample (temperature " + s.temperature() + ", top-k " + s.topK() + ") ---");
+        out.println(s.prompt() + text);
+        out.println("---");
+        return text;
+    }
+
+    private void printHeader(double baseline) {
+        TrainConfig.Train t = cfg.train();
+        out.printf("model: %d layers, d_model %d, %d heads (%d kv), ffn %d, vocab %d: %.2fM parameters (%.2fM non-embedding)%n",
+                cfg.model().layers(), cfg.model().dModel(), cfg.model().heads(), cfg.model().kvHeads(), cfg.model().ffnDim(),
+                cfg.model().vocab(), model.parameterCount() / 1e6, cfg.model().nonEmbeddingParameters() / 1e6);
+        out.printf("data: %,d train / %,d val tokens (%s); %d x %d x %d = %,d tokens per step%n", trainShard.count(), valShard.count(),
+                tokenizer.name(), t.microBatch(), t.gradAccum(), t.seqLen(), t.tokensPerStep());
+        out.printf("memory: weights %s, gradients %s, optimizer state %s (%s)%n", Bytes.human(model.parameterCount() * 4),
+                Bytes.human(model.parameterCount() * 4), Bytes.human(optimizer.stateBytes()), optimizer.name());
+        out.printf("unigram baseline (val cross-entropy of train token frequencies): %.4f nats/token%n", baseline);
+    }
+
+    /** Metrics logged before {@code upTo}; a resumed run drops what a crashed run logged past its checkpoint. */
+    private static List<Map<String, Object>> keepHistoryUpTo(Path file, long upTo) {
+        List<Map<String, Object>> kept = new ArrayList<>();
+        try {
+            if (upTo < 0 || !Files.exists(file)) {
+                Files.deleteIfExists(file);
+                return kept;
+            }
+            for (Map<String, Object> r : MetricsLog.read(file)) {
+                if (r.get("step") instanceof Number n && n.longValue() <= upTo) kept.add(r);
+            }
+            Files.delete(file);
+            try (MetricsLog log = openMetrics(file, false)) {
+                for (Map<String, Object> r : kept) log.log(r);
+            }
+            return kept;
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot rewrite " + file + ": " + e.getMessage(), e);
+        }
+    }
+
+    private static MetricsLog openMetrics(Path file, boolean append) {
+        try {
+            return MetricsLog.open(file, append);
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot write metrics to " + file + ": " + e.getMessage(), e);
+        }
+    }
+
+    private static void writePlot(Path outDir, List<Map<String, Object>> history) {
+        List<double[]> train = new ArrayList<>(), val = new ArrayList<>();
+        for (Map<String, Object> r : history) {
+            double step = ((Number) r.get("step")).doubleValue();
+            if (r.get("loss") instanceof Number l) train.add(new double[] {step, l.doubleValue()});
+            if (r.get("val_loss") instanceof Number v) val.add(new double[] {step, v.doubleValue()});
+        }
+        Map<String, List<double[]>> series = new LinkedHashMap<>();
+        series.put("train", train);
+        series.put("validation", val);
+        try {
+            LossPlot.write(outDir.resolve("loss.png"), "weft training loss", "cross-entropy (nats/token)", series);
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot write the loss curve: " + e.getMessage(), e);
+        }
+    }
+
+    @Override
+    public void close() {
+        optimizer.close();
+        model.close();
+        trainShard.close();
+        valShard.close();
+    }
+}

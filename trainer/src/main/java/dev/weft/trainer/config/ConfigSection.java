@@ -1,0 +1,108 @@
+package dev.weft.trainer.config;
+
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+
+/**
+ * One mapping of a YAML config, read key by key with validation. Every read records the key as
+ * known; {@link #finish()} then rejects whatever was not read, listing the allowed keys, so a typo
+ * never passes silently.
+ */
+final class ConfigSection {
+    private final String path;
+    private final Map<String, Object> values;
+    private final Set<String> known = new LinkedHashSet<>();
+
+    ConfigSection(String path, Map<String, Object> values) {
+        this.path = path;
+        this.values = values == null ? Map.of() : values;
+    }
+
+    ConfigSection section(String key) {
+        known.add(key);
+        Object v = values.get(key);
+        if (v == null) return new ConfigSection(qualify(key), new LinkedHashMap<>());
+        if (!(v instanceof Map<?, ?> m)) throw error(key, v, "a mapping of keys to values");
+        Map<String, Object> typed = new LinkedHashMap<>();
+        for (var e : m.entrySet()) typed.put(String.valueOf(e.getKey()), e.getValue());
+        return new ConfigSection(qualify(key), typed);
+    }
+
+    int integer(String key, int fallback, int min, int max) {
+        known.add(key);
+        Object v = values.get(key);
+        if (v == null) return fallback;
+        long n;
+        if (v instanceof Integer || v instanceof Long) n = ((Number) v).longValue();
+        else if (v instanceof Double d && d == Math.rint(d) && !d.isInfinite()) n = d.longValue();
+        else throw error(key, v, "an integer" + range(min, max));
+        if (n < min || n > max) throw error(key, v, "an integer" + range(min, max));
+        return (int) n;
+    }
+
+    double number(String key, double fallback, double min, double max) {
+        known.add(key);
+        Object v = values.get(key);
+        if (v == null) return fallback;
+        if (!(v instanceof Number num)) throw error(key, v, "a number" + range(min, max));
+        double d = num.doubleValue();
+        if (!(d >= min && d <= max)) throw error(key, v, "a number" + range(min, max));
+        return d;
+    }
+
+    boolean bool(String key, boolean fallback) {
+        known.add(key);
+        Object v = values.get(key);
+        if (v == null) return fallback;
+        if (!(v instanceof Boolean b)) throw error(key, v, "true or false");
+        return b;
+    }
+
+    String string(String key, String fallback, String... allowed) {
+        known.add(key);
+        Object v = values.get(key);
+        if (v == null) return fallback;
+        if (!(v instanceof String) && !(v instanceof Number)) throw error(key, v, "a string");
+        String s = String.valueOf(v);
+        if (allowed.length > 0 && !List.of(allowed).contains(s)) throw error(key, v, "one of " + String.join(", ", allowed));
+        return s;
+    }
+
+    /** Rejects keys that were never read. */
+    void finish() {
+        List<String> unknown = new ArrayList<>();
+        for (String k : values.keySet()) if (!known.contains(k)) unknown.add(k);
+        if (!unknown.isEmpty()) {
+            throw new ConfigException("unknown key" + (unknown.size() > 1 ? "s " : " ") + String.join(", ", unknown.stream().map(this::qualify).toList())
+                    + " in " + (path.isEmpty() ? "the config" : "'" + path + "'") + "; allowed: " + String.join(", ", known));
+        }
+    }
+
+    String qualify(String key) {
+        return path.isEmpty() ? key : path + "." + key;
+    }
+
+    ConfigException error(String key, Object value, String expected) {
+        return new ConfigException(qualify(key) + " = " + render(value) + " is invalid: expected " + expected);
+    }
+
+    private static String render(Object v) {
+        return v instanceof String s ? "'" + s + "'" : String.valueOf(v);
+    }
+
+    private static String range(double min, double max) {
+        boolean lo = min > -Double.MAX_VALUE && min != Integer.MIN_VALUE, hi = max < Double.MAX_VALUE && max != Integer.MAX_VALUE;
+        if (lo && hi) return " in [" + fmt(min) + ", " + fmt(max) + "]";
+        if (lo) return " >= " + fmt(min);
+        if (hi) return " <= " + fmt(max);
+        return "";
+    }
+
+    private static String fmt(double d) {
+        return d == Math.rint(d) && Math.abs(d) < 1e15 ? Long.toString((long) d) : Double.toString(d);
+    }
+}

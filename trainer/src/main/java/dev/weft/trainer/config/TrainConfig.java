@@ -1,0 +1,154 @@
+package dev.weft.trainer.config;
+
+import dev.weft.core.model.LlamaConfig;
+import org.yaml.snakeyaml.LoaderOptions;
+import org.yaml.snakeyaml.Yaml;
+import org.yaml.snakeyaml.constructor.SafeConstructor;
+import org.yaml.snakeyaml.error.MarkedYAMLException;
+import org.yaml.snakeyaml.error.YAMLException;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.Path;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * A training run's configuration, read from YAML with {@code --set key=value} overrides. Every
+ * field is validated; an error names the key, the value and what is allowed. See
+ * examples/tinyshakespeare.yaml for a documented example of every section.
+ */
+public record TrainConfig(LlamaConfig model, Data data, Train train, Optim optimizer, Sample sample, Path source) {
+
+    /** Where the tokens come from. */
+    public record Data(Path text, String tokenizer, double valFraction, Path cacheDir) {}
+
+    /** The loop: batch geometry, length, cadence of evaluation, logging and checkpoints. */
+    public record Train(int steps, int microBatch, int gradAccum, int seqLen, long seed, int evalEvery, int evalBatches,
+                        int saveEvery, int keepCheckpoints, Path outDir, long memoryBudgetMiB) {
+        public long tokensPerStep() {
+            return (long) microBatch * gradAccum * seqLen;
+        }
+    }
+
+    /** The optimizer and learning-rate schedule. */
+    public record Optim(String name, double lr, double minLr, int warmupSteps, double weightDecay, double beta1,
+                        double beta2, double eps, double gradClip) {}
+
+    /** The sample printed at the end of training. */
+    public record Sample(String prompt, int tokens, double temperature, int topK) {}
+
+    public static TrainConfig load(Path file, List<String> overrides) {
+        Map<String, Object> root;
+        try {
+            String text = Files.readString(file);
+            Object parsed = new Yaml(new SafeConstructor(new LoaderOptions())).load(text);
+            if (parsed == null) parsed = new LinkedHashMap<>();
+            if (!(parsed instanceof Map<?, ?>)) throw new ConfigException(file + ": the top level must be a mapping of sections (model, data, train, ...)");
+            root = deepCopy((Map<?, ?>) parsed);
+        } catch (NoSuchFileException e) {
+            throw new ConfigException("config file not found: " + file);
+        } catch (IOException e) {
+            throw new ConfigException("cannot read config file " + file + ": " + e.getMessage());
+        } catch (MarkedYAMLException e) {
+            throw new ConfigException("malformed YAML in " + file + " at line " + (e.getProblemMark().getLine() + 1)
+                    + ", column " + (e.getProblemMark().getColumn() + 1) + ": " + e.getProblem());
+        } catch (YAMLException e) {
+            throw new ConfigException("malformed YAML in " + file + ": " + e.getMessage());
+        }
+        for (String o : overrides) applyOverride(root, o);
+        Path base = file.toAbsolutePath().getParent();
+        return parse(root, base, file);
+    }
+
+    static TrainConfig parse(Map<String, Object> root, Path base, Path source) {
+        ConfigSection top = new ConfigSection("", root);
+
+        ConfigSection m = top.section("model");
+        int vocab = m.integer("vocab", 256, 1, 1 << 24);
+        LlamaConfig model;
+        try {
+            model = new LlamaConfig(
+                    m.integer("layers", 4, 1, 1024), m.integer("d_model", 256, 1, 1 << 16), m.integer("heads", 4, 1, 4096),
+                    m.integer("kv_heads", m.integer("heads", 4, 1, 4096), 1, 4096), m.integer("ffn_dim", 768, 1, 1 << 20), vocab,
+                    m.integer("max_seq_len", 256, 1, 1 << 20), (float) m.number("rope_theta", 10000, 1e-6, 1e12),
+                    (float) m.number("norm_eps", 1e-5, 1e-12, 1), m.bool("tied_embeddings", false), m.number("init_std", 0.02, 1e-8, 10));
+        } catch (ConfigException e) {
+            throw e;
+        } catch (IllegalArgumentException e) {
+            throw new ConfigException(e.getMessage());
+        }
+        m.finish();
+
+        ConfigSection d = top.section("data");
+        String text = d.string("text", null);
+        if (text == null) throw new ConfigException("data.text is required: the path of a UTF-8 text file (or directory of .txt files) to train on");
+        Data data = new Data(base.resolve(text).normalize(), d.string("tokenizer", "byte", "byte", "gpt2"),
+                d.number("val_fraction", 0.1, 1e-6, 0.5), base.resolve(d.string("cache_dir", "../runs/data-cache")).normalize());
+        d.finish();
+
+        ConfigSection t = top.section("train");
+        Train train = new Train(t.integer("steps", 1000, 1, Integer.MAX_VALUE), t.integer("micro_batch", 8, 1, 1 << 16),
+                t.integer("grad_accum", 1, 1, 1 << 16), t.integer("seq_len", model.maxSeqLen(), 1, model.maxSeqLen()),
+                t.integer("seed", 1234, 0, Integer.MAX_VALUE), t.integer("eval_every", 100, 0, Integer.MAX_VALUE),
+                t.integer("eval_batches", 20, 1, 1 << 20), t.integer("save_every", 0, 0, Integer.MAX_VALUE),
+                t.integer("keep_checkpoints", 2, 1, 1000), base.resolve(t.string("out_dir", "../runs/default")).normalize(),
+                t.integer("memory_budget_mib", 0, 0, Integer.MAX_VALUE));
+        t.finish();
+
+        ConfigSection o = top.section("optimizer");
+        double lr = o.number("lr", 1e-3, 0, 10);
+        Optim optim = new Optim(o.string("name", "adamw", "adamw"), lr, o.number("min_lr", lr / 10, 0, lr),
+                o.integer("warmup_steps", 0, 0, Integer.MAX_VALUE), o.number("weight_decay", 0.1, 0, 10),
+                o.number("beta1", 0.9, 0, 0.999999), o.number("beta2", 0.95, 0, 0.99999999), o.number("eps", 1e-8, 1e-30, 1),
+                o.number("grad_clip", 1.0, 0, 1e9));
+        if (optim.warmupSteps() > train.steps())
+            throw new ConfigException("optimizer.warmup_steps = " + optim.warmupSteps() + " is invalid: expected at most train.steps = " + train.steps());
+        o.finish();
+
+        ConfigSection s = top.section("sample");
+        Sample sample = new Sample(s.string("prompt", "\n"), s.integer("tokens", 200, 0, 1 << 20),
+                s.number("temperature", 0.8, 0, 100), s.integer("top_k", 40, 0, 1 << 24));
+        s.finish();
+        top.finish();
+        return new TrainConfig(model, data, train, optim, sample, source);
+    }
+
+    /** Applies one {@code a.b.c=value}; the value is read as a YAML scalar (so 3 is a number, true a boolean). */
+    static void applyOverride(Map<String, Object> root, String assignment) {
+        int eq = assignment.indexOf('=');
+        if (eq <= 0) throw new ConfigException("--set expects key=value (for example train.steps=100), got '" + assignment + "'");
+        String key = assignment.substring(0, eq).trim();
+        String raw = assignment.substring(eq + 1);
+        Object value;
+        try {
+            value = raw.isEmpty() ? "" : new Yaml(new SafeConstructor(new LoaderOptions())).load(raw);
+        } catch (YAMLException e) {
+            value = raw;
+        }
+        String[] parts = key.split("\\.");
+        Map<String, Object> node = root;
+        for (int i = 0; i < parts.length - 1; i++) {
+            Object child = node.get(parts[i]);
+            if (child == null) {
+                child = new LinkedHashMap<String, Object>();
+                node.put(parts[i], child);
+            }
+            if (!(child instanceof Map<?, ?>)) throw new ConfigException("--set " + key + ": '" + parts[i] + "' is not a section");
+            @SuppressWarnings("unchecked") Map<String, Object> next = (Map<String, Object>) child;
+            node = next;
+        }
+        node.put(parts[parts.length - 1], value);
+    }
+
+    private static Map<String, Object> deepCopy(Map<?, ?> m) {
+        Map<String, Object> out = new LinkedHashMap<>();
+        for (var e : m.entrySet()) {
+            Object v = e.getValue();
+            out.put(String.valueOf(e.getKey()), v instanceof Map<?, ?> mm ? deepCopy(mm) : v);
+        }
+        return out;
+    }
+}
