@@ -22,7 +22,18 @@ import java.util.Set;
 public final class Autograd {
     private static final ThreadLocal<Boolean> DISABLED = ThreadLocal.withInitial(() -> false);
 
+    /** With -Dweft.profile=true, backward time is summed per op name (see {@link #backwardProfile()}). */
+    private static final boolean PROFILE = Boolean.getBoolean("weft.profile");
+    private static final Map<String, Long> BACKWARD_NANOS = new java.util.concurrent.ConcurrentHashMap<>();
+
     private Autograd() {}
+
+    /** Nanoseconds spent in each op's backward since the last call (empty unless -Dweft.profile=true). */
+    public static Map<String, Long> backwardProfile() {
+        Map<String, Long> copy = new java.util.TreeMap<>(BACKWARD_NANOS);
+        BACKWARD_NANOS.clear();
+        return copy;
+    }
 
     /** A scope in which ops record nothing for backward (evaluation, generation, optimizer updates). */
     public static SavedTensorHooks.Installed noGrad() {
@@ -70,11 +81,13 @@ public final class Autograd {
                 Tensor g = grads.remove(fn);
                 if (g == null) continue; // nothing flowed here (unused branch)
                 Tensor[] inGrads;
+                long t0 = PROFILE ? System.nanoTime() : 0;
                 try {
                     inGrads = fn.backward(g);
                 } finally {
                     fn.releaseSaved();
                 }
+                if (PROFILE) BACKWARD_NANOS.merge(fn.name(), System.nanoTime() - t0, Long::sum);
                 route(fn, g, inGrads, grads, leafEdges);
             }
         } finally {

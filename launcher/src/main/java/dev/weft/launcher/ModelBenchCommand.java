@@ -47,15 +47,47 @@ public final class ModelBenchCommand implements Callable<Integer> {
         LlamaConfig c = new LlamaConfig(layers, dModel, heads, kvHeads, ffn, vocab, seq, 10000f, 1e-5f, false, 0.02);
         System.out.printf("reference config: %d layers, d_model %d, %d heads (%d kv), SwiGLU ffn %d, seq %d, vocab %d, batch %d, AdamW%n",
                 layers, dModel, heads, kvHeads, ffn, seq, vocab, batch);
-        double sgemm = sgemmGflops();
-        System.out.printf("%nsgemm baseline (OpenBLAS via JavaCPP, 2048^3): %.1f GFLOP/s%n", sgemm);
-        gemmPathTable(c);
-        stepBench(c, sgemm);
+        // weft's own measurements first: OpenBLAS's worker threads keep spinning for a while after a
+        // multi-threaded call and would steal the cores from whatever runs next.
+        StepFigures step = stepBench(c);
+        int rows = batch * seq;
+        int[][] shapes = {{rows, c.dModel(), c.dModel()}, {rows, c.ffnDim(), c.dModel()}, {rows, c.dModel(), c.ffnDim()}, {rows, c.vocab(), c.dModel()}};
+        long[] ours = new long[shapes.length], direct = new long[shapes.length];
+        for (int i = 0; i < shapes.length; i++) ours[i] = oursLinear(shapes[i]);
+        double sgemm = withBlasThreads(() -> {
+            for (int i = 0; i < shapes.length; i++) direct[i] = directLinear(shapes[i]);
+            return squareSgemm();
+        });
+
+        System.out.printf("%nsgemm baseline (OpenBLAS called directly via JavaCPP, its threads on %d cores, 2048^3): %.1f GFLOP/s%n",
+                dev.weft.core.kernels.Parallel.threads(), sgemm);
+        System.out.println("\nGEMM path: x[M,K] . W[N,K]^T (the model's projections), weft's linear() against cblas_sgemm called directly");
+        System.out.println("| M x N x K | weft linear GFLOP/s | OpenBLAS direct GFLOP/s | ratio |");
+        System.out.println("|---|---|---|---|");
+        for (int i = 0; i < shapes.length; i++) {
+            double flops = 2.0 * shapes[i][0] * shapes[i][1] * shapes[i][2];
+            System.out.printf("| %d x %d x %d | %.1f | %.1f | %.3f |%n", shapes[i][0], shapes[i][1], shapes[i][2], flops / ours[i],
+                    flops / direct[i], (double) direct[i] / ours[i]);
+        }
+        step.print(c, batch, seq, sgemm);
         return 0;
     }
 
-    /** Throughput of one large square sgemm, called straight through JavaCPP. */
-    static double sgemmGflops() {
+    /**
+     * Runs {@code body} with OpenBLAS's own threading on all cores, its default configuration when
+     * called directly (weft keeps it single-threaded and splits products over its own pool).
+     */
+    static <T> T withBlasThreads(java.util.function.Supplier<T> body) {
+        dev.weft.core.kernels.Gemm.setBlasThreads(dev.weft.core.kernels.Parallel.threads());
+        try {
+            return body.get();
+        } finally {
+            dev.weft.core.kernels.Gemm.setBlasThreads(1);
+        }
+    }
+
+    /** Throughput of one large square sgemm, called straight through JavaCPP with OpenBLAS's threads on all cores. */
+    private static double squareSgemm() {
         int n = 2048;
         try (FloatPointer a = new FloatPointer(n * n); FloatPointer b = new FloatPointer(n * n); FloatPointer cc = new FloatPointer(n * n)) {
             fill(a, n * n);
@@ -71,33 +103,51 @@ public final class ModelBenchCommand implements Callable<Integer> {
         }
     }
 
-    /** Our linear() (tensor allocation, FFM downcall) against cblas_sgemm on the same shapes. */
-    private void gemmPathTable(LlamaConfig c) {
-        int rows = batch * seq;
-        int[][] shapes = {{rows, c.dModel(), c.dModel()}, {rows, c.ffnDim(), c.dModel()}, {rows, c.dModel(), c.ffnDim()}, {rows, c.vocab(), c.dModel()}};
-        System.out.println("\nGEMM path: x[M,K] . W[N,K]^T (the model's projections)");
-        System.out.println("| M x N x K | weft linear GFLOP/s | OpenBLAS direct GFLOP/s | ratio |");
-        System.out.println("|---|---|---|---|");
-        for (int[] s : shapes) {
-            int m = s[0], n = s[1], k = s[2];
-            double flops = 2.0 * m * n * k;
-            long ours;
-            try (Scope sc = Scope.open()) {
-                Tensor x = Tensor.full(0.5f, m, k), w = Tensor.full(0.25f, n, k);
-                Matmul.linear(x, w).close();
-                ours = best(() -> Matmul.linear(x, w).close());
-            }
-            long direct;
-            try (FloatPointer a = new FloatPointer((long) m * k); FloatPointer b = new FloatPointer((long) n * k); FloatPointer cc = new FloatPointer((long) m * n)) {
-                fill(a, (long) m * k);
-                fill(b, (long) n * k);
-                direct = best(() -> openblas.cblas_sgemm(openblas.CblasRowMajor, openblas.CblasNoTrans, openblas.CblasTrans, m, n, k, 1f, a, k, b, k, 0f, cc, n));
-            }
-            System.out.printf("| %d x %d x %d | %.1f | %.1f | %.3f |%n", m, n, k, flops / ours, flops / direct, (double) direct / ours);
+    /** Best time of weft's linear() (tensor allocation, FFM downcall, panel split) on x[M,K] . W[N,K]^T. */
+    private static long oursLinear(int[] s) {
+        int m = s[0], n = s[1], k = s[2];
+        try (Scope sc = Scope.open()) {
+            Tensor x = Tensor.full(0.5f, m, k), w = Tensor.full(0.25f, n, k);
+            Matmul.linear(x, w).close();
+            return best(() -> Matmul.linear(x, w).close());
         }
     }
 
-    private void stepBench(LlamaConfig c, double sgemm) {
+    /** Best time of cblas_sgemm called through JavaCPP on the same product. */
+    private static long directLinear(int[] s) {
+        int m = s[0], n = s[1], k = s[2];
+        try (FloatPointer a = new FloatPointer((long) m * k); FloatPointer b = new FloatPointer((long) n * k); FloatPointer cc = new FloatPointer((long) m * n)) {
+            fill(a, (long) m * k);
+            fill(b, (long) n * k);
+            return best(() -> openblas.cblas_sgemm(openblas.CblasRowMajor, openblas.CblasNoTrans, openblas.CblasTrans, m, n, k, 1f, a, k, b, k, 0f, cc, n));
+        }
+    }
+
+    /** Per-phase totals of the timed steps. */
+    private record StepFigures(long[] nanos, int steps, int warmup, java.util.Map<String, Long> backwardByOp, long peakLive, long peakReserved,
+                               long weights, long optimizerState) {
+        void print(LlamaConfig c, int batch, int seq, double sgemm) {
+            double total = (nanos[0] + nanos[1] + nanos[2] + nanos[3]) / 1e9 / steps;
+            double flops = c.trainingFlops(batch, seq);
+            System.out.printf("%nstep time split over %d steps (after %d warm-up):%n", steps, warmup);
+            String[] names = {"data", "forward", "backward", "optimizer"};
+            for (int i = 0; i < 4; i++) System.out.printf("  %-10s %8.1f ms  (%4.1f%%)%n", names[i], nanos[i] / 1e6 / steps, 100.0 * nanos[i] / (total * 1e9 * steps));
+            System.out.printf("  %-10s %8.1f ms%n", "total", total * 1e3);
+            if (!backwardByOp.isEmpty()) {
+                System.out.println("  backward by op (-Dweft.profile=true):");
+                backwardByOp.entrySet().stream().sorted((x, y) -> Long.compare(y.getValue(), x.getValue()))
+                        .forEach(e -> System.out.printf("    %-22s %8.1f ms%n", e.getKey(), e.getValue() / 1e6 / (warmup + steps)));
+            }
+            double achieved = flops / total / 1e9;
+            System.out.printf("%nnon-embedding parameters: %,d; model FLOPs per step: %.2f GFLOP%n", c.nonEmbeddingParameters(), flops / 1e9);
+            System.out.printf("tokens/s: %,.0f%n", batch * seq / total);
+            System.out.printf("achieved: %.1f GFLOP/s; MFU vs measured sgemm (%.1f GFLOP/s): %.1f%%%n", achieved, sgemm, 100 * achieved / sgemm);
+            System.out.printf("memory: peak live %s, peak reserved %s (weights %s, optimizer state %s)%n", Bytes.human(peakLive),
+                    Bytes.human(peakReserved), Bytes.human(weights), Bytes.human(optimizerState));
+        }
+    }
+
+    private StepFigures stepBench(LlamaConfig c) {
         Llama model = new Llama(c, 1);
         AdamW opt = new AdamW(model.namedParameters(), AdamW.Settings.defaults());
         SplittableRandom rnd = new SplittableRandom(7);
@@ -127,21 +177,11 @@ public final class ModelBenchCommand implements Callable<Integer> {
                 t[3] += h - g;
             }
         }
-        double total = (t[0] + t[1] + t[2] + t[3]) / 1e9 / steps;
-        double flops = c.trainingFlops(batch, seq);
-        System.out.printf("%nstep time split over %d steps (after %d warm-up):%n", steps, warmup);
-        String[] names = {"data", "forward", "backward", "optimizer"};
-        for (int i = 0; i < 4; i++) System.out.printf("  %-10s %8.1f ms  (%4.1f%%)%n", names[i], t[i] / 1e6 / steps, 100.0 * t[i] / (total * 1e9 * steps));
-        System.out.printf("  %-10s %8.1f ms%n", "total", total * 1e3);
-        double achieved = flops / total / 1e9;
-        System.out.printf("%nnon-embedding parameters: %,d; model FLOPs per step: %.2f GFLOP%n", c.nonEmbeddingParameters(), flops / 1e9);
-        System.out.printf("tokens/s: %,.0f%n", batch * seq / total);
-        System.out.printf("achieved: %.1f GFLOP/s; MFU vs measured sgemm (%.1f GFLOP/s): %.1f%%%n", achieved, sgemm, 100 * achieved / sgemm);
-        System.out.printf("memory: peak live %s, peak reserved %s (weights %s, optimizer state %s)%n",
-                Bytes.human(MemoryPool.host().peakLiveBytes()), Bytes.human(MemoryPool.host().peakReservedBytes()),
-                Bytes.human(model.parameterCount() * DType.F32.bytes()), Bytes.human(opt.stateBytes()));
+        StepFigures f = new StepFigures(t, steps, warmup, dev.weft.core.Autograd.backwardProfile(), MemoryPool.host().peakLiveBytes(),
+                MemoryPool.host().peakReservedBytes(), model.parameterCount() * DType.F32.bytes(), opt.stateBytes());
         opt.close();
         model.close();
+        return f;
     }
 
     private static long best(Runnable r) {
