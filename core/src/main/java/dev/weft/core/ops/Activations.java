@@ -27,6 +27,7 @@ public final class Activations {
         MemorySegment xm = xc.data(), ym = y.data();
         Parallel.forRange(Dense.elements(x, "silu"), GRAIN, (from, to) -> ActivationKernels.silu(xm, ym, from, to));
         if (Autograd.needsGrad(x)) y.attach(new SiluBackward(x, xc));
+        else Dense.release(xc, x);
         return y;
     }
 
@@ -38,7 +39,12 @@ public final class Activations {
         Tensor y = Tensor.empty(DType.F32, "swiglu", gate.shape());
         MemorySegment gm = gc.data(), um = uc.data(), ym = y.data();
         Parallel.forRange(Dense.elements(gate, "swiglu"), GRAIN, (from, to) -> ActivationKernels.swiglu(gm, um, ym, from, to));
-        if (Autograd.needsGrad(gate, up)) y.attach(new SwigluBackward(gate, up, gc, uc));
+        if (Autograd.needsGrad(gate, up)) {
+            y.attach(new SwigluBackward(gate, up, gc, uc));
+        } else {
+            Dense.release(gc, gate);
+            Dense.release(uc, up);
+        }
         return y;
     }
 
@@ -56,6 +62,7 @@ public final class Activations {
             Tensor gx = Tensor.empty(DType.F32, "silu.grad", xv.shape());
             MemorySegment xm = xv.data(), gm = g.data(), om = gx.data();
             Parallel.forRange(Math.toIntExact(xv.numel()), GRAIN, (from, to) -> ActivationKernels.siluBackward(xm, gm, om, from, to));
+            Dense.release(g, gIn);
             return new Tensor[] {gx};
         }
     }
@@ -78,6 +85,7 @@ public final class Activations {
             MemorySegment ggm = gGate == null ? null : gGate.data(), gum = gUp == null ? null : gUp.data();
             Parallel.forRange(Math.toIntExact(gv.numel()), GRAIN,
                     (from, to) -> ActivationKernels.swigluBackward(gm, um, dm, ggm, gum, from, to));
+            Dense.release(g, gIn);
             return new Tensor[] {gGate, gUp};
         }
     }

@@ -58,7 +58,10 @@ public final class CrossEntropy {
         Tensor out = Tensor.empty(DType.F32, "cross_entropy", new int[0]);
         out.data().setAtIndex(F, 0, count == 0 ? 0f : (float) (total / count));
         if (Autograd.needsGrad(logits)) out.attach(new CrossEntropyBackward(logits, xc, lse, targets.clone(), ignoreIndex, count));
-        else lse.close();
+        else {
+            lse.close();
+            Dense.release(xc, logits);
+        }
         return out;
     }
 

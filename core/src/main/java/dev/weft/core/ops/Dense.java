@@ -19,6 +19,11 @@ final class Dense {
         }
     }
 
+    /** Frees a copy that {@link #of} made, once the op no longer needs it; never the caller's tensor. */
+    static void release(Tensor copy, Tensor original) {
+        if (copy != original) copy.close();
+    }
+
     static String shape(Tensor t) {
         return Arrays.toString(t.shape());
     }

@@ -62,7 +62,13 @@ public final class Elementwise {
         Tensor ac = Dense.of(a), bc = Dense.of(b);
         Tensor out = Tensor.empty(DType.F32, name, shape);
         Broadcast.apply(op, ac, bc, out);
-        if (Autograd.needsGrad(a, b)) out.attach(new BinaryBackward(op, a, b, ac, bc));
+        boolean grad = Autograd.needsGrad(a, b);
+        // Backward of a product needs the other operand; of a quotient, both.
+        boolean keepA = grad && (op == DIV || (op == MUL && b.requiresGrad()));
+        boolean keepB = grad && (op == DIV || (op == MUL && a.requiresGrad()));
+        if (grad) out.attach(new BinaryBackward(op, a, b, keepA ? ac : null, keepB ? bc : null));
+        if (!keepA) Dense.release(ac, a);
+        if (!keepB) Dense.release(bc, b);
         return out;
     }
 
@@ -72,6 +78,7 @@ public final class Elementwise {
         int n = Dense.elements(a, name);
         MemorySegment x = ac.data(), y = out.data();
         Parallel.forRange(n, GRAIN, (from, to) -> ElementwiseKernels.affine(x, from, s, c, y, from, to - from));
+        Dense.release(ac, a);
         return out;
     }
 
@@ -99,10 +106,8 @@ public final class Elementwise {
             this.op = op;
             this.aShape = aIn.shape();
             this.bShape = bIn.shape();
-            boolean needA = op == DIV || (op == MUL && bIn.requiresGrad());
-            boolean needB = op == DIV || (op == MUL && aIn.requiresGrad());
-            this.a = needA ? save(ac) : null;
-            this.b = needB ? save(bc) : null;
+            this.a = ac == null ? null : save(ac);
+            this.b = bc == null ? null : save(bc);
         }
 
         @Override

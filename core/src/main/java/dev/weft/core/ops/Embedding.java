@@ -44,6 +44,7 @@ public final class Embedding {
         Parallel.forRange(ids.length, Math.max(1, (1 << 14) / Math.max(1, d)), (from, to) -> {
             for (int t = from; t < to; t++) MemorySegment.copy(w, ids[t] * rowBytes, y, t * rowBytes, rowBytes);
         });
+        Dense.release(wc, weight);
         if (Autograd.needsGrad(weight)) out.attach(new EmbeddingBackward(weight, ids.clone(), vocab, d));
         return out;
     }
@@ -68,6 +69,7 @@ public final class Embedding {
                 for (int t = 0; t < ids.length; t++)
                     ElementwiseKernels.accumulate(gm, (long) t * d + c0, wm, (long) ids[t] * d + c0, c1 - c0);
             });
+            Dense.release(g, gIn);
             return new Tensor[] {gw};
         }
     }

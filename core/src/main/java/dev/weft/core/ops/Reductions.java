@@ -63,6 +63,7 @@ public final class Reductions {
         float scale = mean ? 1f / n : 1f;
         Tensor out = Tensor.empty(DType.F32, name, new int[0]);
         out.data().setAtIndex(F, 0, (float) (mean ? total / n : total));
+        Dense.release(ac, a);
         if (Autograd.needsGrad(a)) out.attach(new AllBackward(name, a, scale));
         return out;
     }
@@ -127,6 +128,7 @@ public final class Reductions {
                 }
             });
         }
+        Dense.release(ac, a);
         if (Autograd.needsGrad(a)) out.attach(new AlongBackward(name, a, fOuter, n, fInner, scale));
         return out;
     }
@@ -169,6 +171,7 @@ public final class Reductions {
                     else ElementwiseKernels.affine(gm, (long) o * inner, scale, 0f, m, (long) r * inner, inner);
                 }
             });
+            Dense.release(g, gIn);
             return new Tensor[] {ga};
         }
     }

@@ -38,8 +38,13 @@ public final class RmsNorm {
         MemorySegment xm = xc.data(), wm = wc.data(), ym = y.data(), rm = rstd.data();
         Parallel.forRange(rows, Math.max(1, (1 << 13) / Math.max(1, d)),
                 (from, to) -> NormKernels.rmsNormForward(xm, wm, ym, rm, d, eps, from, to));
-        if (Autograd.needsGrad(x, weight)) y.attach(new RmsNormBackward(x, weight, xc, wc, rstd));
-        else rstd.close();
+        if (Autograd.needsGrad(x, weight)) {
+            y.attach(new RmsNormBackward(x, weight, xc, wc, rstd));
+        } else {
+            rstd.close();
+            Dense.release(xc, x);
+            Dense.release(wc, weight);
+        }
         return y;
     }
 
@@ -75,6 +80,7 @@ public final class RmsNorm {
                 });
                 partial.close();
             }
+            Dense.release(g, gIn);
             return new Tensor[] {gx, gw};
         }
     }

@@ -69,6 +69,7 @@ public final class Rope {
         Tensor xc = Dense.of(x);
         Tensor out = Tensor.empty(DType.F32, "rope", s);
         rotate(xc, out, positionOffset, theta, false);
+        Dense.release(xc, x);
         if (Autograd.needsGrad(x)) out.attach(new RopeBackward(x, positionOffset, theta));
         return out;
     }
@@ -99,6 +100,7 @@ public final class Rope {
             Tensor g = Dense.of(gIn);
             Tensor gx = Tensor.empty(DType.F32, "rope.grad", g.shape());
             rotate(g, gx, positionOffset, theta, true);
+            Dense.release(g, gIn);
             return new Tensor[] {gx};
         }
     }
