@@ -1,0 +1,239 @@
+package dev.weft.checkpoint;
+
+import dev.weft.core.kernels.Parallel;
+
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Optional;
+import java.util.TreeMap;
+import java.util.TreeSet;
+import java.util.function.IntConsumer;
+
+/**
+ * Erasure-coded placement of snapshots over failure domains. A snapshot's payload is split into k
+ * data pieces, RS(k, m) adds m parity pieces, and the k + m pieces go to k + m distinct domains
+ * (piece i of owner o to domain (hash(o) + i) mod n, so owners spread their load). Each domain's
+ * commit record is written only after every piece is stored, so any commit record means a complete
+ * group; {@link #restore} rebuilds the newest committed snapshot from any k readable pieces.
+ */
+public final class ErasureCodedSnapshots {
+    /** What {@link #restore} brought back, which pieces it had to rebuild, and why. */
+    public record Restored(Snapshot snapshot, long step, int[] rebuiltPieces, List<String> problems) {}
+
+    /** One piece of one snapshot as a survey found it. */
+    public record PieceStatus(int piece, int domain, String state) {}
+
+    /** One (job, owner, step) across the domains: committed or partial, and whether it can be restored. */
+    public record SnapshotStatus(String job, String owner, long step, boolean committed, int k, int m,
+                                 List<PieceStatus> pieces, boolean recoverable) {}
+
+    private final List<SnapshotStore> domains;
+    private final int k, m;
+    private final ReedSolomon codec;
+    /** Test hook: runs after each piece of a save is stored (argument: piece number). */
+    static volatile IntConsumer afterPiece = p -> {};
+
+    /**
+     * @param domains one store per failure domain; null marks a domain that is unreachable (only
+     *                reading is possible then)
+     */
+    public ErasureCodedSnapshots(List<SnapshotStore> domains, int k, int m) {
+        this.domains = new ArrayList<>(domains);
+        this.k = k;
+        this.m = m;
+        if (k + m > domains.size())
+            throw new IllegalArgumentException("RS(" + k + ", " + m + ") places " + (k + m) + " pieces on distinct failure domains, but only "
+                    + domains.size() + " domains were given");
+        this.codec = ReedSolomon.of(k, m);
+    }
+
+    /** A view for reading and surveying only: the code of each snapshot comes from its commit record. */
+    public static ErasureCodedSnapshots forReading(List<SnapshotStore> domains) {
+        return new ErasureCodedSnapshots(domains, 1, 0);
+    }
+
+    public int domainOf(String owner, int piece) {
+        return Math.floorMod(owner.hashCode() + piece, domains.size());
+    }
+
+    /** Erasure-codes {@code snapshot} across the domains and commits it. */
+    public void save(String job, String owner, Snapshot snapshot) throws IOException {
+        SnapshotStore.checkNames(job, owner);
+        long step = snapshot.step();
+        byte[] header = SnapshotFormat.header(snapshot);
+        long payload = SnapshotFormat.payloadSize(snapshot, header);
+        long pieceLength = SnapshotFormat.align((payload + k - 1) / k);
+        int n = k + m;
+        int[] where = new int[n];
+        for (int i = 0; i < n; i++) {
+            where[i] = domainOf(owner, i);
+            if (domains.get(where[i]) == null)
+                throw new IOException("cannot save " + job + "/" + owner + " step " + step + ": failure domain " + where[i] + " is unreachable");
+        }
+        try (Arena arena = Arena.ofShared()) {
+            MemorySegment all = arena.allocate(pieceLength * n, 64);  // zeroed: the padding is zero
+            SnapshotFormat.write(snapshot, header, all);
+            MemorySegment[] pieces = new MemorySegment[n];
+            for (int i = 0; i < n; i++) pieces[i] = all.asSlice(i * pieceLength, pieceLength);
+            codec.encode(Arrays.copyOf(pieces, k), Arrays.copyOfRange(pieces, k, n));
+            int[] crcs = new int[n];
+            try {
+                Parallel.forRange(n, 1, (from, to) -> {
+                    for (int i = from; i < to; i++) {
+                        try {
+                            crcs[i] = domains.get(where[i]).putPiece(job, step, owner, i, pieces[i]).crc32c();
+                        } catch (IOException e) {
+                            throw new UncheckedIOException(e);
+                        }
+                        afterPiece.accept(i);
+                    }
+                });
+            } catch (UncheckedIOException e) {
+                throw e.getCause();
+            }
+            byte[] record = new CommitRecord(step, k, m, pieceLength, payload, where, crcs).encode();
+            // Commit records go last, after every piece of the group is stored.
+            for (int d : new TreeSet<>(Arrays.stream(where).boxed().toList())) domains.get(d).commit(job, step, owner, record);
+        }
+    }
+
+    /** The newest step with a commit record in any reachable domain, with that record. */
+    private Optional<CommitRecord> latestCommit(String job, String owner) throws IOException {
+        CommitRecord best = null;
+        for (SnapshotStore d : domains) {
+            if (d == null) continue;
+            List<Long> steps = d.committedSteps(job, owner);
+            if (steps.isEmpty() || (best != null && steps.get(0) <= best.step())) continue;
+            Optional<byte[]> r = d.commitRecord(job, steps.get(0), owner);
+            if (r.isPresent()) best = CommitRecord.decode(r.get());
+        }
+        return Optional.ofNullable(best);
+    }
+
+    /** Restores the newest committed snapshot of (job, owner), without writing anything back. */
+    public Restored restore(String job, String owner) throws IOException {
+        return restore(job, owner, false);
+    }
+
+    /**
+     * Restores the newest committed snapshot of (job, owner) from any k readable pieces. With
+     * {@code repair}, rebuilt pieces are written back to their (reachable) domains, with the commit
+     * record, so the group is whole again.
+     */
+    public Restored restore(String job, String owner, boolean repair) throws IOException {
+        SnapshotStore.checkNames(job, owner);
+        CommitRecord c = latestCommit(job, owner).orElseThrow(() -> new UnrecoverableSnapshotException(
+                "no committed snapshot of job '" + job + "' owner '" + owner + "' in any of the " + liveCount() + " reachable of "
+                        + domains.size() + " failure domains"));
+        int n = c.k() + c.m();
+        Arena arena = Arena.ofAuto();  // the restored chunks are slices of this buffer
+        MemorySegment all = arena.allocate(Math.max(1, c.pieceLength() * n), 64);
+        MemorySegment[] pieces = new MemorySegment[n];
+        boolean[] present = new boolean[n];
+        String[] state = new String[n];
+        for (int i = 0; i < n; i++) pieces[i] = all.asSlice(i * c.pieceLength(), c.pieceLength());
+        try {
+            Parallel.forRange(n, 1, (from, to) -> {
+                for (int i = from; i < to; i++) state[i] = readState(job, owner, c, i, pieces[i]);
+            });
+        } catch (UncheckedIOException e) {
+            throw e.getCause();
+        }
+        List<String> problems = new ArrayList<>();
+        int ok = 0;
+        for (int i = 0; i < n; i++) {
+            present[i] = state[i].equals("ok");
+            if (present[i]) ok++;
+            else problems.add("piece " + i + " (domain " + c.domains()[i] + "): " + state[i]);
+        }
+        if (ok < c.k())
+            throw new UnrecoverableSnapshotException("snapshot of job '" + job + "' owner '" + owner + "' at step " + c.step()
+                    + " is unrecoverable: RS(" + c.k() + ", " + c.m() + ") needs " + c.k() + " of " + n + " pieces, only " + ok
+                    + " are readable; " + String.join("; ", problems));
+        int[] rebuilt = ReedSolomon.of(c.k(), c.m()).reconstruct(pieces, present);
+        if (repair) {
+            for (int i : rebuilt) {
+                SnapshotStore d = domains.get(c.domains()[i]);
+                if (d == null) continue;
+                d.putPiece(job, c.step(), owner, i, pieces[i]);
+                if (d.commitRecord(job, c.step(), owner).isEmpty()) d.commit(job, c.step(), owner, c.encode());
+            }
+        }
+        Snapshot s = SnapshotFormat.read(all.asSlice(0, c.payloadLength()));
+        if (s.step() != c.step())
+            throw new IllegalStateException("restored payload says step " + s.step() + " but its commit record says " + c.step());
+        return new Restored(s, c.step(), rebuilt, problems);
+    }
+
+    private String readState(String job, String owner, CommitRecord c, int i, MemorySegment dst) {
+        SnapshotStore d = domains.get(c.domains()[i]);
+        if (d == null) return "domain unreachable";
+        try {
+            return switch (d.readPiece(job, c.step(), owner, i, dst)) {
+                case OK -> "ok";
+                case MISSING -> "missing";
+                case CORRUPT -> "corrupt (CRC32C mismatch)";
+            };
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+    }
+
+    /**
+     * Every (job, owner, step) any domain knows about: committed ones with each piece's state
+     * (CRC32C-checked when {@code verify}), and partial ones a dead writer left, which restores ignore.
+     */
+    public List<SnapshotStatus> survey(boolean verify) throws IOException {
+        record Key(String job, String owner, long step) {}
+        TreeMap<String, Key> keys = new TreeMap<>();
+        TreeMap<String, CommitRecord> commits = new TreeMap<>();
+        TreeMap<String, List<PieceStatus>> partial = new TreeMap<>();
+        for (int d = 0; d < domains.size(); d++) {
+            SnapshotStore store = domains.get(d);
+            if (store == null) continue;
+            for (IndexEntry e : store.entries()) {
+                String id = e.job() + "\u0000" + e.owner() + "\u0000" + String.format("%020d", e.step());
+                keys.put(id, new Key(e.job(), e.owner(), e.step()));
+                if (e.isCommit()) commits.putIfAbsent(id, CommitRecord.decode(e.record()));
+                else partial.computeIfAbsent(id, x -> new ArrayList<>()).add(new PieceStatus(e.piece(), d, "present"));
+            }
+        }
+        List<SnapshotStatus> out = new ArrayList<>();
+        for (var en : keys.entrySet()) {
+            Key key = en.getValue();
+            CommitRecord c = commits.get(en.getKey());
+            if (c == null) {
+                List<PieceStatus> ps = partial.getOrDefault(en.getKey(), List.of());
+                out.add(new SnapshotStatus(key.job(), key.owner(), key.step(), false, 0, 0, ps, false));
+                continue;
+            }
+            List<PieceStatus> ps = new ArrayList<>();
+            int ok = 0;
+            for (int i = 0; i < c.k() + c.m(); i++) {
+                int d = c.domains()[i];
+                String st;
+                SnapshotStore store = d < domains.size() ? domains.get(d) : null;
+                if (store == null) st = "domain unreachable";
+                else if (verify) st = switch (store.verifyPiece(key.job(), key.step(), key.owner(), i)) {
+                    case OK -> "ok";
+                    case MISSING -> "missing";
+                    case CORRUPT -> "corrupt (CRC32C mismatch)";
+                };
+                else st = store.entry(key.job(), key.step(), key.owner(), i).isPresent() ? "ok" : "missing";
+                if (st.equals("ok")) ok++;
+                ps.add(new PieceStatus(i, d, st));
+            }
+            out.add(new SnapshotStatus(key.job(), key.owner(), key.step(), true, c.k(), c.m(), ps, ok >= c.k()));
+        }
+        return out;
+    }
+
+    private long liveCount() {
+        return domains.stream().filter(d -> d != null).count();
+    }
+}
