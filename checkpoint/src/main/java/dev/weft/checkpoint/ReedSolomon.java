@@ -14,8 +14,9 @@ import java.util.List;
  * parity part is invertible and the code is MDS for every k + m &lt;= 256 (this class allows 255).
  *
  * <p>Pieces are off-heap {@link MemorySegment}s of equal length. Work is split into stripes of
- * {@link #STRIPE} bytes that run concurrently on the compute pool ({@link Parallel}); a code made
- * with {@link #serial()} stays on the calling thread.
+ * {@link #STRIPE} bytes that run concurrently on the compute pool ({@link Parallel}) when the
+ * segments are shared (global, auto or shared arenas; confined ones keep the work on the calling
+ * thread); a code made with {@link #serial()} always stays on the calling thread.
  */
 public final class ReedSolomon {
     /** Which multiply kernel runs the code. */
@@ -125,12 +126,20 @@ public final class ReedSolomon {
 
     private void run(GfKernel g, MemorySegment[] in, MemorySegment[] out, long len) {
         long stripes = (len + STRIPE - 1) / STRIPE;
-        if (!parallel || stripes <= 1) {
+        if (!parallel || stripes <= 1 || !shareable(in) || !shareable(out)) {
             g.apply(in, out, 0, len);
             return;
         }
         Parallel.forRange(Math.toIntExact(stripes), 1, (from, to) ->
                 g.apply(in, out, (long) from * STRIPE, Math.min(len, (long) to * STRIPE)));
+    }
+
+    /** An unstarted thread: segments it may access may be handed to the pool (confined ones may not). */
+    private static final Thread ANOTHER = new Thread(() -> {});
+
+    private static boolean shareable(MemorySegment[] segments) {
+        for (MemorySegment s : segments) if (!s.isAccessibleBy(ANOTHER)) return false;
+        return true;
     }
 
     private static long sameLength(MemorySegment[]... groups) {
