@@ -63,7 +63,9 @@ public final class SnapshotStore implements AutoCloseable {
     /** Outcome of reading or verifying one piece. */
     public enum PieceState { OK, MISSING, CORRUPT }
 
-    private final Path root, dataDir, indexFile;
+    private final Path root, dataDir, indexFile, freeDir;
+    private static final java.util.concurrent.atomic.AtomicLong FREE_NAMES = new java.util.concurrent.atomic.AtomicLong();
+    private static final int BLOCK = 1 << 20;
     private final Options options;
     private final FileChannel lockChannel;
     private final ReentrantLock jvmLock;
@@ -78,7 +80,9 @@ public final class SnapshotStore implements AutoCloseable {
         this.options = options;
         this.dataDir = root.resolve("data");
         this.indexFile = root.resolve("index.cmap");
+        this.freeDir = root.resolve("free");
         Files.createDirectories(dataDir);
+        Files.createDirectories(freeDir);
         this.lockChannel = FileChannel.open(root.resolve("index.lock"), StandardOpenOption.CREATE, StandardOpenOption.READ, StandardOpenOption.WRITE);
         this.jvmLock = JVM_LOCKS.computeIfAbsent(root.toRealPath(), p -> new ReentrantLock());
         locked(m -> null); // open (and recover if needed) now, so a broken store fails at open
@@ -140,17 +144,10 @@ public final class SnapshotStore implements AutoCloseable {
                     + " " + owner + " piece " + piece + " needs " + len + " bytes, " + used + " of " + options.budgetBytes()
                     + " are in use (" + committedSummary() + "); raise the budget (it must hold " + (options.retain() + 1)
                     + " snapshots while a new one is written) or write smaller snapshots");
+        trimFreePool(options.budgetBytes() - used - len);
         Files.createDirectories(file.getParent());
-        int crc;
-        try (Arena arena = Arena.ofConfined();
-             FileChannel ch = FileChannel.open(file, StandardOpenOption.CREATE, StandardOpenOption.READ,
-                     StandardOpenOption.WRITE, StandardOpenOption.TRUNCATE_EXISTING)) {
-            if (len > 0) {
-                MemorySegment dst = ch.map(FileChannel.MapMode.READ_WRITE, 0, len, arena);
-                MemorySegment.copy(bytes, 0, dst, 0, len);
-                crc = crc32c(dst);
-            } else crc = crc32c(bytes);
-        }
+        if (!Files.exists(file)) claimFreeFile(file, len);
+        int crc = writeFile(file, bytes);
         IndexEntry e = new IndexEntry(job, step, owner, piece, location, len, crc, new byte[0]);
         locked(m -> m.put(e.key(), e.encodeValue()));
         return e;
@@ -182,7 +179,7 @@ public final class SnapshotStore implements AutoCloseable {
             for (IndexEntry e : mine) if (drop.contains(e.step())) m.remove(e.key());
             return drop;
         });
-        for (long s : dropped) deleteTree(dataDir.resolve(job + "/" + owner + "/" + s));
+        for (long s : dropped) recycleTree(dataDir.resolve(job + "/" + owner + "/" + s));
         // Files of steps that never reached the index (a writer died before indexing them).
         Path ownerDir = dataDir.resolve(job + "/" + owner);
         if (Files.isDirectory(ownerDir)) {
@@ -191,7 +188,7 @@ public final class SnapshotStore implements AutoCloseable {
                 for (Path p : ds) {
                     long s;
                     try { s = Long.parseLong(p.getFileName().toString()); } catch (NumberFormatException e) { continue; }
-                    if (s < step && !live.contains(s)) deleteTree(p);
+                    if (s < step && !live.contains(s)) recycleTree(p);
                 }
             }
         }
@@ -251,12 +248,22 @@ public final class SnapshotStore implements AutoCloseable {
         if (e.isEmpty() || e.get().length() != dst.byteSize()) return PieceState.MISSING;
         Path file = dataDir.resolve(e.get().location());
         try (Arena arena = Arena.ofConfined(); FileChannel ch = FileChannel.open(file, StandardOpenOption.READ)) {
-            if (ch.size() < dst.byteSize()) return PieceState.MISSING;
-            if (dst.byteSize() > 0) MemorySegment.copy(ch.map(FileChannel.MapMode.READ_ONLY, 0, dst.byteSize(), arena), 0, dst, 0, dst.byteSize());
+            long len = dst.byteSize();
+            if (ch.size() < len) return PieceState.MISSING;
+            CRC32C crc = new CRC32C();
+            if (len > 0) {
+                MemorySegment src = ch.map(FileChannel.MapMode.READ_ONLY, 0, len, arena);
+                // Block by block, so the checksum reads what the copy just brought into cache.
+                for (long at = 0; at < len; at += BLOCK) {
+                    long n = Math.min(BLOCK, len - at);
+                    MemorySegment.copy(src, at, dst, at, n);
+                    crc.update(dst.asSlice(at, n).asByteBuffer());
+                }
+            }
+            return (int) crc.getValue() == e.get().crc32c() ? PieceState.OK : PieceState.CORRUPT;
         } catch (NoSuchFileException gone) {
             return PieceState.MISSING;
         }
-        return crc32c(dst) == e.get().crc32c() ? PieceState.OK : PieceState.CORRUPT;
     }
 
     /** Checks a piece's CRC32C in place, without copying it out. */
@@ -273,15 +280,98 @@ public final class SnapshotStore implements AutoCloseable {
         }
     }
 
+    /*
+     * Piece files are recycled: pruned ones move to free/ and the next write of a similar size
+     * takes one over (an atomic rename), because on tmpfs filling fresh pages costs a page fault
+     * and a zeroing per 4 KiB, which more than halves write speed. Writes use pwrite, block by
+     * block with the CRC32C computed on the block just written while it is in cache.
+     */
+    private int writeFile(Path file, MemorySegment bytes) throws IOException {
+        long len = bytes.byteSize();
+        CRC32C crc = new CRC32C();
+        try (FileChannel ch = FileChannel.open(file, StandardOpenOption.CREATE, StandardOpenOption.WRITE)) {
+            if (ch.size() > len) ch.truncate(len);
+            for (long at = 0; at < len; at += BLOCK) {
+                ByteBuffer b = bytes.asSlice(at, Math.min(BLOCK, len - at)).asByteBuffer();
+                for (long pos = at; b.hasRemaining(); ) pos += ch.write(b, pos);
+                crc.update(b.flip());
+            }
+        }
+        return (int) crc.getValue();
+    }
+
+    /** Moves a free file of at least {@code len} bytes (the smallest such) to {@code target}, if any. */
+    private void claimFreeFile(Path target, long len) throws IOException {
+        List<Path> candidates = new ArrayList<>();
+        try (DirectoryStream<Path> ds = Files.newDirectoryStream(freeDir)) {
+            for (Path p : ds) candidates.add(p);
+        }
+        candidates.sort(Comparator.comparingLong(SnapshotStore::sizeOrMax));
+        for (Path p : candidates) {
+            if (sizeOrMax(p) < len) continue;
+            try {
+                Files.move(p, target, java.nio.file.StandardCopyOption.ATOMIC_MOVE);
+                return;
+            } catch (NoSuchFileException raced) {
+                // another writer took it
+            }
+        }
+    }
+
+    /** Deletes free files until at most {@code keep} bytes of them remain. */
+    private void trimFreePool(long keep) throws IOException {
+        long free = freeBytes();
+        if (free <= keep) return;
+        try (DirectoryStream<Path> ds = Files.newDirectoryStream(freeDir)) {
+            for (Path p : ds) {
+                if (free <= keep) break;
+                long n = sizeOrMax(p);
+                if (Files.deleteIfExists(p)) free -= n;
+            }
+        }
+    }
+
+    private long freeBytes() throws IOException {
+        long n = 0;
+        try (DirectoryStream<Path> ds = Files.newDirectoryStream(freeDir)) {
+            for (Path p : ds) n += Math.max(0, sizeOrMax(p) == Long.MAX_VALUE ? 0 : sizeOrMax(p));
+        }
+        return n;
+    }
+
+    private static long sizeOrMax(Path p) {
+        try {
+            return Files.size(p);
+        } catch (IOException e) {
+            return Long.MAX_VALUE;
+        }
+    }
+
+    private void recycleTree(Path p) throws IOException {
+        if (!Files.exists(p)) return;
+        try (var walk = Files.walk(p)) {
+            for (Path q : walk.sorted(Comparator.reverseOrder()).toList()) {
+                if (Files.isRegularFile(q))
+                    Files.move(q, freeDir.resolve(ProcessHandle.current().pid() + "-" + FREE_NAMES.incrementAndGet() + ".bin"),
+                            java.nio.file.StandardCopyOption.ATOMIC_MOVE);
+                else Files.deleteIfExists(q);
+            }
+        }
+    }
+
     /** The file holding a piece (for tools and tests that damage it on purpose). */
     public Path pieceFile(IndexEntry e) {
         return dataDir.resolve(e.location());
     }
 
-    /** Bytes of piece files under this store. */
+    /** Bytes of piece files under this store (not counting recycled files kept for reuse). */
     public long usedBytes() throws IOException {
-        if (!Files.isDirectory(dataDir)) return 0;
-        try (var files = Files.walk(dataDir)) {
+        return filesUnder(dataDir);
+    }
+
+    private static long filesUnder(Path dir) throws IOException {
+        if (!Files.isDirectory(dir)) return 0;
+        try (var files = Files.walk(dir)) {
             return files.filter(Files::isRegularFile).mapToLong(p -> {
                 try { return Files.size(p); } catch (IOException e) { return 0; }
             }).sum();

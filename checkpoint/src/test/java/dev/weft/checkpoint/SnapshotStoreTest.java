@@ -120,4 +120,27 @@ class SnapshotStoreTest {
             assertEquals(SnapshotStore.PieceState.CORRUPT, store.readPiece("job", 1, "r", 0, Arena.ofAuto().allocate(5000)));
         }
     }
+
+    @Test
+    void prunedPieceFilesAreRecycledWithinTheBudget() throws IOException {
+        // Budget for three 1000-byte pieces: retain two, write a third, prune one, forever.
+        try (SnapshotStore store = SnapshotStore.open(tmp.resolve("s"), SnapshotStore.Options.defaults().withBudget(3000))) {
+            for (long step = 1; step <= 12; step++) {
+                int size = step == 7 ? 600 : 1000; // a smaller piece takes over (and truncates) a larger file
+                store.putPiece("job", step, "r", 0, bytes(size, (int) step));
+                store.commit("job", step, "r", new byte[0]);
+                long free;
+                try (var f = Files.list(tmp.resolve("s/free"))) {
+                    free = f.mapToLong(p -> p.toFile().length()).sum();
+                }
+                assertTrue(store.usedBytes() + free <= 3000, "step " + step + ": " + store.usedBytes() + " used + " + free + " free");
+            }
+            assertEquals(List.of(12L, 11L), store.committedSteps("job", "r"));
+            for (long step = 11; step <= 12; step++) {
+                MemorySegment dst = Arena.ofAuto().allocate(1000);
+                assertEquals(SnapshotStore.PieceState.OK, store.readPiece("job", step, "r", 0, dst));
+                assertEquals(-1, dst.mismatch(bytes(1000, (int) step)));
+            }
+        }
+    }
 }
