@@ -22,8 +22,36 @@ import java.util.function.IntConsumer;
  * group; {@link #restore} rebuilds the newest committed snapshot from any k readable pieces.
  */
 public final class ErasureCodedSnapshots {
-    /** What {@link #restore} brought back, which pieces it had to rebuild, and why. */
-    public record Restored(Snapshot snapshot, long step, int[] rebuiltPieces, List<String> problems) {}
+    /**
+     * What {@link #restore} brought back, which pieces it had to rebuild, and why. It owns the
+     * off-heap memory the snapshot's chunks live in: close it when done with them.
+     */
+    public static final class Restored implements AutoCloseable {
+        private final Snapshot snapshot;
+        private final long step;
+        private final int[] rebuilt;
+        private final List<String> problems;
+        private final Arena arena;
+
+        Restored(Snapshot snapshot, long step, int[] rebuilt, List<String> problems, Arena arena) {
+            this.snapshot = snapshot;
+            this.step = step;
+            this.rebuilt = rebuilt;
+            this.problems = List.copyOf(problems);
+            this.arena = arena;
+        }
+
+        public Snapshot snapshot() { return snapshot; }
+        public long step() { return step; }
+        /** Pieces that were missing, unreachable or corrupt and were rebuilt from the others. */
+        public int[] rebuiltPieces() { return rebuilt.clone(); }
+        /** One line per piece that could not be read, saying why. */
+        public List<String> problems() { return problems; }
+
+        /** Frees the chunks' memory; the snapshot must not be used afterwards. */
+        @Override
+        public void close() { arena.close(); }
+    }
 
     /** One piece of one snapshot as a survey found it. */
     public record PieceStatus(int piece, int domain, String state) {}
@@ -142,7 +170,18 @@ public final class ErasureCodedSnapshots {
                 "no committed snapshot of job '" + job + "' owner '" + owner + "' in any of the " + liveCount() + " reachable of "
                         + domains.size() + " failure domains"));
         int n = c.k() + c.m();
-        Arena arena = Arena.ofAuto();  // the restored chunks are slices of this buffer
+        // Explicitly owned (not an automatic arena): with auto arenas, memory is only given back by
+        // a GC, and allocation stalls once the direct-memory limit is reached.
+        Arena arena = Arena.ofShared();
+        try {
+            return restore(job, owner, repair, c, n, arena);
+        } catch (IOException | RuntimeException e) {
+            arena.close();
+            throw e;
+        }
+    }
+
+    private Restored restore(String job, String owner, boolean repair, CommitRecord c, int n, Arena arena) throws IOException {
         MemorySegment all = arena.allocate(Math.max(1, c.pieceLength() * n), 64);
         MemorySegment[] pieces = new MemorySegment[n];
         boolean[] present = new boolean[n];
@@ -178,7 +217,7 @@ public final class ErasureCodedSnapshots {
         Snapshot s = SnapshotFormat.read(all.asSlice(0, c.payloadLength()));
         if (s.step() != c.step())
             throw new IllegalStateException("restored payload says step " + s.step() + " but its commit record says " + c.step());
-        return new Restored(s, c.step(), rebuilt, problems);
+        return new Restored(s, c.step(), rebuilt, problems, arena);
     }
 
     private String readState(String job, String owner, CommitRecord c, int i, MemorySegment dst) {

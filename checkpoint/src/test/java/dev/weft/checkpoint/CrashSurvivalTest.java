@@ -68,15 +68,16 @@ class CrashSurvivalTest {
         List<SnapshotStore> stores = Fixtures.open(Fixtures.domainDirs(tmp, 3));
         try {
             ErasureCodedSnapshots ec = new ErasureCodedSnapshots(stores, 2, 1);
-            var r = ec.restore("job", "rank0");
-            assertEquals(1, r.step(), "the partial step 2 must be ignored");
-            assertArrayEquals(new int[0], r.rebuiltPieces());
-            Fixtures.assertSame(Fixtures.snapshot(1, 50_000), r.snapshot());
+            try (var r = ec.restore("job", "rank0")) {
+                assertEquals(1, r.step(), "the partial step 2 must be ignored");
+                assertArrayEquals(new int[0], r.rebuiltPieces());
+                Fixtures.assertSame(Fixtures.snapshot(1, 50_000), r.snapshot());
+            }
             var survey = ec.survey(true);
             assertTrue(survey.stream().anyMatch(s -> s.step() == 2 && !s.committed()), "the partial step shows as uncommitted: " + survey);
             // Training resumes: step 2 is written again and now commits.
             ec.save("job", "rank0", Fixtures.snapshot(2, 50_000));
-            Fixtures.assertSame(Fixtures.snapshot(2, 50_000), ec.restore("job", "rank0").snapshot());
+            try (var r = ec.restore("job", "rank0")) { Fixtures.assertSame(Fixtures.snapshot(2, 50_000), r.snapshot()); }
         } finally {
             Fixtures.close(stores);
         }
@@ -90,10 +91,10 @@ class CrashSurvivalTest {
             try (SnapshotStore store = SnapshotStore.open(dir)) {
                 assertEquals(1, store.recoveries(), "the opener must notice the dead holder and recover the index");
                 ErasureCodedSnapshots ec = new ErasureCodedSnapshots(List.of(store), 1, 0);
-                Fixtures.assertSame(Fixtures.snapshot(1, 4000), ec.restore("job", "r").snapshot());
+                try (var r = ec.restore("job", "r")) { Fixtures.assertSame(Fixtures.snapshot(1, 4000), r.snapshot()); }
                 ec.save("job", "r", Fixtures.snapshot(2, 4000));
                 assertEquals(List.of(2L, 1L), store.committedSteps("job", "r"));
-                Fixtures.assertSame(Fixtures.snapshot(2, 4000), ec.restore("job", "r").snapshot());
+                try (var r = ec.restore("job", "r")) { Fixtures.assertSame(Fixtures.snapshot(2, 4000), r.snapshot()); }
             }
         });
     }

@@ -41,6 +41,7 @@ class ErasureCodedSnapshotsTest {
         assertEquals(2, r.step());
         assertArrayEquals(new int[]{0, 4}, r.rebuiltPieces());
         Fixtures.assertSame(s2, r.snapshot());
+        r.close();
         Fixtures.close(stores);
 
         Fixtures.wipe(dirs.get(ec.domainOf("rank0", 2)));
@@ -67,6 +68,7 @@ class ErasureCodedSnapshotsTest {
         assertArrayEquals(new int[]{0, 1}, r.rebuiltPieces());
         assertTrue(r.problems().get(0).contains("domain unreachable"), r.problems().toString());
         Fixtures.assertSame(s, r.snapshot());
+        r.close();
         Fixtures.close(stores);
     }
 
@@ -89,9 +91,12 @@ class ErasureCodedSnapshotsTest {
         assertArrayEquals(new int[]{1}, r.rebuiltPieces());
         assertTrue(r.problems().get(0).contains("piece 1") && r.problems().get(0).contains("corrupt"), r.problems().toString());
         Fixtures.assertSame(s, r.snapshot());
+        r.close();
         // The repair wrote the rebuilt piece back: the next restore needs no rebuilding.
         assertEquals(SnapshotStore.PieceState.OK, holder.verifyPiece("job", 5, "r", 1));
-        assertArrayEquals(new int[0], ec.restore("job", "r").rebuiltPieces());
+        try (var again = ec.restore("job", "r")) {
+            assertArrayEquals(new int[0], again.rebuiltPieces());
+        }
         Fixtures.close(stores);
     }
 

@@ -127,14 +127,13 @@ public final class SnapshotCommand implements Runnable {
                     if (s.committed() && (job == null || job.equals(s.job())) && (owner == null || owner.equals(s.owner())))
                         targets.add(List.of(s.job(), s.owner()));
                 if (targets.isEmpty()) {
-                    if (job != null && owner != null) ec.restore(job, owner); // throws the precise "no committed snapshot" error
+                    if (job != null && owner != null) ec.restore(job, owner).close(); // throws the precise "no committed snapshot" error
                     throw new IllegalArgumentException("no committed snapshot" + (job == null ? "" : " of job '" + job + "'")
                             + (owner == null ? "" : " owner '" + owner + "'") + " in " + dirs.size() + " domain(s)");
                 }
                 List<String> failed = new ArrayList<>();
                 for (List<String> t : targets) {
-                    try {
-                        var r = ec.restore(t.get(0), t.get(1), repair);
+                    try (var r = ec.restore(t.get(0), t.get(1), repair)) {
                         out().println(t.get(0) + " / " + t.get(1) + ": restored step " + r.step() + " (" + r.snapshot().chunks().size()
                                 + " chunks, " + r.snapshot().dataBytes() + " bytes), "
                                 + (r.rebuiltPieces().length == 0 ? "no pieces rebuilt" : "rebuilt pieces " + java.util.Arrays.toString(r.rebuiltPieces())
