@@ -182,30 +182,35 @@ public final class ErasureCodedSnapshots {
     }
 
     private Restored restore(String job, String owner, boolean repair, CommitRecord c, int n, Arena arena) throws IOException {
-        MemorySegment all = arena.allocate(Math.max(1, c.pieceLength() * n), 64);
+        // Data pieces first, into one contiguous buffer (the payload); parity only when a data
+        // piece is lost, since fresh memory is costly to fault in.
+        int k = c.k();
+        MemorySegment all = arena.allocate(Math.max(1, c.pieceLength() * k), 64);
         MemorySegment[] pieces = new MemorySegment[n];
         boolean[] present = new boolean[n];
         String[] state = new String[n];
-        for (int i = 0; i < n; i++) pieces[i] = all.asSlice(i * c.pieceLength(), c.pieceLength());
-        try {
-            Parallel.forRange(n, 1, (from, to) -> {
-                for (int i = from; i < to; i++) state[i] = readState(job, owner, c, i, pieces[i]);
-            });
-        } catch (UncheckedIOException e) {
-            throw e.getCause();
-        }
+        for (int i = 0; i < k; i++) pieces[i] = all.asSlice(i * c.pieceLength(), c.pieceLength());
+        readPieces(job, owner, c, pieces, state, 0, k);
+        boolean whole = true;
+        for (int i = 0; i < k; i++) whole &= state[i].equals("ok");
+        if (n > k && (!whole || repair)) { // a repair checks (and mends) the parity too
+            MemorySegment parity = arena.allocate(Math.max(1, c.pieceLength() * (n - k)), 64);
+            for (int i = k; i < n; i++) pieces[i] = parity.asSlice((i - k) * c.pieceLength(), c.pieceLength());
+            readPieces(job, owner, c, pieces, state, k, n);
+            for (int i = k; i < n; i++) whole &= state[i].equals("ok");
+        } else for (int i = k; i < n; i++) state[i] = "not read";
         List<String> problems = new ArrayList<>();
         int ok = 0;
         for (int i = 0; i < n; i++) {
-            present[i] = state[i].equals("ok");
-            if (present[i]) ok++;
-            else problems.add("piece " + i + " (domain " + c.domains()[i] + "): " + state[i]);
+            present[i] = state[i].equals("ok") || state[i].equals("not read");
+            if (state[i].equals("ok")) ok++;
+            else if (!present[i]) problems.add("piece " + i + " (domain " + c.domains()[i] + "): " + state[i]);
         }
         if (ok < c.k())
             throw new UnrecoverableSnapshotException("snapshot of job '" + job + "' owner '" + owner + "' at step " + c.step()
                     + " is unrecoverable: RS(" + c.k() + ", " + c.m() + ") needs " + c.k() + " of " + n + " pieces, only " + ok
                     + " are readable; " + String.join("; ", problems));
-        int[] rebuilt = ReedSolomon.of(c.k(), c.m()).reconstruct(pieces, present);
+        int[] rebuilt = whole ? new int[0] : ReedSolomon.of(c.k(), c.m()).reconstruct(pieces, present);
         if (repair) {
             for (int i : rebuilt) {
                 SnapshotStore d = domains.get(c.domains()[i]);
@@ -218,6 +223,17 @@ public final class ErasureCodedSnapshots {
         if (s.step() != c.step())
             throw new IllegalStateException("restored payload says step " + s.step() + " but its commit record says " + c.step());
         return new Restored(s, c.step(), rebuilt, problems, arena);
+    }
+
+    private void readPieces(String job, String owner, CommitRecord c, MemorySegment[] pieces, String[] state, int from, int to)
+            throws IOException {
+        try {
+            Parallel.forRange(to - from, 1, (a, b) -> {
+                for (int i = from + a; i < from + b; i++) state[i] = readState(job, owner, c, i, pieces[i]);
+            });
+        } catch (UncheckedIOException e) {
+            throw e.getCause();
+        }
     }
 
     private String readState(String job, String owner, CommitRecord c, int i, MemorySegment dst) {

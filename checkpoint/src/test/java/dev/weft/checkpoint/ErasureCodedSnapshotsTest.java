@@ -109,4 +109,24 @@ class ErasureCodedSnapshotsTest {
         assertTrue(few.getMessage().contains("only 3 domains"), few.getMessage());
         Fixtures.close(stores);
     }
+
+    @Test
+    void aRepairAlsoMendsLostParity() throws IOException {
+        List<SnapshotStore> stores = Fixtures.open(Fixtures.domainDirs(tmp, 4));
+        ErasureCodedSnapshots ec = new ErasureCodedSnapshots(stores, 2, 2);
+        Snapshot s = Fixtures.snapshot(9, 5000);
+        ec.save("job", "r", s);
+        SnapshotStore holder = stores.get(ec.domainOf("r", 3));
+        Files.delete(holder.pieceFile(holder.entry("job", 9, "r", 3).orElseThrow()));
+        try (var plain = ec.restore("job", "r")) {
+            assertArrayEquals(new int[0], plain.rebuiltPieces(), "with every data piece intact, parity is not read");
+            Fixtures.assertSame(s, plain.snapshot());
+        }
+        try (var repaired = ec.restore("job", "r", true)) {
+            assertArrayEquals(new int[]{3}, repaired.rebuiltPieces());
+            assertEquals(List.of("piece 3 (domain " + ec.domainOf("r", 3) + "): missing"), repaired.problems());
+        }
+        assertEquals(SnapshotStore.PieceState.OK, holder.verifyPiece("job", 9, "r", 3));
+        Fixtures.close(stores);
+    }
 }
