@@ -9,9 +9,10 @@ import java.io.UncheckedIOException;
 
 /**
  * What a commit record says about an erasure-coded snapshot: the code RS(k, m), the piece and
- * payload lengths, which domain holds each piece, and each piece's CRC32C.
+ * payload lengths, which domain holds each piece (by the name of its store directory, so a reader
+ * may list the surviving domains in any order), and each piece's CRC32C.
  */
-record CommitRecord(long step, int k, int m, long pieceLength, long payloadLength, int[] domains, int[] crcs) {
+record CommitRecord(long step, int k, int m, long pieceLength, long payloadLength, String[] domains, int[] crcs) {
     byte[] encode() {
         try {
             ByteArrayOutputStream b = new ByteArrayOutputStream();
@@ -23,7 +24,7 @@ record CommitRecord(long step, int k, int m, long pieceLength, long payloadLengt
             out.writeLong(pieceLength);
             out.writeLong(payloadLength);
             for (int i = 0; i < k + m; i++) {
-                out.writeInt(domains[i]);
+                out.writeUTF(domains[i]);
                 out.writeInt(crcs[i]);
             }
             return b.toByteArray();
@@ -39,9 +40,10 @@ record CommitRecord(long step, int k, int m, long pieceLength, long payloadLengt
             long step = in.readLong();
             int k = in.readInt(), m = in.readInt();
             long pieceLength = in.readLong(), payloadLength = in.readLong();
-            int[] domains = new int[k + m], crcs = new int[k + m];
+            String[] domains = new String[k + m];
+            int[] crcs = new int[k + m];
             for (int i = 0; i < k + m; i++) {
-                domains[i] = in.readInt();
+                domains[i] = in.readUTF();
                 crcs[i] = in.readInt();
             }
             return new CommitRecord(step, k, m, pieceLength, payloadLength, domains, crcs);

@@ -54,7 +54,7 @@ public final class ErasureCodedSnapshots {
     }
 
     /** One piece of one snapshot as a survey found it. */
-    public record PieceStatus(int piece, int domain, String state) {}
+    public record PieceStatus(int piece, String domain, String state) {}
 
     /** One (job, owner, step) across the domains: committed or partial, and whether it can be restored. */
     public record SnapshotStatus(String job, String owner, long step, boolean committed, int k, int m,
@@ -64,6 +64,7 @@ public final class ErasureCodedSnapshots {
     private final int k, m;
     private final ReedSolomon codec;
     private MemorySegment scratch;
+    private final java.util.Map<String, SnapshotStore> byName = new java.util.HashMap<>();
     /** Test hook: runs after each piece of a save is stored (argument: piece number). */
     static volatile IntConsumer afterPiece = p -> {};
 
@@ -79,6 +80,17 @@ public final class ErasureCodedSnapshots {
             throw new IllegalArgumentException("RS(" + k + ", " + m + ") places " + (k + m) + " pieces on distinct failure domains, but only "
                     + domains.size() + " domains were given");
         this.codec = ReedSolomon.of(k, m);
+        for (SnapshotStore d : domains) {
+            if (d == null) continue;
+            if (byName.put(domainName(d), d) != null)
+                throw new IllegalArgumentException("two failure domains share the directory name '" + domainName(d)
+                        + "'; the name identifies a domain in commit records, so it must be unique");
+        }
+    }
+
+    /** A domain is known by its store directory's name (node0, node1, ...). */
+    static String domainName(SnapshotStore d) {
+        return d.root().getFileName().toString();
     }
 
     /** A view for reading and surveying only: the code of each snapshot comes from its commit record. */
@@ -99,10 +111,12 @@ public final class ErasureCodedSnapshots {
         long pieceLength = SnapshotFormat.align((payload + k - 1) / k);
         int n = k + m;
         int[] where = new int[n];
+        String[] names = new String[n];
         for (int i = 0; i < n; i++) {
             where[i] = domainOf(owner, i);
             if (domains.get(where[i]) == null)
                 throw new IOException("cannot save " + job + "/" + owner + " step " + step + ": failure domain " + where[i] + " is unreachable");
+            names[i] = domainName(domains.get(where[i]));
         }
         {
             MemorySegment all = scratch(pieceLength * n);
@@ -125,7 +139,7 @@ public final class ErasureCodedSnapshots {
             } catch (UncheckedIOException e) {
                 throw e.getCause();
             }
-            byte[] record = new CommitRecord(step, k, m, pieceLength, payload, where, crcs).encode();
+            byte[] record = new CommitRecord(step, k, m, pieceLength, payload, names, crcs).encode();
             // Commit records go last, after every piece of the group is stored.
             for (int d : new TreeSet<>(Arrays.stream(where).boxed().toList())) domains.get(d).commit(job, step, owner, record);
         }
@@ -213,7 +227,7 @@ public final class ErasureCodedSnapshots {
         int[] rebuilt = whole ? new int[0] : ReedSolomon.of(c.k(), c.m()).reconstruct(pieces, present);
         if (repair) {
             for (int i : rebuilt) {
-                SnapshotStore d = domains.get(c.domains()[i]);
+                SnapshotStore d = byName.get(c.domains()[i]);
                 if (d == null) continue;
                 d.putPiece(job, c.step(), owner, i, pieces[i]);
                 if (d.commitRecord(job, c.step(), owner).isEmpty()) d.commit(job, c.step(), owner, c.encode());
@@ -237,7 +251,7 @@ public final class ErasureCodedSnapshots {
     }
 
     private String readState(String job, String owner, CommitRecord c, int i, MemorySegment dst) {
-        SnapshotStore d = domains.get(c.domains()[i]);
+        SnapshotStore d = byName.get(c.domains()[i]);
         if (d == null) return "domain unreachable";
         try {
             return switch (d.readPiece(job, c.step(), owner, i, dst)) {
@@ -266,7 +280,7 @@ public final class ErasureCodedSnapshots {
                 String id = e.job() + "\u0000" + e.owner() + "\u0000" + String.format("%020d", e.step());
                 keys.put(id, new Key(e.job(), e.owner(), e.step()));
                 if (e.isCommit()) commits.putIfAbsent(id, CommitRecord.decode(e.record()));
-                else partial.computeIfAbsent(id, x -> new ArrayList<>()).add(new PieceStatus(e.piece(), d, "present"));
+                else partial.computeIfAbsent(id, x -> new ArrayList<>()).add(new PieceStatus(e.piece(), domainName(store), "present"));
             }
         }
         List<SnapshotStatus> out = new ArrayList<>();
@@ -281,9 +295,9 @@ public final class ErasureCodedSnapshots {
             List<PieceStatus> ps = new ArrayList<>();
             int ok = 0;
             for (int i = 0; i < c.k() + c.m(); i++) {
-                int d = c.domains()[i];
+                String d = c.domains()[i];
                 String st;
-                SnapshotStore store = d < domains.size() ? domains.get(d) : null;
+                SnapshotStore store = byName.get(d);
                 if (store == null) st = "domain unreachable";
                 else if (verify) st = switch (store.verifyPiece(key.job(), key.step(), key.owner(), i)) {
                     case OK -> "ok";
@@ -300,6 +314,6 @@ public final class ErasureCodedSnapshots {
     }
 
     private long liveCount() {
-        return domains.stream().filter(d -> d != null).count();
+        return byName.size();
     }
 }

@@ -49,7 +49,7 @@ class ErasureCodedSnapshotsTest {
         var ec3 = new ErasureCodedSnapshots(stores, 3, 2);
         var e = assertThrows(UnrecoverableSnapshotException.class, () -> ec3.restore("job", "rank0"));
         assertTrue(e.getMessage().contains("step 2 is unrecoverable: RS(3, 2) needs 3 of 5 pieces, only 2 are readable")
-                && e.getMessage().contains("piece 0 (domain " + ec.domainOf("rank0", 0) + "): missing")
+                && e.getMessage().contains("piece 0 (domain node" + ec.domainOf("rank0", 0) + "): missing")
                 && e.getMessage().contains("piece 2") && e.getMessage().contains("piece 4"), e.getMessage());
         Fixtures.close(stores);
     }
@@ -124,7 +124,7 @@ class ErasureCodedSnapshotsTest {
         }
         try (var repaired = ec.restore("job", "r", true)) {
             assertArrayEquals(new int[]{3}, repaired.rebuiltPieces());
-            assertEquals(List.of("piece 3 (domain " + ec.domainOf("r", 3) + "): missing"), repaired.problems());
+            assertEquals(List.of("piece 3 (domain node" + ec.domainOf("r", 3) + "): missing"), repaired.problems());
         }
         assertEquals(SnapshotStore.PieceState.OK, holder.verifyPiece("job", 9, "r", 3));
         Fixtures.close(stores);

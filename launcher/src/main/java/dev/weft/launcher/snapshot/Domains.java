@@ -15,7 +15,8 @@ import java.util.regex.Pattern;
 /**
  * Turns {@code --store} arguments into failure domains, in order: a directory holding a store
  * (index.cmap) is one domain; a directory of stores (node0, node1, ...) is one domain per
- * subdirectory, in natural order (node2 before node10), which must match the writer's order.
+ * subdirectory, in natural order (node2 before node10). Commit records name domains by directory
+ * name, so the order only matters to a writer, not to these readers.
  */
 final class Domains {
     private static final Pattern TRAILING_NUMBER = Pattern.compile("^(.*?)(\\d+)$");

@@ -110,7 +110,7 @@ public final class EcBenchCommand implements Callable<Integer> {
             try (SnapshotStore s = SnapshotStore.open(dir.resolve("one"), SnapshotStore.Options.defaults().withBudget(4 * len))) {
                 double write = rate(len, () -> io(() -> s.putPiece("bench", 1, "r", 0, src)));
                 double read = rate(len, () -> io(() -> s.readPiece("bench", 1, "r", 0, dst)));
-                out.printf("  store write (mmap copy + CRC32C)    %8.2f  %5.2fx%n", write, write / copy);
+                out.printf("  store write (pwrite + CRC32C)       %8.2f  %5.2fx%n", write, write / copy);
                 out.printf("  store read  (copy + CRC32C check)   %8.2f  %5.2fx%n", read, read / copy);
             }
             List<SnapshotStore> domains = new ArrayList<>();

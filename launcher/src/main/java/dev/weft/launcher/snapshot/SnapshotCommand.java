@@ -32,7 +32,7 @@ public final class SnapshotCommand implements Runnable {
     /** Options every subcommand shares. */
     static class StoreOptions {
         @Option(names = "--store", required = true, paramLabel = "DIR",
-                description = "A store directory, or a directory of per-domain stores (node0, node1, ...). Repeat for several domains, in the writer's order.")
+                description = "A store directory, or a directory of per-domain stores (node0, node1, ...). Repeat for several domains. Domains are known by directory name.")
         List<Path> stores;
     }
 
@@ -48,7 +48,7 @@ public final class SnapshotCommand implements Runnable {
             dirs = Domains.resolve(opts.stores);
             List<SnapshotStore> stores = Domains.open(dirs);
             out().println(dirs.size() + " failure domain" + (dirs.size() == 1 ? "" : "s") + ":");
-            for (int i = 0; i < dirs.size(); i++) out().println("  [" + i + "] " + dirs.get(i));
+            for (Path d : dirs) out().println("  " + d.getFileName() + "  " + d);
             return stores;
         }
 
@@ -65,7 +65,7 @@ public final class SnapshotCommand implements Runnable {
                 if (!s.committed()) {
                     counts[3]++;
                     out().println(id + ": PARTIAL (no commit record; a writer died or is still writing; restores ignore it) pieces "
-                            + s.pieces().stream().map(p -> p.piece() + "@[" + p.domain() + "]").collect(Collectors.joining(" ")));
+                            + s.pieces().stream().map(p -> p.piece() + "@" + p.domain()).collect(Collectors.joining(" ")));
                     continue;
                 }
                 long ok = s.pieces().stream().filter(p -> p.state().equals("ok")).count();
@@ -73,7 +73,7 @@ public final class SnapshotCommand implements Runnable {
                 counts[!s.recoverable() ? 2 : ok == s.pieces().size() ? 0 : 1]++;
                 out().println(id + ": " + state + ", RS(" + s.k() + ", " + s.m() + "), " + ok + "/" + s.pieces().size() + " pieces readable");
                 for (var p : s.pieces())
-                    if (!p.state().equals("ok")) out().println("    piece " + p.piece() + " on domain [" + p.domain() + "]: " + p.state());
+                    if (!p.state().equals("ok")) out().println("    piece " + p.piece() + " on domain " + p.domain() + ": " + p.state());
             }
             return counts;
         }
