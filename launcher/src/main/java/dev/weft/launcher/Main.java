@@ -7,7 +7,7 @@ import picocli.CommandLine.Command;
 @Command(name = "weft", mixinStandardHelpOptions = true, version = "weft 0.1.0",
         description = "Distributed training for the JVM.",
         subcommands = {TrainCommand.class, GenerateCommand.class, PrepareCommand.class, ExportCommand.class, BenchCommand.class,
-                CommandLine.HelpCommand.class})
+                dev.weft.launcher.snapshot.SnapshotCommand.class, CommandLine.HelpCommand.class})
 public final class Main implements Runnable {
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;
