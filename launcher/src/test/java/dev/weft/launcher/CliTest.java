@@ -68,6 +68,29 @@ class CliTest {
     }
 
     @Test
+    void anExhaustedMemoryBudgetSaysWhatWasLiveAndKeepsTheCheckpoint() throws IOException {
+        StringBuilder text = new StringBuilder();
+        for (int i = 0; i < 300; i++) text.append("all the world's a stage, and all the men and women merely players\n");
+        Files.writeString(dir.resolve("t.txt"), text);
+        Path cfg = dir.resolve("c.yaml");
+        Files.writeString(cfg, """
+                model: {layers: 1, d_model: 32, heads: 2, ffn_dim: 64, vocab: 256, max_seq_len: 64}
+                data: {text: t.txt, cache_dir: cache}
+                train: {steps: 2, micro_batch: 2, eval_every: 0, save_every: 1, out_dir: run}
+                sample: {tokens: 0}
+                """);
+        assertEquals(0, run("train", cfg.toString()).code());
+        Path model = dir.resolve("run/checkpoints/step-00000002/model.safetensors");
+        byte[] before = Files.readAllBytes(model);
+
+        Run r = run("train", cfg.toString(), "--set", "train.steps=4", "--set", "train.micro_batch=64",
+                "--set", "train.memory_budget_mib=1", "--resume");
+        assertEquals(2, r.code(), r.err());
+        assertTrue(r.err().contains("out of budget") && r.err().contains("Largest live allocations"), r.err());
+        assertArrayEquals(before, Files.readAllBytes(model), "the last checkpoint must survive the failed run");
+    }
+
+    @Test
     void unknownOptionsAreReported() {
         Run r = run("train", "x.yaml", "--bogus");
         assertNotEquals(0, r.code());

@@ -63,7 +63,6 @@ public final class Trainer implements AutoCloseable {
     public Trainer(TrainConfig cfg, PrintStream out) {
         this.cfg = cfg;
         this.out = out;
-        if (cfg.train().memoryBudgetMiB() > 0) MemoryPool.host().setBudget(cfg.train().memoryBudgetMiB() << 20);
         this.tokenizer = Tokenizer.byName(cfg.data().tokenizer());
         if (tokenizer.vocabSize() > cfg.model().vocab())
             throw new IllegalArgumentException("model.vocab = " + cfg.model().vocab() + " is smaller than the vocabulary of tokenizer '"
@@ -103,6 +102,17 @@ public final class Trainer implements AutoCloseable {
      * learning-rate schedule still spans train.steps, so a later {@code --resume} continues the same run.
      */
     public Result run(boolean resume, long stopAfter) {
+        MemoryPool pool = MemoryPool.host();
+        long previousBudget = pool.budget();
+        if (cfg.train().memoryBudgetMiB() > 0) pool.setBudget(cfg.train().memoryBudgetMiB() << 20);
+        try {
+            return train(resume, stopAfter);
+        } finally {
+            pool.setBudget(previousBudget);
+        }
+    }
+
+    private Result train(boolean resume, long stopAfter) {
         TrainConfig.Train t = cfg.train();
         Path outDir = t.outDir();
         long start = 0, tokensSeen = 0;
