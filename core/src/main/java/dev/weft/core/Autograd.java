@@ -134,7 +134,7 @@ public final class Autograd {
     private static void accumulateLeaf(Tensor leaf, Tensor g) {
         Tensor current = leaf.grad();
         if (current == null) {
-            Tensor fresh = Scope.outside(() -> Tensor.empty(DType.F32, "grad", leaf.shape()));
+            Tensor fresh = Scope.outside(() -> Tensor.empty(DType.F32, "gradients", leaf.shape()));
             fresh.copyFrom(g);
             leaf.setGrad(fresh.name(leaf.name() == null ? null : leaf.name() + ".grad"));
         } else {

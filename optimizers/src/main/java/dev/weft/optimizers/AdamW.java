@@ -1,5 +1,6 @@
 package dev.weft.optimizers;
 
+import dev.weft.core.DType;
 import dev.weft.core.Scope;
 import dev.weft.core.Tensor;
 import dev.weft.core.kernels.Parallel;
@@ -49,11 +50,14 @@ public final class AdamW implements Optimizer {
         this.s = settings;
         Scope.outside(() -> {
             for (Tensor p : params) {
-                moments.put(p, new Tensor[] {Tensor.zeros(p.shape()).name(p.name() + "/exp_avg"),
-                        Tensor.zeros(p.shape()).name(p.name() + "/exp_avg_sq")});
+                moments.put(p, new Tensor[] {state(p).name(p.name() + "/exp_avg"), state(p).name(p.name() + "/exp_avg_sq")});
             }
             return null;
         });
+    }
+
+    private static Tensor state(Tensor p) {
+        return Tensor.empty(DType.F32, "optimizer state", p.shape()).fill(0f);
     }
 
     @Override

@@ -28,7 +28,7 @@ public abstract class Module {
 
     /** Declares a parameter; its values are set by {@link #initialize}. */
     protected final Tensor parameter(String name, Init.Scheme init, int... shape) {
-        Tensor p = Scope.outside(() -> Tensor.empty(shape));
+        Tensor p = Scope.outside(() -> Tensor.empty(dev.weft.core.DType.F32, "parameters", shape));
         p.requiresGrad(true).name(name);
         if (parameters.putIfAbsent(name, p) != null) throw new IllegalStateException("duplicate parameter " + name);
         schemes.put(name, init);
