@@ -85,33 +85,29 @@ public final class Matmul {
         for (int d = 0; d < as.length - 2; d++) if (as[d] != bs[d]) throw mismatch(a, b);
         int m = as[as.length - 2], k = as[as.length - 1], n = bs[bs.length - 1];
         if (bs[bs.length - 2] != k) throw mismatch(a, b);
-        Operand oa = Operand.of(a), ob = Operand.of(b);
+        Tensor ac = a.contiguous(), bc = b.contiguous();
         int batch = (int) (a.numel() / ((long) m * k));
         int[] outShape = as.clone();
         outShape[outShape.length - 1] = n;
         Tensor y = Tensor.empty(DType.F32, "matmul", outShape);
-        gemmBatched(oa, ob, y, batch, m, n, k);
-        if (Autograd.needsGrad(a, b)) y.attach(new MatmulBackward(a, b, oa.t, ob.t));
+        batched(false, false, batch, m, n, k, ac, bc, y);
+        if (Autograd.needsGrad(a, b)) y.attach(new MatmulBackward(a, b, ac, bc));
         return y;
     }
 
-    private static void gemmBatched(Operand a, Operand b, Tensor y, int batch, int m, int n, int k) {
-        // OpenBLAS threads each GEMM itself; only small per-batch problems are worth spreading over threads.
-        long work = (long) m * n * k;
-        int grain = work >= (1 << 18) ? batch : 1;
-        Parallel.forRange(batch, grain, (from, to) -> {
+    /**
+     * {@code out[i] = op(a[i]) · op(b[i])} for each of {@code batch} contiguous row-major matrices,
+     * op being a transpose where asked; the product is m x n over k. Small products spread over
+     * the batch; a single large one is split by {@link Gemm} itself.
+     */
+    private static void batched(boolean transA, boolean transB, int batch, int m, int n, int k, Tensor a, Tensor b, Tensor out) {
+        int lda = transA ? m : k, ldb = transB ? k : n;
+        Parallel.forRange(batch, 1, (from, to) -> {
             for (int i = from; i < to; i++) {
-                Gemm.sgemm(a.transposed, b.transposed, m, n, k, 1f, a.t.data(), (long) i * m * k, a.ld,
-                        b.t.data(), (long) i * k * n, b.ld, 0f, y.data(), (long) i * m * n, n);
+                Gemm.sgemm(transA, transB, m, n, k, 1f, a.data(), (long) i * m * k, lda, b.data(), (long) i * k * n, ldb,
+                        0f, out.data(), (long) i * m * n, n);
             }
         });
-    }
-
-    /** An operand as BLAS wants it: contiguous memory with its row stride. */
-    private record Operand(Tensor t, boolean transposed, int ld) {
-        static Operand of(Tensor x) {
-            return new Operand(x.contiguous(), false, x.size(-1));
-        }
     }
 
     private static final class MatmulBackward extends GradFn {
@@ -130,23 +126,13 @@ public final class Matmul {
             int m = av.size(-2), k = av.size(-1), n = bv.size(-1);
             int batch = (int) (av.numel() / ((long) m * k));
             Tensor ga = null, gb = null;
-            if (needsGrad(0)) {
+            if (needsGrad(0)) { // dA = dY · Bᵀ
                 ga = Tensor.empty(DType.F32, "matmul.grad_a", av.shape());
-                Tensor gaf = ga;
-                Parallel.forRange(batch, 1, (from, to) -> {
-                    for (int i = from; i < to; i++)
-                        Gemm.sgemm(false, true, m, k, n, 1f, gc.data(), (long) i * m * n, n, bv.data(), (long) i * k * n, n,
-                                0f, gaf.data(), (long) i * m * k, k);
-                });
+                batched(false, true, batch, m, k, n, gc, bv, ga);
             }
-            if (needsGrad(1)) {
+            if (needsGrad(1)) { // dB = Aᵀ · dY
                 gb = Tensor.empty(DType.F32, "matmul.grad_b", bv.shape());
-                Tensor gbf = gb;
-                Parallel.forRange(batch, 1, (from, to) -> {
-                    for (int i = from; i < to; i++)
-                        Gemm.sgemm(true, false, k, n, m, 1f, av.data(), (long) i * m * k, k, gc.data(), (long) i * m * n, n,
-                                0f, gbf.data(), (long) i * k * n, n);
-                });
+                batched(true, false, batch, k, n, m, av, gc, gb);
             }
             return new Tensor[] {ga, gb};
         }
