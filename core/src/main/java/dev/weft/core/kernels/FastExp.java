@@ -3,6 +3,7 @@ package dev.weft.core.kernels;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorSpecies;
 
 /**
  * A vectorised {@code exp} for softmax: range reduction {@code x = n·ln2 + r} with |r| ≤ ln2/2
@@ -24,22 +25,24 @@ final class FastExp {
     private static final float MIN_ARG = -87f, MAX_ARG = 88f;
     private static final float C2 = 1f / 2, C3 = 1f / 6, C4 = 1f / 24, C5 = 1f / 120, C6 = 1f / 720, C7 = 1f / 5040;
 
+    private static final VectorSpecies<Float> S = VectorMath.SPECIES;
+
     private FastExp() {}
 
+    /** e^x lane by lane, for vectors of {@link VectorMath#SPECIES}. */
     static FloatVector exp(FloatVector x) {
-        var s = x.species();
         FloatVector xc = x.max(MIN_ARG).min(MAX_ARG);
-        FloatVector t = xc.fma(FloatVector.broadcast(s, LOG2E), FloatVector.broadcast(s, ROUNDER));
+        FloatVector t = xc.fma(FloatVector.broadcast(S, LOG2E), FloatVector.broadcast(S, ROUNDER));
         FloatVector n = t.sub(ROUNDER);
-        FloatVector r = n.fma(FloatVector.broadcast(s, -LN2_HI), xc);
-        r = n.fma(FloatVector.broadcast(s, -LN2_LO), r);
-        FloatVector p = FloatVector.broadcast(s, C7).fma(r, FloatVector.broadcast(s, C6));
-        p = p.fma(r, FloatVector.broadcast(s, C5));
-        p = p.fma(r, FloatVector.broadcast(s, C4));
-        p = p.fma(r, FloatVector.broadcast(s, C3));
-        p = p.fma(r, FloatVector.broadcast(s, C2));
-        p = p.fma(r, FloatVector.broadcast(s, 1f));
-        p = p.fma(r, FloatVector.broadcast(s, 1f));
+        FloatVector r = n.fma(FloatVector.broadcast(S, -LN2_HI), xc);
+        r = n.fma(FloatVector.broadcast(S, -LN2_LO), r);
+        FloatVector p = FloatVector.broadcast(S, C7).fma(r, FloatVector.broadcast(S, C6));
+        p = p.fma(r, FloatVector.broadcast(S, C5));
+        p = p.fma(r, FloatVector.broadcast(S, C4));
+        p = p.fma(r, FloatVector.broadcast(S, C3));
+        p = p.fma(r, FloatVector.broadcast(S, C2));
+        p = p.fma(r, FloatVector.broadcast(S, 1f));
+        p = p.fma(r, FloatVector.broadcast(S, 1f));
         // The low bits of t hold n (two's complement); shifting them into the exponent field and
         // adding the bias gives the float 2^n. The rounder's own bits shift out past bit 31.
         IntVector twoN = ((IntVector) t.reinterpretAsInts()).lanewise(VectorOperators.LSHL, 23).add(127 << 23);

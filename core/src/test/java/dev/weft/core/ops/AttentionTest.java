@@ -153,6 +153,20 @@ class AttentionTest {
     }
 
     @Test
+    void tilesKeepEveryTileProductOnOneOpenBlasThread() {
+        assertArrayEquals(new int[] {64, 64}, Attention.tiles(64));
+        assertArrayEquals(new int[] {64, 32}, Attention.tiles(128));
+        assertArrayEquals(new int[] {32, 32}, Attention.tiles(256));
+        assertArrayEquals(new int[] {64, 64}, Attention.tiles(6));
+        for (int d = 1; d <= 1024; d++) {
+            int[] t = Attention.tiles(d);
+            assertTrue(t[0] >= t[1] && t[1] >= 16 && t[0] <= 64, "tiles for D=" + d);
+            if ((long) t[0] * t[1] * d > 4 * 65536 && !(t[0] == 16 && t[1] == 16))
+                fail("tile product " + t[0] + "x" + t[1] + "x" + d + " exceeds OpenBLAS's single-thread size");
+        }
+    }
+
+    @Test
     void resultsAreBitwiseRepeatable() {
         Case c = Case.random(2, 100, 4, 2, 24, 11);
         try (Scope s = Scope.open()) {
