@@ -59,13 +59,18 @@ public final class Attention {
 
     /** As {@link #causal(Tensor, Tensor, Tensor, float)} with explicit tile sizes (tests, tuning). */
     static Tensor causal(Tensor q, Tensor k, Tensor v, float scale, int qTile, int kvTile) {
+        return causal(q, k, v, scale, qTile, kvTile, FlashAttention.BackwardPlan.AUTO);
+    }
+
+    /** ... and an explicit backward plan (tests). */
+    static Tensor causal(Tensor q, Tensor k, Tensor v, float scale, int qTile, int kvTile, FlashAttention.BackwardPlan plan) {
         FlashAttention.Shape s = shapeOf(q, k, v);
         if (!Float.isFinite(scale)) throw new IllegalArgumentException("Attention.causal: scale must be finite, got " + scale);
         Tensor qc = q.contiguous(), kc = k.contiguous(), vc = v.contiguous();
         Tensor out = Tensor.empty(DType.F32, "attention", s.batch(), s.seq(), s.qHeads(), s.headDim());
         Tensor lse = Tensor.empty(DType.F32, "attention.lse", s.batch(), s.qHeads(), s.seq());
         FlashAttention.forward(s, scale, qTile, kvTile, qc.data(), kc.data(), vc.data(), out.data(), lse.data());
-        if (Autograd.needsGrad(q, k, v)) out.attach(new CausalBackward(q, k, v, qc, kc, vc, out, lse, s, scale, qTile, kvTile));
+        if (Autograd.needsGrad(q, k, v)) out.attach(new CausalBackward(q, k, v, qc, kc, vc, out, lse, s, scale, qTile, kvTile, plan));
         else lse.close();
         return out;
     }
@@ -104,9 +109,10 @@ public final class Attention {
         private final FlashAttention.Shape shape;
         private final float scale;
         private final int qTile, kvTile;
+        private final FlashAttention.BackwardPlan plan;
 
         CausalBackward(Tensor qIn, Tensor kIn, Tensor vIn, Tensor qc, Tensor kc, Tensor vc, Tensor out, Tensor lse,
-                       FlashAttention.Shape shape, float scale, int qTile, int kvTile) {
+                       FlashAttention.Shape shape, float scale, int qTile, int kvTile, FlashAttention.BackwardPlan plan) {
             super("attention", qIn, kIn, vIn);
             this.q = save(qc);
             this.k = save(kc);
@@ -117,6 +123,7 @@ public final class Attention {
             this.scale = scale;
             this.qTile = qTile;
             this.kvTile = kvTile;
+            this.plan = plan;
         }
 
         @Override
@@ -127,7 +134,7 @@ public final class Attention {
             Tensor dq = Tensor.empty(DType.F32, "attention.grad_q", qv.shape());
             Tensor dk = Tensor.empty(DType.F32, "attention.grad_k", kv.shape());
             Tensor dv = Tensor.empty(DType.F32, "attention.grad_v", vv.shape());
-            FlashAttention.backward(shape, scale, qTile, kvTile, qv.data(), kv.data(), vv.data(), out.get().data(), lse.get().data(),
+            FlashAttention.backward(shape, scale, qTile, kvTile, plan, qv.data(), kv.data(), vv.data(), out.get().data(), lse.get().data(),
                     gc.data(), dq.data(), dk.data(), dv.data());
             if (gc != g) gc.close();
             return new Tensor[] {keepIf(0, dq), keepIf(1, dk), keepIf(2, dv)};

@@ -13,7 +13,8 @@ import java.util.Random;
  * A benchmark, not a test: prints attention forward and backward throughput on the reference shape
  * next to the throughput of one large sgemm measured in the same run. Runs only when asked:
  * {@code ./build test -pl core -Dtest=AttentionBenchmarkTest -Dweft.bench=true}
- * (optionally {@code -Dweft.bench.tiles=64x64,128x64,...}).
+ * (optionally {@code -Dweft.bench.tiles=64x64,32x32,...}, {@code -Dweft.bench.plan=PER_TILE}, and the shape
+ * through {@code weft.bench.b/t/hq/hkv/d}).
  */
 @EnabledIfSystemProperty(named = "weft.bench", matches = "true")
 class AttentionBenchmarkTest {
@@ -23,6 +24,7 @@ class AttentionBenchmarkTest {
         int b = Integer.getInteger("weft.bench.b", 8), t = Integer.getInteger("weft.bench.t", 256);
         int hq = Integer.getInteger("weft.bench.hq", 4), hkv = Integer.getInteger("weft.bench.hkv", 4);
         int d = Integer.getInteger("weft.bench.d", 64);
+        FlashAttention.BackwardPlan plan = FlashAttention.BackwardPlan.valueOf(System.getProperty("weft.bench.plan", "AUTO"));
         String tiles = System.getProperty("weft.bench.tiles", Attention.tiles(d)[0] + "x" + Attention.tiles(d)[1]);
         try (Scope s = Scope.open()) {
             double gemm = sgemmGflops(1024);
@@ -39,12 +41,12 @@ class AttentionBenchmarkTest {
                 int qTile = Integer.parseInt(tile.split("x")[0]), kvTile = Integer.parseInt(tile.split("x")[1]);
                 double fwd = bestSeconds(() -> FlashAttention.forward(shape, scale, qTile, kvTile, q.data(), k.data(), v.data(),
                         out.data(), lse.data()));
-                double bwd = bestSeconds(() -> FlashAttention.backward(shape, scale, qTile, kvTile, q.data(), k.data(), v.data(),
+                double bwd = bestSeconds(() -> FlashAttention.backward(shape, scale, qTile, kvTile, plan, q.data(), k.data(), v.data(),
                         out.data(), lse.data(), dOut.data(), dq.data(), dk.data(), dv.data()));
                 double fwdG = fwdFlops / fwd / 1e9, bwdG = bwdFlops / bwd / 1e9, allG = (fwdFlops + bwdFlops) / (fwd + bwd) / 1e9;
-                System.out.printf("attention B=%d T=%d Hq=%d Hkv=%d D=%d tiles %dx%d: forward %.3f ms (%.1f GFLOP/s), "
+                System.out.printf("attention B=%d T=%d Hq=%d Hkv=%d D=%d tiles %dx%d, backward plan %s: forward %.3f ms (%.1f GFLOP/s), "
                                 + "backward %.3f ms (%.1f GFLOP/s), fwd+bwd %.1f GFLOP/s = %.0f%% of sgemm%n",
-                        b, t, hq, hkv, d, qTile, kvTile, fwd * 1e3, fwdG, bwd * 1e3, bwdG, allG, 100 * allG / gemm);
+                        b, t, hq, hkv, d, qTile, kvTile, plan, fwd * 1e3, fwdG, bwd * 1e3, bwdG, allG, 100 * allG / gemm);
             }
             System.out.printf("sgemm 1024^3 again: %.1f GFLOP/s%n", sgemmGflops(1024));
         }

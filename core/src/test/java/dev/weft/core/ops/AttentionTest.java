@@ -4,6 +4,7 @@ import dev.weft.core.Autograd;
 import dev.weft.core.MemoryPool;
 import dev.weft.core.Scope;
 import dev.weft.core.Tensor;
+import dev.weft.core.kernels.FlashAttention.BackwardPlan;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
@@ -104,20 +105,22 @@ class AttentionTest {
     void forwardAndBackwardMatchNaiveReference(int b, int t, int hq, int hkv, int d, int qTile, int kvTile) {
         Case c = Case.random(b, t, hq, hkv, d, 31L * t + d + hq * 7 + hkv);
         Reference ref = Reference.of(c);
-        try (Scope s = Scope.open()) {
-            Tensor q = Tensor.of(c.q, b, t, hq, d).requiresGrad(true);
-            Tensor k = Tensor.of(c.k, b, t, hkv, d).requiresGrad(true);
-            Tensor v = Tensor.of(c.v, b, t, hkv, d).requiresGrad(true);
-            Tensor out = Attention.causal(q, k, v, c.scale, qTile, kvTile);
-            assertArrayEquals(new int[] {b, t, hq, d}, out.shape());
-            assertClose("out", ref.out, out.toArray());
-            Autograd.backward(out, Tensor.of(c.dOut, b, t, hq, d));
-            assertClose("dq", ref.dq, q.grad().toArray());
-            assertClose("dk", ref.dk, k.grad().toArray());
-            assertClose("dv", ref.dv, v.grad().toArray());
-            q.clearGrad();
-            k.clearGrad();
-            v.clearGrad();
+        for (BackwardPlan plan : new BackwardPlan[] {BackwardPlan.PER_KV_HEAD, BackwardPlan.PER_TILE}) {
+            try (Scope s = Scope.open()) {
+                Tensor q = Tensor.of(c.q, b, t, hq, d).requiresGrad(true);
+                Tensor k = Tensor.of(c.k, b, t, hkv, d).requiresGrad(true);
+                Tensor v = Tensor.of(c.v, b, t, hkv, d).requiresGrad(true);
+                Tensor out = Attention.causal(q, k, v, c.scale, qTile, kvTile, plan);
+                assertArrayEquals(new int[] {b, t, hq, d}, out.shape());
+                assertClose("out", ref.out, out.toArray());
+                Autograd.backward(out, Tensor.of(c.dOut, b, t, hq, d));
+                assertClose(plan + " dq", ref.dq, q.grad().toArray());
+                assertClose(plan + " dk", ref.dk, k.grad().toArray());
+                assertClose(plan + " dv", ref.dv, v.grad().toArray());
+                q.clearGrad();
+                k.clearGrad();
+                v.clearGrad();
+            }
         }
     }
 
@@ -209,11 +212,13 @@ class AttentionTest {
         Case c = Case.random(2, 100, 4, 2, 24, 11);
         try (Scope s = Scope.open()) {
             float[][] first = null;
-            for (int run = 0; run < 2; run++) {
+            for (int run = 0; run < 4; run++) {
+                BackwardPlan plan = run < 2 ? BackwardPlan.PER_KV_HEAD : BackwardPlan.PER_TILE;
+                if (run == 2) first = null;
                 Tensor q = Tensor.of(c.q, 2, 100, 4, 24).requiresGrad(true);
                 Tensor k = Tensor.of(c.k, 2, 100, 2, 24).requiresGrad(true);
                 Tensor v = Tensor.of(c.v, 2, 100, 2, 24).requiresGrad(true);
-                Tensor out = Attention.causal(q, k, v, c.scale, 32, 32);
+                Tensor out = Attention.causal(q, k, v, c.scale, 32, 32, plan);
                 float[] o = out.toArray();
                 Autograd.backward(out, Tensor.of(c.dOut, 2, 100, 4, 24));
                 float[][] now = {o, q.grad().toArray(), k.grad().toArray(), v.grad().toArray()};
@@ -221,7 +226,7 @@ class AttentionTest {
                 k.clearGrad();
                 v.clearGrad();
                 if (first == null) first = now;
-                else for (int i = 0; i < now.length; i++) assertArrayEquals(first[i], now[i], "result " + i + " differs between runs");
+                else for (int i = 0; i < now.length; i++) assertArrayEquals(first[i], now[i], plan + ": result " + i + " differs between runs");
             }
         }
     }
