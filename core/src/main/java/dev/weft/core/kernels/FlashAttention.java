@@ -123,7 +123,10 @@ public final class FlashAttention {
         }
     }
 
-    /** How backward spreads its work over threads; both give the same results on every run. */
+    /**
+     * How backward spreads its work over threads. Each plan gives bitwise the same gradients on
+     * every run and thread count; the two plans differ from each other only by float rounding.
+     */
     public enum BackwardPlan {
         /** {@link #PER_KV_HEAD} when there are at least as many (batch, kv head) pairs as threads, else {@link #PER_TILE}. */
         AUTO,
@@ -177,8 +180,7 @@ public final class FlashAttention {
                     try (Tensor p = scratch(qTile * kvTile); Tensor ds = scratch(qTile * kvTile)) {
                         for (int task = from; task < to; task++) {
                             int bg = task / kvTiles;
-                            // later kv tiles see fewer query rows: interleave heavy and light ones
-                            int j0 = (kvTiles - 1 - balancedTile(task % kvTiles, kvTiles)) * kvTile;
+                            int j0 = balancedTile(task % kvTiles, kvTiles) * kvTile;
                             t.keyValueTile(bg / s.kvHeads, bg % s.kvHeads, j0, dl, p.data(), ds.data(), dk, dv);
                         }
                     }
@@ -348,8 +350,9 @@ public final class FlashAttention {
     // ---- helpers ------------------------------------------------------------------------------
 
     /**
-     * The causal work of query tile i grows with i; visiting tiles as 0, n−1, 1, n−2, ... makes the
-     * contiguous chunks that {@link Parallel#forRange} hands out about equally heavy.
+     * The causal work of a tile grows (query tiles) or shrinks (kv tiles) with its index; visiting
+     * tiles as 0, n−1, 1, n−2, ... makes the contiguous chunks that {@link Parallel#forRange} hands
+     * out about equally heavy.
      */
     static int balancedTile(int position, int tiles) {
         return (position & 1) == 0 ? position >> 1 : tiles - 1 - (position >> 1);
