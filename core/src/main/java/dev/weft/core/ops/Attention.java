@@ -20,11 +20,14 @@ import java.util.Arrays;
  */
 public final class Attention {
     /**
-     * Query rows and key rows per tile. 64×64 tiles keep every tile product under OpenBLAS's
-     * single-thread threshold (so concurrent calls from the Java threads do not contend for its
-     * thread pool) while being large enough that the products run near GEMM speed.
+     * OpenBLAS runs a GEMM on its own thread pool once m·n·k exceeds 4·65536; every tile product
+     * here has m·n·k = query rows · key rows · D, and the tiles are already spread over the Java
+     * threads, so tiles are sized to stay at or under that bound. Above it, concurrent calls from
+     * the Java threads queue for OpenBLAS's pool: measured at B=8, T=256, H=4, D=64 on 2 cores,
+     * 128×64 tiles took 18–24 ms forward against 2.5–5 ms for 64×64.
      */
-    static final int Q_TILE = 64, KV_TILE = 64;
+    private static final int SINGLE_THREAD_GEMM = 4 * 65536;
+    private static final int MIN_TILE = 16, MAX_TILE = 64; // 128-row tiles measured no faster at D=32
 
     private Attention() {}
 
@@ -34,18 +37,40 @@ public final class Attention {
      * Returns [B, T, Hq, D].
      */
     public static Tensor causal(Tensor q, Tensor k, Tensor v, float scale) {
-        return causal(q, k, v, scale, Q_TILE, KV_TILE);
+        int d = q.dim() == 4 ? q.size(3) : 1; // a bad rank is reported by the full check
+        int[] tiles = tiles(d);
+        return causal(q, k, v, scale, tiles[0], tiles[1]);
+    }
+
+    /**
+     * {query rows, key rows} per tile for head dimension d: powers of two, square or twice as many
+     * query rows as key rows, grown while a tile product stays within {@link #SINGLE_THREAD_GEMM}
+     * (64×64 at D=64, 64×32 at D=128).
+     */
+    static int[] tiles(int d) {
+        int budget = SINGLE_THREAD_GEMM / Math.max(1, d);
+        int rows = MIN_TILE, cols = MIN_TILE;
+        while (true) {
+            if (rows == cols && rows * 2 <= MAX_TILE && rows * 2 * cols <= budget) rows *= 2;
+            else if (cols < rows && rows * cols * 2 <= budget) cols *= 2;
+            else return new int[] {rows, cols};
+        }
     }
 
     /** As {@link #causal(Tensor, Tensor, Tensor, float)} with explicit tile sizes (tests, tuning). */
     static Tensor causal(Tensor q, Tensor k, Tensor v, float scale, int qTile, int kvTile) {
+        return causal(q, k, v, scale, qTile, kvTile, FlashAttention.BackwardPlan.AUTO);
+    }
+
+    /** ... and an explicit backward plan (tests). */
+    static Tensor causal(Tensor q, Tensor k, Tensor v, float scale, int qTile, int kvTile, FlashAttention.BackwardPlan plan) {
         FlashAttention.Shape s = shapeOf(q, k, v);
         if (!Float.isFinite(scale)) throw new IllegalArgumentException("Attention.causal: scale must be finite, got " + scale);
         Tensor qc = q.contiguous(), kc = k.contiguous(), vc = v.contiguous();
         Tensor out = Tensor.empty(DType.F32, "attention", s.batch(), s.seq(), s.qHeads(), s.headDim());
         Tensor lse = Tensor.empty(DType.F32, "attention.lse", s.batch(), s.qHeads(), s.seq());
         FlashAttention.forward(s, scale, qTile, kvTile, qc.data(), kc.data(), vc.data(), out.data(), lse.data());
-        if (Autograd.needsGrad(q, k, v)) out.attach(new CausalBackward(q, k, v, qc, kc, vc, out, lse, s, scale, qTile, kvTile));
+        if (Autograd.needsGrad(q, k, v)) out.attach(new CausalBackward(q, k, v, qc, kc, vc, out, lse, s, scale, qTile, kvTile, plan));
         else lse.close();
         return out;
     }
@@ -84,9 +109,10 @@ public final class Attention {
         private final FlashAttention.Shape shape;
         private final float scale;
         private final int qTile, kvTile;
+        private final FlashAttention.BackwardPlan plan;
 
         CausalBackward(Tensor qIn, Tensor kIn, Tensor vIn, Tensor qc, Tensor kc, Tensor vc, Tensor out, Tensor lse,
-                       FlashAttention.Shape shape, float scale, int qTile, int kvTile) {
+                       FlashAttention.Shape shape, float scale, int qTile, int kvTile, FlashAttention.BackwardPlan plan) {
             super("attention", qIn, kIn, vIn);
             this.q = save(qc);
             this.k = save(kc);
@@ -97,6 +123,7 @@ public final class Attention {
             this.scale = scale;
             this.qTile = qTile;
             this.kvTile = kvTile;
+            this.plan = plan;
         }
 
         @Override
@@ -107,7 +134,7 @@ public final class Attention {
             Tensor dq = Tensor.empty(DType.F32, "attention.grad_q", qv.shape());
             Tensor dk = Tensor.empty(DType.F32, "attention.grad_k", kv.shape());
             Tensor dv = Tensor.empty(DType.F32, "attention.grad_v", vv.shape());
-            FlashAttention.backward(shape, scale, qTile, kvTile, qv.data(), kv.data(), vv.data(), out.get().data(), lse.get().data(),
+            FlashAttention.backward(shape, scale, qTile, kvTile, plan, qv.data(), kv.data(), vv.data(), out.get().data(), lse.get().data(),
                     gc.data(), dq.data(), dk.data(), dv.data());
             if (gc != g) gc.close();
             return new Tensor[] {keepIf(0, dq), keepIf(1, dk), keepIf(2, dv)};
