@@ -14,6 +14,9 @@ public final class Parallel {
     private static final int THREADS = Integer.getInteger("weft.threads", Runtime.getRuntime().availableProcessors());
     private static final ForkJoinPool POOL = new ForkJoinPool(Math.max(1, THREADS));
 
+    /** Set while the calling thread runs its own chunk of a parallel loop, so nested loops run inline. */
+    private static final ThreadLocal<Boolean> INSIDE = ThreadLocal.withInitial(() -> false);
+
     private Parallel() {}
 
     /** The body of a parallel loop over the half-open range [from, to). */
@@ -34,7 +37,7 @@ public final class Parallel {
     public static void forRange(int n, int grain, Range body) {
         if (n <= 0) return;
         int chunks = (int) Math.min(threads(), Math.max(1, n / Math.max(1, grain)));
-        if (chunks <= 1 || Thread.currentThread() instanceof ForkJoinWorkerThread w && w.getPool() == POOL) {
+        if (chunks <= 1 || INSIDE.get() || Thread.currentThread() instanceof ForkJoinWorkerThread w && w.getPool() == POOL) {
             body.run(0, n);
             return;
         }
@@ -43,7 +46,12 @@ public final class Parallel {
             int from = (int) ((long) n * c / chunks), to = (int) ((long) n * (c + 1) / chunks);
             tasks.add(POOL.submit(() -> body.run(from, to)));
         }
-        body.run(0, (int) ((long) n / chunks));
+        INSIDE.set(true);
+        try {
+            body.run(0, (int) ((long) n / chunks));
+        } finally {
+            INSIDE.set(false);
+        }
         for (ForkJoinTask<?> t : tasks) t.join();
     }
 }
