@@ -113,13 +113,16 @@ class Config:
         self.head_dim = int(j.get("head_dim") or self.hidden // self.heads)
         self.ffn = int(j["intermediate_size"])
         self.vocab = int(j["vocab_size"])
-        self.theta = float(j.get("rope_theta", 10000.0))
+        rope = j.get("rope_parameters") or {}  # transformers 5 keeps rope_theta here
+        self.theta = float(rope.get("rope_theta") or j.get("rope_theta") or 10000.0)
         self.eps = float(j.get("rms_norm_eps", 1e-6))
         self.tied = bool(j.get("tie_word_embeddings", False))
         if j.get("hidden_act", "silu") != "silu":
             raise ValueError("hidden_act must be silu")
-        if j.get("rope_scaling"):
-            raise ValueError("rope_scaling is not implemented by this reference")
+        for key in ("rope_scaling", "rope_parameters"):
+            r = j.get(key) or {}
+            if r.get("rope_type", r.get("type", "default")) != "default" or r.get("partial_rotary_factor", 1.0) != 1.0:
+                raise ValueError(f"{key} = {r} is not implemented by this reference")
         if j.get("attention_bias") or j.get("mlp_bias"):
             raise ValueError("biases are not implemented by this reference")
 
