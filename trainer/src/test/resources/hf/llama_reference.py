@@ -57,6 +57,23 @@ def read_safetensors(path):
     (n,) = struct.unpack("<Q", data[:8])
     header = json.loads(data[8:8 + n].decode("utf-8"))
     buf = memoryview(data)[8 + n:]
+    # The checks the safetensors library makes before it loads anything: tensors packed without
+    # gaps or overlaps, covering the buffer exactly, each as long as its dtype and shape say.
+    sizes = {"F32": 4, "BF16": 2, "F16": 2}
+    spans = sorted((info["data_offsets"][0], info["data_offsets"][1], name) for name, info in header.items() if name != "__metadata__")
+    expected_begin = 0
+    for begin, end, name in spans:
+        info = header[name]
+        if begin != expected_begin:
+            raise ValueError(f"{path}: tensor {name} starts at {begin}, expected {expected_begin} (gap or overlap)")
+        if end - begin != int(np.prod(info["shape"], dtype=np.int64)) * sizes.get(info["dtype"], 0):
+            raise ValueError(f"{path}: tensor {name} spans {end - begin} bytes, not {info['dtype']} x {info['shape']}")
+        expected_begin = end
+    if expected_begin != len(buf):
+        raise ValueError(f"{path}: tensors cover {expected_begin} bytes of a {len(buf)}-byte buffer")
+    meta = header.get("__metadata__", {})
+    if not all(isinstance(k, str) and isinstance(v, str) for k, v in meta.items()):
+        raise ValueError(f"{path}: __metadata__ must map strings to strings")
     out = {}
     for name, info in header.items():
         if name == "__metadata__":

@@ -46,8 +46,9 @@ import static org.junit.jupiter.api.Assumptions.assumeTrue;
  *       {@code python3 llama_reference.py write-fixture tiny-llama --seed 1234 --bf16 model.layers.1.mlp.up_proj.weight}
  *       and {@code python3 llama_reference.py write-fixture tiny-llama-tied --tied --seed 99}.</li>
  *   <li>weft → HF: a weft model saved the way checkpoints are ({@link HfConfig#write} and
- *       {@link Safetensors#write} of {@code namedParameters()}) is read by the reference script,
- *       which runs when python3 with numpy is available (skipped otherwise).</li>
+ *       {@link Safetensors#write} of {@code namedParameters()}) is read by the reference script
+ *       (which also makes the safetensors library's layout checks), run when python3 with numpy is
+ *       available (skipped otherwise).</li>
  * </ul>
  * Both sides compute in float32; they differ only in summation order and transcendental
  * rounding, so the logits (magnitudes up to ~30) must agree to {@link #TOLERANCE} absolute.
