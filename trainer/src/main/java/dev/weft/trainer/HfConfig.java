@@ -74,17 +74,51 @@ public final class HfConfig {
         Object type = j.get("model_type");
         if (type != null && !"llama".equals(type))
             throw new IllegalArgumentException(file + ": model_type '" + type + "' is not supported (weft loads Llama models)");
+        rejectUnsupported(j, file);
         int hidden = intOf(j, "hidden_size", file, null);
         int heads = intOf(j, "num_attention_heads", file, null);
         if (j.get("head_dim") != null && intOf(j, "head_dim", file, null) != hidden / heads)
             throw new IllegalArgumentException(file + ": head_dim != hidden_size / num_attention_heads is not supported");
         LlamaConfig c = new LlamaConfig(intOf(j, "num_hidden_layers", file, null), hidden, heads,
                 intOf(j, "num_key_value_heads", file, heads), intOf(j, "intermediate_size", file, null), intOf(j, "vocab_size", file, null),
-                intOf(j, "max_position_embeddings", file, 2048), (float) numOf(j, "rope_theta", file, 10000.0),
+                intOf(j, "max_position_embeddings", file, 2048), (float) ropeTheta(j, file),
                 (float) numOf(j, "rms_norm_eps", file, 1e-6), Boolean.TRUE.equals(j.get("tie_word_embeddings")),
                 numOf(j, "initializer_range", file, 0.02));
         Object tok = j.get("weft_tokenizer");
         return new Loaded(c, tok == null ? null : tok.toString());
+    }
+
+    /**
+     * Rejects configs whose numerics weft does not implement, which would otherwise load "fine" and
+     * compute different logits than transformers: rotary scaling (Llama 3.1's "llama3", linear,
+     * dynamic, yarn, ...), partial rotary, biases, activations other than SiLU.
+     */
+    private static void rejectUnsupported(Map<?, ?> j, Path file) {
+        Object act = j.get("hidden_act");
+        if (act != null && !"silu".equals(act))
+            throw new IllegalArgumentException(file + ": hidden_act '" + act + "' is not supported (weft's Llama MLP uses silu)");
+        for (String bias : new String[] {"attention_bias", "mlp_bias"})
+            if (Boolean.TRUE.equals(j.get(bias)))
+                throw new IllegalArgumentException(file + ": " + bias + " = true is not supported (weft's Llama has no bias terms)");
+        for (String key : new String[] {"rope_scaling", "rope_parameters"}) {
+            Object v = j.get(key);
+            if (v == null) continue;
+            if (!(v instanceof Map<?, ?> rope)) throw new IllegalArgumentException(file + ": '" + key + "' = " + v + " is not a JSON object");
+            Object type = rope.get("rope_type") != null ? rope.get("rope_type") : rope.get("type");
+            if (type != null && !"default".equals(type))
+                throw new IllegalArgumentException(file + ": " + key + " with rope_type '" + type + "' is not supported; weft implements only "
+                        + "the default rotary embedding, so this model would compute different logits than in transformers");
+            Object partial = rope.get("partial_rotary_factor");
+            if (partial != null && !(partial instanceof Number n && n.doubleValue() == 1.0))
+                throw new IllegalArgumentException(file + ": " + key + ".partial_rotary_factor = " + partial + " is not supported (weft rotates whole heads)");
+        }
+    }
+
+    /** rope_parameters.rope_theta (transformers 5 writes theta only there), else the top-level rope_theta (4.x). */
+    private static double ropeTheta(Map<?, ?> j, Path file) {
+        if (j.get("rope_parameters") instanceof Map<?, ?> rope && rope.get("rope_theta") != null)
+            return numOf(rope, "rope_theta", file, 10000.0);
+        return numOf(j, "rope_theta", file, 10000.0);
     }
 
     private static int intOf(Map<?, ?> j, String key, Path file, Integer fallback) {
