@@ -12,6 +12,7 @@ import java.io.PrintWriter;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.Callable;
@@ -49,6 +50,10 @@ public final class LaunchCommand implements Callable<Integer> {
     @Option(names = "--resume", description = "Start from the newest checkpoint in train.out_dir")
     boolean resume;
 
+    @Option(names = "--rank-env", paramLabel = "KEY=VALUE",
+            description = "An extra environment variable for every rank process (repeatable)")
+    List<String> rankEnv = new ArrayList<>();
+
     @Parameters(index = "0", paramLabel = "CONFIG", description = "YAML config (see examples/tinyshakespeare.yaml)")
     Path config;
 
@@ -62,8 +67,18 @@ public final class LaunchCommand implements Callable<Integer> {
         List<String> command = RankCommand.build(nprocPerNode, config, args);
         if (resume) command.add("--resume");
         NodeLauncher.Spec s = new NodeLauncher.Spec(nprocPerNode, nnodes, nodeRank, rdzvEndpoint, maxRestarts,
-                cfg.train().outDir().resolve("logs"), Duration.ofSeconds(cfg.distributed().rendezvousTimeoutSeconds()), command, Map.of());
+                cfg.train().outDir().resolve("logs"), Duration.ofSeconds(cfg.distributed().rendezvousTimeoutSeconds()), command, env());
         PrintWriter out = spec.commandLine().getOut();
         return new NodeLauncher(s, out).run();
+    }
+
+    private Map<String, String> env() {
+        Map<String, String> env = new LinkedHashMap<>();
+        for (String kv : rankEnv) {
+            int eq = kv.indexOf('=');
+            if (eq <= 0) throw new IllegalArgumentException("--rank-env expects KEY=VALUE, got '" + kv + "'");
+            env.put(kv.substring(0, eq), kv.substring(eq + 1));
+        }
+        return env;
     }
 }

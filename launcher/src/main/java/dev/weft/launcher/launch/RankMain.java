@@ -23,7 +23,7 @@ import java.util.function.LongConsumer;
  * <p>Arguments: {@code CONFIG [--set KEY=VALUE]... [--resume]}.
  */
 public final class RankMain {
-    /** Test-only fault injection: rank WEFT_TEST_FAIL_RANK exits with code 3 before step WEFT_TEST_FAIL_STEP. */
+    /** Test-only fault injection: rank WEFT_TEST_FAIL_RANK exits with code 3 before 0-based step index WEFT_TEST_FAIL_STEP. */
     static final String FAIL_RANK_ENV = "WEFT_TEST_FAIL_RANK", FAIL_STEP_ENV = "WEFT_TEST_FAIL_STEP";
     static final int INJECTED_FAILURE_EXIT = 3;
 
@@ -92,7 +92,7 @@ public final class RankMain {
         long failStep = Long.parseLong(s.strip());
         return step -> {
             if (rank == failRank && step == failStep) {
-                System.out.println("injected failure before step " + step + " (" + FAIL_RANK_ENV + "=" + failRank + ", " + FAIL_STEP_ENV + "=" + failStep + ")");
+                System.out.println("injected failure at step " + (step + 1) + " (" + FAIL_RANK_ENV + "=" + failRank + ", " + FAIL_STEP_ENV + "=" + failStep + ")");
                 System.out.flush();
                 Runtime.getRuntime().halt(INJECTED_FAILURE_EXIT);
             }
