@@ -28,6 +28,11 @@ class DistributedDataParallelTest {
     private static final LlamaConfig CFG = new LlamaConfig(2, 32, 4, 2, 64, 64, 16, 10000f, 1e-5f, false, 0.02);
     private static final int SEQ = 8, ROWS_PER_RANK = 2;
 
+    /** Closes a model at the end of a try block. */
+    private record Owned(Llama model) implements AutoCloseable {
+        @Override public void close() { model.close(); }
+    }
+
     /** A process group that counts all-reduces, and those issued while {@code inBackward} is set. */
     private record Counting(ProcessGroup group, AtomicInteger allReduces, AtomicInteger duringBackward, AtomicBoolean inBackward) {
         static Counting wrap(ProcessGroup g) {
@@ -76,7 +81,8 @@ class DistributedDataParallelTest {
 
     /** Gradients of one process over the whole global batch of {@code accum} micro-steps. */
     private static Map<String, float[]> reference(int world, int accum) {
-        try (Llama m = new Llama(CFG, 7)) {
+        try (Owned o = new Owned(new Llama(CFG, 7))) {
+            Llama m = o.model();
             for (int micro = 0; micro < accum; micro++) {
                 int[][] b = batch(100 + micro, world * ROWS_PER_RANK);
                 backward(m, b[0], b[1], world * ROWS_PER_RANK, 1f / accum);
@@ -102,7 +108,8 @@ class DistributedDataParallelTest {
     private static List<RankResult> runDdp(int world, int accum, long bucketBytes) {
         return InJvmTransport.run(world, T, g -> {
             Counting c = Counting.wrap(g);
-            try (Llama m = new Llama(CFG, 7); DistributedDataParallel ddp = new DistributedDataParallel(m.namedParameters(), c.group(), bucketBytes)) {
+            try (Owned o = new Owned(new Llama(CFG, 7)); DistributedDataParallel ddp = new DistributedDataParallel(o.model().namedParameters(), c.group(), bucketBytes)) {
+                Llama m = o.model();
                 DistributedDataParallel.verifyIdenticalWeights(c.group(), m.namedParameters());
                 int before = -1;
                 int start = c.allReduces().get();
@@ -161,7 +168,8 @@ class DistributedDataParallelTest {
     @Test
     void differingWeightsFailFastNamingTheRankAndParameter() {
         List<String> messages = InJvmTransport.run(3, T, g -> {
-            try (Llama m = new Llama(CFG, 7)) {
+            try (Owned o = new Owned(new Llama(CFG, 7))) {
+                Llama m = o.model();
                 List<String> names = new ArrayList<>(m.namedParameters().keySet());
                 if (g.rank() == 2) {
                     Tensor p = m.namedParameters().get(names.get(3));
@@ -182,7 +190,8 @@ class DistributedDataParallelTest {
     @Test
     void identicalWeightsPass() {
         InJvmTransport.run(2, T, g -> {
-            try (Llama m = new Llama(CFG, 7)) {
+            try (Owned o = new Owned(new Llama(CFG, 7))) {
+                Llama m = o.model();
                 DistributedDataParallel.verifyIdenticalWeights(g, m.namedParameters());
                 return null;
             }
@@ -192,7 +201,8 @@ class DistributedDataParallelTest {
     @Test
     void finishWithoutSynchronisingMicroStepIsAnError() {
         InJvmTransport.run(1, T, g -> {
-            try (Llama m = new Llama(CFG, 7); DistributedDataParallel ddp = new DistributedDataParallel(m.namedParameters(), g, 1024)) {
+            try (Owned o = new Owned(new Llama(CFG, 7)); DistributedDataParallel ddp = new DistributedDataParallel(o.model().namedParameters(), g, 1024)) {
+                Llama m = o.model();
                 ddp.beginMicroStep(false);
                 assertThrows(IllegalStateException.class, ddp::finishGradients);
                 assertThrows(IllegalArgumentException.class, () -> new DistributedDataParallel(m.namedParameters(), g, 0));
