@@ -62,6 +62,7 @@ public final class LaunchCommand implements Callable<Integer> {
 
     @Override
     public Integer call() {
+        if (nprocPerNode < 1) throw new IllegalArgumentException("--nproc-per-node must be >= 1, got " + nprocPerNode);
         TrainConfig cfg = TrainConfig.load(config, overrides); // fail on a bad config here, not N times in the ranks
         List<String> args = new ArrayList<>(overrides);
         List<String> command = RankCommand.build(nprocPerNode, config, args);

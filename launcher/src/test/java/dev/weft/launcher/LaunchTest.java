@@ -161,7 +161,7 @@ class LaunchTest {
     void badArgumentsAreNamed() throws IOException {
         Path cfg = config(2, 0);
         CliTest.Run r = CliTest.run("launch", "--nproc-per-node", "0", cfg.toString());
-        assertEquals(2, r.code());
+        assertEquals(2, r.code(), r.out() + r.err());
         assertTrue(r.err().contains("--nproc-per-node must be >= 1, got 0"), r.err());
         CliTest.Run r2 = CliTest.run("launch", "--nnodes", "2", cfg.toString());
         assertEquals(2, r2.code());
