@@ -291,8 +291,8 @@ public final class Trainer implements AutoCloseable {
         out.printf("model: %d layers, d_model %d, %d heads (%d kv), ffn %d, vocab %d: %.2fM parameters (%.2fM non-embedding)%n",
                 cfg.model().layers(), cfg.model().dModel(), cfg.model().heads(), cfg.model().kvHeads(), cfg.model().ffnDim(),
                 cfg.model().vocab(), model.parameterCount() / 1e6, cfg.model().nonEmbeddingParameters() / 1e6);
-        out.printf("data: %,d train / %,d val tokens (%s); %d x %d x %d = %,d tokens per step%n", trainShard.count(), valShard.count(),
-                tokenizer.name(), t.microBatch(), t.gradAccum(), t.seqLen(), tokensPerStep());
+        out.printf("data: %,d train / %,d val tokens (%s); %d x %d x %d%s = %,d tokens per step%n", trainShard.count(), valShard.count(),
+                tokenizer.name(), t.microBatch(), t.gradAccum(), t.seqLen(), dist == null ? "" : " x " + dist.size() + " ranks", tokensPerStep());
         out.printf("memory: weights %s, gradients %s, optimizer state %s (%s)%n", Bytes.human(model.parameterCount() * 4),
                 Bytes.human(model.parameterCount() * 4), Bytes.human(optimizer.stateBytes()), optimizer.name());
         out.printf("unigram baseline (val cross-entropy of train token frequencies): %.4f nats/token%n", baseline);

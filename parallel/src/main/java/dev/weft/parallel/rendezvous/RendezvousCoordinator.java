@@ -105,6 +105,12 @@ public final class RendezvousCoordinator implements AutoCloseable {
         return refused.get();
     }
 
+    /** Ranks of {@code generation} that have joined so far (for tests). */
+    synchronized int joinedCount(int generation) {
+        Generation g = generations.get(generation);
+        return g == null ? 0 : g.joined;
+    }
+
     private void acceptLoop() {
         while (!closed) {
             try {
