@@ -163,9 +163,14 @@ public final class AeronTransport implements Transport {
         int n = endpoints.size();
         Publication[] pubs = new Publication[n];
         boolean[] local = new boolean[n];
+        int[] streams = new int[n];
         for (int i = 0; i < n; i++) {
             Endpoint e = Endpoint.parse(i, endpoints.get(i));
-            if (i == rank) continue;
+            streams[i] = e.stream;
+            if (i == rank) {
+                local[i] = !forceUdp;
+                continue;
+            }
             local[i] = !forceUdp && e.host.equals(host) && e.dir.equals(aeronDir);
             String channel = local[i]
                     ? new ChannelUriStringBuilder().media("ipc").mtu(MTU).termLength(AeronDriver.TERM_LENGTH).build()
@@ -187,7 +192,7 @@ public final class AeronTransport implements Transport {
         }
         int[] world = new int[n];
         for (int i = 0; i < n; i++) world[i] = i;
-        return new FabricGroup(new AeronFabric(rank, pubs, local), "world", 0, world, rank, timeout, false);
+        return new FabricGroup(new AeronFabric(rank, pubs, local, streams), "world", 0, world, rank, timeout, false);
     }
 
     @Override
@@ -228,15 +233,31 @@ public final class AeronTransport implements Transport {
         return new BackoffIdleStrategy(64, 16, 1_000, 200_000);
     }
 
-    private final class AeronFabric implements Fabric {
+    private final class AeronFabric implements Fabric, SharedMemoryCapable {
         private final int rank;
         private final Publication[] pubs;
         private final boolean[] local;
+        private final int[] streams;
 
-        AeronFabric(int rank, Publication[] pubs, boolean[] local) {
+        AeronFabric(int rank, Publication[] pubs, boolean[] local, int[] streams) {
             this.rank = rank;
             this.pubs = pubs;
             this.local = local;
+            this.streams = streams;
+        }
+
+        /**
+         * Ranks that share this node's driver share its directory too: a group made only of them
+         * reduces large payloads through a file there (named by its first rank's stream and the
+         * group id, so every member finds the same one; the driver removes it at shutdown).
+         */
+        @Override
+        public SharedMemoryPath sharedMemory(FabricGroup group) {
+            int[] members = group.worldRanks();
+            for (int w : members) if (!local[w]) return null;
+            if (members.length < 2) return null;
+            java.nio.file.Path file = java.nio.file.Path.of(aeronDir, "weft-shm-" + streams[members[0]] + "-" + Integer.toHexString(group.id));
+            return ShmAllReduce.mapFile(file, members.length, group.rank());
         }
 
         @Override public int rank() { return rank; }

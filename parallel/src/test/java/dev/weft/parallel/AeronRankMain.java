@@ -19,6 +19,9 @@ import java.util.List;
  * reference), "timeout" (rank 0 receives from rank 1, which never sends).
  */
 public final class AeronRankMain {
+    /** Direct, ring and (from 65536 floats, same host) shared-memory sizes. */
+    static final int[] SIZES = {0, 1, 3, 1001, 16411, 50_003, 300_007};
+
     public static void main(String[] args) throws Exception {
         String scenario = args[0];
         int rank = Integer.parseInt(args[1]);
@@ -33,7 +36,7 @@ public final class AeronRankMain {
                 ProcessGroup world = g;
                 switch (scenario) {
                     case "checks" -> {
-                        long hash = CollectiveChecks.checkAll(world, new int[]{0, 1, 3, 1001, 16411, 50_003});
+                        long hash = CollectiveChecks.checkAll(world, SIZES);
                         System.out.println("RESULT " + hash);
                     }
                     case "timeout" -> {
