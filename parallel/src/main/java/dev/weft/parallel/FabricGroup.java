@@ -26,7 +26,9 @@ final class FabricGroup implements ProcessGroup {
     private final int rank;
     private final Duration timeout;
     private final boolean ownsFabric;
-    private final SharedMemoryPath shm;
+    private SharedMemoryPath shm;
+    private boolean shmLooked;
+    private int pending;
     private long nextSeq;
     private long nextSend;
     private long nextRecv;
@@ -46,7 +48,6 @@ final class FabricGroup implements ProcessGroup {
         this.rank = rank;
         this.timeout = timeout;
         this.ownsFabric = ownsFabric;
-        this.shm = fabric instanceof SharedMemoryCapable c ? c.sharedMemory(this) : null;
         this.collectiveLane = lane("collectives");
     }
 
@@ -80,7 +81,8 @@ final class FabricGroup implements ProcessGroup {
         long numel = t.numel();
         requireOp(op);
         return collective("allReduce", o -> {
-            if (shm != null && shm.handles(numel)) shm.allReduce(o, data, numel, op);
+            SharedMemoryPath path = sharedMemory();
+            if (path != null && path.handles(numel)) path.allReduce(o, data, numel, op);
             else Collectives.allReduce(o, data, numel, op);
         });
     }
@@ -221,19 +223,81 @@ final class FabricGroup implements ProcessGroup {
 
     // ---- plumbing -----------------------------------------------------------------------------
 
-    private synchronized Work collective(String opName, Consumer<Op> body) {
+    /** The same-host shared-memory path of this group, looked up on first use (on the collective lane or inline). */
+    private SharedMemoryPath sharedMemory() {
+        if (!shmLooked) {
+            shmLooked = true;
+            if (fabric instanceof SharedMemoryCapable c) shm = c.sharedMemory(this);
+        }
+        return shm;
+    }
+
+    private Work collective(String opName, Consumer<Op> body) {
+        return collective(INLINE.get(), opName, body);
+    }
+
+    /** Set while a synchronous call issues its operation, so it may run inline. */
+    private static final ThreadLocal<Boolean> INLINE = ThreadLocal.withInitial(() -> false);
+
+    private static void inline(java.util.function.Supplier<Work> issue) {
+        Work w;
+        INLINE.set(true);
+        try {
+            w = issue.get();
+        } finally {
+            INLINE.set(false);
+        }
+        w.await();
+    }
+
+    @Override public void allReduce(Tensor t, ReduceOp op) { inline(() -> allReduceAsync(t, op)); }
+    @Override public void reduceScatter(Tensor input, Tensor output, ReduceOp op) { inline(() -> reduceScatterAsync(input, output, op)); }
+    @Override public void allGather(Tensor input, Tensor output) { inline(() -> allGatherAsync(input, output)); }
+    @Override public void broadcast(Tensor t, int root) { inline(() -> broadcastAsync(t, root)); }
+    @Override public void reduce(Tensor t, int root, ReduceOp op) { inline(() -> reduceAsync(t, root, op)); }
+    @Override public void allToAll(Tensor input, Tensor output) { inline(() -> allToAllAsync(input, output)); }
+    @Override public void barrier() { inline(this::barrierAsync); }
+
+    /**
+     * Issues a collective. A synchronous call with nothing queued runs on the caller's thread
+     * (no hand-off to the lane and back: that is most of a small operation's latency); otherwise
+     * it joins the lane's queue, so operations always run in sequence order.
+     */
+    private synchronized Work collective(boolean inline, String opName, Consumer<Op> body) {
+        if (closed) throw new IllegalStateException("group '" + name + "' is closed");
         long seq = nextSeq++;
-        return submit(collectiveLane, opName, seq, () -> new Op(this, opName, Msg.COLLECTIVE, seq), body);
+        if (inline && pending == 0) {
+            try {
+                body.accept(new Op(this, opName, Msg.COLLECTIVE, seq));
+            } catch (RuntimeException | Error e) {
+                CompletableFuture<Void> f = new CompletableFuture<>();
+                f.completeExceptionally(e);
+                return new FutureWork(f, opName, name, seq, timeout);
+            }
+            return Work.done();
+        }
+        pending++;
+        return submit(collectiveLane, opName, seq, () -> new Op(this, opName, Msg.COLLECTIVE, seq), body, true);
+    }
+
+    private synchronized void finished() {
+        pending--;
     }
 
     private Work submit(ExecutorService lane, String opName, long seq, java.util.function.Supplier<Op> op, Consumer<Op> body) {
+        return submit(lane, opName, seq, op, body, false);
+    }
+
+    private Work submit(ExecutorService lane, String opName, long seq, java.util.function.Supplier<Op> op, Consumer<Op> body, boolean counted) {
         if (closed) throw new IllegalStateException("group '" + name + "' is closed");
         CompletableFuture<Void> f = new CompletableFuture<>();
         lane.execute(() -> {
             try {
                 body.accept(op.get());
+                if (counted) finished();
                 f.complete(null);
             } catch (Throwable e) {
+                if (counted) finished();
                 f.completeExceptionally(e);
             }
         });

@@ -155,7 +155,25 @@ public final class InJvmTransport implements Transport {
     }
 
     /** Delivery by copying each frame into the receiver's inbox. */
-    private final class Fabric implements dev.weft.parallel.Fabric {
+    private static final Map<String, MemorySegment> REGIONS = new ConcurrentHashMap<>();
+
+    private final class Fabric implements dev.weft.parallel.Fabric, SharedMemoryCapable {
+        /** Rank threads share the heap, so a group's shared region is simply one segment they all use. */
+        @Override
+        public SharedMemoryPath sharedMemory(FabricGroup group) {
+            int[] members = group.worldRanks();
+            if (members.length < 2) return null;
+            String key = peers[members[0]].id + "/" + group.id;
+            MemorySegment region = REGIONS.computeIfAbsent(key,
+                    k -> java.lang.foreign.Arena.ofAuto().allocate(ShmAllReduce.regionBytes(members.length), 4096));
+            return new SharedMemoryPath() {
+                final ShmAllReduce path = ShmAllReduce.inMemory(region, members.length, group.rank());
+                @Override public boolean handles(long numel) { return path.handles(numel); }
+                @Override public void allReduce(Op op, MemorySegment data, long numel, ReduceOp rop) { path.allReduce(op, data, numel, rop); }
+                @Override public void close() { REGIONS.remove(key); }
+            };
+        }
+
         private final int rank;
         private final InJvmTransport[] peers;
 

@@ -12,8 +12,8 @@ import java.util.List;
 import static org.junit.jupiter.api.Assertions.*;
 
 class InJvmTransportTest {
-    /** Empty, tiny, odd, just past the direct/ring switch (16384 floats), and a multi-chunk size. */
-    static final int[] SIZES = {0, 1, 3, 7, 1001, 16411, 50_003};
+    /** Empty, tiny, odd, just past the direct/ring switch (16384 floats), multi-chunk, and past the shared-memory switch (65536 floats, several rounds). */
+    static final int[] SIZES = {0, 1, 3, 7, 1001, 16411, 50_003, 300_007};
 
     @ParameterizedTest
     @ValueSource(ints = {1, 2, 3, 4})
