@@ -2,6 +2,8 @@ package dev.weft.launcher;
 
 import dev.weft.launcher.launch.NodeLauncher;
 import dev.weft.launcher.launch.RankCommand;
+import dev.weft.parallel.AeronDriver;
+import dev.weft.parallel.AeronTransport;
 import dev.weft.trainer.config.TrainConfig;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
@@ -70,7 +72,17 @@ public final class LaunchCommand implements Callable<Integer> {
         NodeLauncher.Spec s = new NodeLauncher.Spec(nprocPerNode, nnodes, nodeRank, rdzvEndpoint, maxRestarts,
                 cfg.train().outDir().resolve("logs"), Duration.ofSeconds(cfg.distributed().rendezvousTimeoutSeconds()), command, env());
         PrintWriter out = spec.commandLine().getOut();
-        return new NodeLauncher(s, out).run();
+        if (!"aeron".equals(cfg.distributed().transport())) return new NodeLauncher(s, out).run();
+        // one media driver per node, shared by its ranks (they talk over IPC through it)
+        try (AeronDriver driver = AeronDriver.launch()) {
+            Map<String, String> env = new LinkedHashMap<>(s.extraEnv());
+            env.putIfAbsent(AeronTransport.DRIVER_DIR_ENV, driver.directory());
+            if (nnodes == 1) env.putIfAbsent(AeronTransport.HOST_ENV, "127.0.0.1");
+            out.println("[launch] Aeron media driver for this node in " + driver.directory());
+            NodeLauncher.Spec withDriver = new NodeLauncher.Spec(s.nprocPerNode(), s.nnodes(), s.nodeRank(), s.rdzvEndpoint(), s.maxRestarts(),
+                    s.logDir(), s.rendezvousTimeout(), s.rankCommand(), env);
+            return new NodeLauncher(withDriver, out).run();
+        }
     }
 
     private Map<String, String> env() {

@@ -67,7 +67,7 @@ class LaunchTest {
     }
 
     @Test
-    @Timeout(value = 150, unit = TimeUnit.SECONDS)
+    @Timeout(value = 200, unit = TimeUnit.SECONDS)
     void twoAndFourRanksReproduceTheSingleProcessLossCurve() throws IOException {
         Path cfg = config(20, 0);
         // the global batch: 4 rows x 2 micro-steps; one process reads all 4 rows per micro-step
@@ -81,6 +81,12 @@ class LaunchTest {
         assertTrue(two.out().contains("[rank 1] joined: rank 1 of 2"), two.out());
         assertTrue(Files.exists(dir.resolve("dp2/logs/rank-0.log")) && Files.exists(dir.resolve("dp2/logs/rank-1.log")));
         assertSameLosses(ref, losses(dir.resolve("dp2")), "2 ranks");
+        assertTrue(two.out().contains("Aeron media driver for this node"), two.out());
+
+        CliTest.Run tcp = CliTest.run("launch", "--nproc-per-node", "2", cfg.toString(), "--set", "train.out_dir=tcp2", "--set", "train.micro_batch=2",
+                "--set", "distributed.transport=tcp");
+        assertEquals(0, tcp.code(), tcp.out() + tcp.err());
+        assertSameLosses(ref, losses(dir.resolve("tcp2")), "2 ranks over TCP");
 
         CliTest.Run four = CliTest.run("launch", "--nproc-per-node", "4", cfg.toString(), "--set", "train.out_dir=dp4", "--set", "train.micro_batch=1");
         assertEquals(0, four.code(), four.out() + four.err());

@@ -209,7 +209,7 @@ public final class Trainer implements AutoCloseable {
                 lastVal < baseline ? String.format("%.1f%% below", 100 * (1 - lastVal / baseline)) : "NOT below the baseline");
         out.printf("memory: peak live %s, weights %s, gradients %s, optimizer state %s%n", Bytes.human(MemoryPool.host().peakLiveBytes()),
                 Bytes.human(model.parameterCount() * 4), Bytes.human(model.parameterCount() * 4), Bytes.human(optimizer.stateBytes()));
-        out.println("metrics: " + metricsFile + ", loss curve: " + outDir.resolve("loss.png"));
+        if (leader()) out.println("metrics: " + metricsFile + ", loss curve: " + outDir.resolve("loss.png"));
         return new Result(t.steps(), lastLoss, lastVal, baseline, sample, losses, outDir);
     }
 

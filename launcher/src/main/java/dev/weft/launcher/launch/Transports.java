@@ -1,5 +1,6 @@
 package dev.weft.launcher.launch;
 
+import dev.weft.parallel.AeronTransport;
 import dev.weft.parallel.TcpTransport;
 import dev.weft.parallel.Transport;
 
@@ -16,7 +17,8 @@ final class Transports {
     static Transport create(RankEnv env, String kind) {
         return switch (kind) {
             case "tcp" -> new TcpTransport(host(env));
-            default -> throw new IllegalArgumentException("distributed.transport = " + kind + " is not available; expected tcp");
+            case "aeron" -> AeronTransport.fromEnvironment();
+            default -> throw new IllegalArgumentException("distributed.transport = " + kind + " is not available; expected tcp or aeron");
         };
     }
 

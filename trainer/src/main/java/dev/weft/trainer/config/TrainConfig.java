@@ -121,7 +121,7 @@ public record TrainConfig(LlamaConfig model, Data data, Train train, Optim optim
                 s.number("temperature", 0.8, 0, 100), s.integer("top_k", 40, 0, 1 << 24));
         s.finish();
         ConfigSection dist = top.section("distributed");
-        Distributed distributed = new Distributed(dist.string("transport", "tcp", "tcp"), dist.integer("bucket_kib", 4096, 1, 1 << 21) * 1024L,
+        Distributed distributed = new Distributed(dist.string("transport", "aeron", "aeron", "tcp"), dist.integer("bucket_kib", 4096, 1, 1 << 21) * 1024L,
                 dist.integer("timeout_seconds", 120, 1, 86_400), dist.integer("rendezvous_timeout_seconds", 120, 1, 86_400));
         dist.finish();
         top.finish();
