@@ -11,6 +11,8 @@ import dev.weft.core.ops.Elementwise;
 import dev.weft.optimizers.AdamW;
 import dev.weft.optimizers.GradientClipping;
 import dev.weft.optimizers.Optimizer;
+import dev.weft.parallel.DistributedDataParallel;
+import dev.weft.parallel.ReduceOp;
 import dev.weft.trainer.config.TrainConfig;
 import dev.weft.trainer.data.BatchSampler;
 import dev.weft.trainer.data.Prepare;
@@ -58,10 +60,24 @@ public final class Trainer implements AutoCloseable {
     private final Llama model;
     private final Optimizer optimizer;
     private final LrSchedule schedule;
+    /** Null on a single process. */
+    private final DistributedContext dist;
+    private final DistributedDataParallel ddp;
     private long tData, tForward, tBackward, tOptimizer, timedSteps;
 
     public Trainer(TrainConfig cfg, PrintStream out) {
+        this(cfg, out, null);
+    }
+
+    /**
+     * A trainer that runs as one data-parallel rank of {@code dist} (null: a single process).
+     * train.micro_batch is per rank: the global batch is micro_batch x grad_accum x world size, and
+     * each rank reads its own disjoint slice of it.
+     */
+    public Trainer(TrainConfig cfg, PrintStream out, DistributedContext dist) {
         this.cfg = cfg;
+        this.dist = dist;
+        int world = dist == null ? 1 : dist.size();
         this.out = out;
         this.tokenizer = Tokenizer.byName(cfg.data().tokenizer());
         if (tokenizer.vocabSize() > cfg.model().vocab())
@@ -71,12 +87,28 @@ public final class Trainer implements AutoCloseable {
         this.trainShard = TokenShard.open(prepared.train());
         this.valShard = TokenShard.open(prepared.val());
         TrainConfig.Train t = cfg.train();
-        this.trainSampler = new BatchSampler(trainShard, t.seqLen(), t.microBatch(), 1, t.gradAccum(), t.seed());
-        this.valSampler = new BatchSampler(valShard, t.seqLen(), t.microBatch(), 1, t.seed());
+        this.trainSampler = new BatchSampler(trainShard, t.seqLen(), t.microBatch(), world, t.gradAccum(), t.seed());
+        // every rank evaluates the global batch geometry, so val loss matches a single process on the same global batch
+        this.valSampler = new BatchSampler(valShard, t.seqLen(), t.microBatch() * world, 1, t.seed());
         this.model = new Llama(cfg.model(), t.seed());
         TrainConfig.Optim o = cfg.optimizer();
         this.optimizer = new AdamW(model.namedParameters(), new AdamW.Settings(o.beta1(), o.beta2(), o.eps(), o.weightDecay()));
         this.schedule = LrSchedule.warmupCosine(o.lr(), o.minLr(), o.warmupSteps(), t.steps());
+        if (dist != null) {
+            DistributedDataParallel.verifyIdenticalWeights(dist.group(), model.namedParameters());
+            this.ddp = new DistributedDataParallel(model.namedParameters(), dist.group(), cfg.distributed().bucketBytes());
+        } else {
+            this.ddp = null;
+        }
+    }
+
+    private boolean leader() {
+        return dist == null || dist.isLeader();
+    }
+
+    /** Tokens one optimizer step consumes over all ranks. */
+    private long tokensPerStep() {
+        return cfg.train().tokensPerStep() * (dist == null ? 1 : dist.size());
     }
 
     public Llama model() {
@@ -128,6 +160,7 @@ public final class Trainer implements AutoCloseable {
             } else {
                 Checkpoint.loadModel(ckpt, model);
                 Checkpoint.State st = Checkpoint.loadTraining(ckpt, optimizer);
+                if (ddp != null) DistributedDataParallel.verifyIdenticalWeights(dist.group(), model.namedParameters());
                 if (st.seed() != t.seed())
                     throw new IllegalArgumentException(ckpt + " was trained with train.seed = " + st.seed() + ", the config says " + t.seed()
                             + "; resuming with another seed would not continue the same run");
@@ -137,22 +170,23 @@ public final class Trainer implements AutoCloseable {
             }
         }
         Path metricsFile = outDir.resolve("metrics.jsonl");
-        List<Map<String, Object>> history = keepHistoryUpTo(metricsFile, resume ? start : -1);
+        List<Map<String, Object>> history = leader() ? keepHistoryUpTo(metricsFile, resume ? start : -1) : new ArrayList<>();
         double baseline = UnigramBaseline.crossEntropy(trainShard, valShard);
         printHeader(baseline);
 
         List<Double> losses = new ArrayList<>();
         double lastLoss = Double.NaN, lastVal = Double.NaN;
         ProgressBar bar = new ProgressBar(out, t.steps(), ProgressBar.isTerminal());
-        try (MetricsLog metrics = openMetrics(metricsFile, true)) {
+        try (MetricsLog metrics = leader() ? openMetrics(metricsFile, true) : null) {
             long end = stopAfter > 0 ? Math.min(stopAfter, t.steps()) : t.steps();
             for (long step = start; step < end; step++) {
+                if (dist != null) dist.beforeStep().accept(step);
                 long t0 = System.nanoTime();
                 double lr = schedule.lr(step);
                 double[] lossAndNorm = trainStep(step, lr);
                 lastLoss = lossAndNorm[0];
                 losses.add(lastLoss);
-                tokensSeen += t.tokensPerStep();
+                tokensSeen += tokensPerStep();
                 double seconds = (System.nanoTime() - t0) / 1e9;
                 Map<String, Object> rec = new LinkedHashMap<>();
                 rec.put("step", step + 1);
@@ -161,17 +195,17 @@ public final class Trainer implements AutoCloseable {
                 rec.put("grad_norm", lossAndNorm[1]);
                 rec.put("tokens", tokensSeen);
                 rec.put("step_seconds", seconds);
-                rec.put("tokens_per_second", t.tokensPerStep() / seconds);
+                rec.put("tokens_per_second", tokensPerStep() / seconds);
                 boolean last = step + 1 == end;
                 if (t.evalEvery() > 0 && ((step + 1) % t.evalEvery() == 0 || last)) {
                     lastVal = evaluate();
                     rec.put("val_loss", lastVal);
                     bar.message(String.format("step %d: val loss %.4f (unigram baseline %.4f)", step + 1, lastVal, baseline));
                 }
-                metrics.log(rec);
+                if (metrics != null) metrics.log(rec);
                 history.add(rec);
-                bar.update(step + 1, lastLoss, t.tokensPerStep() / seconds);
-                if (t.saveEvery() > 0 && (step + 1) % t.saveEvery() == 0 || last && (t.saveEvery() > 0 || end < t.steps())) {
+                bar.update(step + 1, lastLoss, tokensPerStep() / seconds);
+                if (leader() && (t.saveEvery() > 0 && (step + 1) % t.saveEvery() == 0 || last && (t.saveEvery() > 0 || end < t.steps()))) {
                     Checkpoint.save(outDir, new Checkpoint.State(step + 1, tokensSeen, t.seed(), optimizer.steps(), optimizer.name()),
                             model, tokenizer.name(), optimizer, t.keepCheckpoints());
                 }
@@ -179,13 +213,13 @@ public final class Trainer implements AutoCloseable {
         }
         bar.finish();
         if (Double.isNaN(lastVal) && t.evalEvery() > 0 && start < t.steps()) lastVal = evaluate();
-        writePlot(outDir, history);
-        String sample = sample();
+        if (leader()) writePlot(outDir, history);
+        String sample = leader() ? sample() : "";
         out.printf("%nfinal: train loss %.4f, val loss %.4f, unigram baseline %.4f nats/token (%s)%n", lastLoss, lastVal, baseline,
                 lastVal < baseline ? String.format("%.1f%% below", 100 * (1 - lastVal / baseline)) : "NOT below the baseline");
         out.printf("memory: peak live %s, weights %s, gradients %s, optimizer state %s%n", Bytes.human(MemoryPool.host().peakLiveBytes()),
                 Bytes.human(model.parameterCount() * 4), Bytes.human(model.parameterCount() * 4), Bytes.human(optimizer.stateBytes()));
-        out.println("metrics: " + metricsFile + ", loss curve: " + outDir.resolve("loss.png"));
+        if (leader()) out.println("metrics: " + metricsFile + ", loss curve: " + outDir.resolve("loss.png"));
         return new Result(t.steps(), lastLoss, lastVal, baseline, sample, losses, outDir);
     }
 
@@ -196,8 +230,9 @@ public final class Trainer implements AutoCloseable {
         double lossSum = 0;
         for (Tensor p : model.namedParameters().values()) p.zeroGrad();
         for (int micro = 0; micro < accum; micro++) {
+            if (ddp != null) ddp.beginMicroStep(micro == accum - 1); // only the final micro-step synchronises
             long a = System.nanoTime();
-            BatchSampler.Batch b = trainSampler.batch(step, micro, 0);
+            BatchSampler.Batch b = trainSampler.batch(step, micro, dist == null ? 0 : dist.rank());
             long bt = System.nanoTime();
             tData += bt - a;
             try (Scope s = Scope.open()) {
@@ -212,11 +247,24 @@ public final class Trainer implements AutoCloseable {
             }
         }
         long o = System.nanoTime();
+        if (ddp != null) {
+            ddp.finishGradients();
+            lossSum = globalMean(lossSum);
+        }
         double norm = GradientClipping.clip(model.namedParameters().values(), cfg.optimizer().gradClip());
         optimizer.step(lr);
         tOptimizer += System.nanoTime() - o;
         timedSteps++;
         return new double[] {lossSum / accum, norm};
+    }
+
+    /** The mean of {@code value} over the data-parallel ranks (bit-identical on every rank). */
+    private double globalMean(double value) {
+        try (Scope s = Scope.open()) {
+            Tensor v = Tensor.of(new float[] {(float) value}, 1);
+            dist.group().allReduce(v, ReduceOp.AVG);
+            return v.item();
+        }
     }
 
     /** Mean validation loss over eval_batches fixed batches. */
@@ -253,8 +301,8 @@ public final class Trainer implements AutoCloseable {
         out.printf("model: %d layers, d_model %d, %d heads (%d kv), ffn %d, vocab %d: %.2fM parameters (%.2fM non-embedding)%n",
                 cfg.model().layers(), cfg.model().dModel(), cfg.model().heads(), cfg.model().kvHeads(), cfg.model().ffnDim(),
                 cfg.model().vocab(), model.parameterCount() / 1e6, cfg.model().nonEmbeddingParameters() / 1e6);
-        out.printf("data: %,d train / %,d val tokens (%s); %d x %d x %d = %,d tokens per step%n", trainShard.count(), valShard.count(),
-                tokenizer.name(), t.microBatch(), t.gradAccum(), t.seqLen(), t.tokensPerStep());
+        out.printf("data: %,d train / %,d val tokens (%s); %d x %d x %d%s = %,d tokens per step%n", trainShard.count(), valShard.count(),
+                tokenizer.name(), t.microBatch(), t.gradAccum(), t.seqLen(), dist == null ? "" : " x " + dist.size() + " ranks", tokensPerStep());
         out.printf("memory: weights %s, gradients %s, optimizer state %s (%s)%n", Bytes.human(model.parameterCount() * 4),
                 Bytes.human(model.parameterCount() * 4), Bytes.human(optimizer.stateBytes()), optimizer.name());
         out.printf("unigram baseline (val cross-entropy of train token frequencies): %.4f nats/token%n", baseline);
@@ -308,6 +356,7 @@ public final class Trainer implements AutoCloseable {
 
     @Override
     public void close() {
+        if (ddp != null) ddp.close();
         optimizer.close();
         model.close();
         trainShard.close();

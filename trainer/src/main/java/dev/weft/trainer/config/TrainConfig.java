@@ -20,7 +20,8 @@ import java.util.Map;
  * field is validated; an error names the key, the value and what is allowed. See
  * examples/tinyshakespeare.yaml for a documented example of every section.
  */
-public record TrainConfig(LlamaConfig model, Data data, Train train, Optim optimizer, Sample sample, Path source) {
+public record TrainConfig(LlamaConfig model, Data data, Train train, Optim optimizer, Sample sample, Distributed distributed,
+                          Path source) {
 
     /** Where the tokens come from. */
     public record Data(Path text, String tokenizer, double valFraction, Path cacheDir) {}
@@ -39,6 +40,13 @@ public record TrainConfig(LlamaConfig model, Data data, Train train, Optim optim
 
     /** The sample printed at the end of training. */
     public record Sample(String prompt, int tokens, double temperature, int topK) {}
+
+    /**
+     * Data-parallel settings, used under {@code weft launch}: gradient bucket size, the deadline
+     * of every collective and of rendezvous. {@code train.micro_batch} is per rank there, so the
+     * global batch is micro_batch x grad_accum x world size.
+     */
+    public record Distributed(String transport, long bucketBytes, int timeoutSeconds, int rendezvousTimeoutSeconds) {}
 
     public static TrainConfig load(Path file, List<String> overrides) {
         Map<String, Object> root;
@@ -112,8 +120,12 @@ public record TrainConfig(LlamaConfig model, Data data, Train train, Optim optim
         Sample sample = new Sample(s.string("prompt", "\n"), s.integer("tokens", 200, 0, 1 << 20),
                 s.number("temperature", 0.8, 0, 100), s.integer("top_k", 40, 0, 1 << 24));
         s.finish();
+        ConfigSection dist = top.section("distributed");
+        Distributed distributed = new Distributed(dist.string("transport", "aeron", "aeron", "tcp"), dist.integer("bucket_kib", 4096, 1, 1 << 21) * 1024L,
+                dist.integer("timeout_seconds", 120, 1, 86_400), dist.integer("rendezvous_timeout_seconds", 120, 1, 86_400));
+        dist.finish();
         top.finish();
-        return new TrainConfig(model, data, train, optim, sample, source);
+        return new TrainConfig(model, data, train, optim, sample, distributed, source);
     }
 
     /** Applies one {@code a.b.c=value}; the value is read as a YAML scalar (so 3 is a number, true a boolean). */

@@ -1,0 +1,97 @@
+package dev.weft.launcher;
+
+import dev.weft.launcher.launch.NodeLauncher;
+import dev.weft.launcher.launch.RankCommand;
+import dev.weft.parallel.AeronDriver;
+import dev.weft.parallel.AeronTransport;
+import dev.weft.trainer.config.TrainConfig;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+
+import java.io.PrintWriter;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.Callable;
+
+/** {@code weft launch}: trains data-parallel on several rank processes, in the manner of torchrun. */
+@Command(name = "launch", mixinStandardHelpOptions = true,
+        description = {"Train data-parallel on several rank JVMs (in the manner of torchrun).",
+                "train.micro_batch is per rank: the global batch is micro_batch x grad_accum x world size.",
+                "Each rank's output is prefixed [rank N] and written to train.out_dir/logs/rank-N.log; rank 0 writes metrics and checkpoints.",
+                "When a rank fails the others are stopped, the first failure is reported, and the job restarts (up to --max-restarts)",
+                "from the newest checkpoint.",
+                "Ranks get WEFT_RANK, WEFT_LOCAL_RANK, WEFT_WORLD_SIZE, WEFT_LOCAL_WORLD_SIZE, WEFT_NODE_RANK, WEFT_RDZV_ENDPOINT,",
+                "WEFT_JOB_SECRET and WEFT_RESTART_COUNT."})
+public final class LaunchCommand implements Callable<Integer> {
+    @CommandLine.Spec
+    CommandLine.Model.CommandSpec spec;
+
+    @Option(names = "--nproc-per-node", paramLabel = "N", defaultValue = "1", description = "Rank processes on this node (default: ${DEFAULT-VALUE})")
+    int nprocPerNode;
+
+    @Option(names = "--nnodes", paramLabel = "M", defaultValue = "1", description = "Nodes in the job (default: ${DEFAULT-VALUE})")
+    int nnodes;
+
+    @Option(names = "--node-rank", paramLabel = "R", defaultValue = "0", description = "This node's index, 0 .. M-1 (default: ${DEFAULT-VALUE})")
+    int nodeRank;
+
+    @Option(names = "--rdzv-endpoint", paramLabel = "HOST:PORT",
+            description = "Where node 0's rendezvous coordinator listens (default on one node: a free loopback port)")
+    String rdzvEndpoint;
+
+    @Option(names = "--max-restarts", paramLabel = "K", defaultValue = "0",
+            description = "Restart the job up to K times after a failure, resuming from the newest checkpoint (default: ${DEFAULT-VALUE})")
+    int maxRestarts;
+
+    @Option(names = "--resume", description = "Start from the newest checkpoint in train.out_dir")
+    boolean resume;
+
+    @Option(names = "--rank-env", paramLabel = "KEY=VALUE",
+            description = "An extra environment variable for every rank process (repeatable)")
+    List<String> rankEnv = new ArrayList<>();
+
+    @Parameters(index = "0", paramLabel = "CONFIG", description = "YAML config (see examples/tinyshakespeare.yaml)")
+    Path config;
+
+    @Option(names = "--set", paramLabel = "KEY=VALUE", description = "Override a config value, e.g. --set train.steps=100 (repeatable)")
+    List<String> overrides = new ArrayList<>();
+
+    @Override
+    public Integer call() {
+        if (nprocPerNode < 1) throw new IllegalArgumentException("--nproc-per-node must be >= 1, got " + nprocPerNode);
+        TrainConfig cfg = TrainConfig.load(config, overrides); // fail on a bad config here, not N times in the ranks
+        List<String> args = new ArrayList<>(overrides);
+        List<String> command = RankCommand.build(nprocPerNode, config, args);
+        if (resume) command.add("--resume");
+        NodeLauncher.Spec s = new NodeLauncher.Spec(nprocPerNode, nnodes, nodeRank, rdzvEndpoint, maxRestarts,
+                cfg.train().outDir().resolve("logs"), Duration.ofSeconds(cfg.distributed().rendezvousTimeoutSeconds()), command, env());
+        PrintWriter out = spec.commandLine().getOut();
+        if (!"aeron".equals(cfg.distributed().transport())) return new NodeLauncher(s, out).run();
+        // one media driver per node, shared by its ranks (they talk over IPC through it)
+        try (AeronDriver driver = AeronDriver.launch()) {
+            Map<String, String> env = new LinkedHashMap<>(s.extraEnv());
+            env.putIfAbsent(AeronTransport.DRIVER_DIR_ENV, driver.directory());
+            if (nnodes == 1) env.putIfAbsent(AeronTransport.HOST_ENV, "127.0.0.1");
+            out.println("[launch] Aeron media driver for this node in " + driver.directory());
+            NodeLauncher.Spec withDriver = new NodeLauncher.Spec(s.nprocPerNode(), s.nnodes(), s.nodeRank(), s.rdzvEndpoint(), s.maxRestarts(),
+                    s.logDir(), s.rendezvousTimeout(), s.rankCommand(), env);
+            return new NodeLauncher(withDriver, out).run();
+        }
+    }
+
+    private Map<String, String> env() {
+        Map<String, String> env = new LinkedHashMap<>();
+        for (String kv : rankEnv) {
+            int eq = kv.indexOf('=');
+            if (eq <= 0) throw new IllegalArgumentException("--rank-env expects KEY=VALUE, got '" + kv + "'");
+            env.put(kv.substring(0, eq), kv.substring(eq + 1));
+        }
+        return env;
+    }
+}

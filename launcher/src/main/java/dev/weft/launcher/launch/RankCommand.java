@@ -1,0 +1,61 @@
+package dev.weft.launcher.launch;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * The command line of a rank JVM: the launcher's own java, the shared config/jvm.options, the same
+ * classpath, a compute-thread count that splits this node's cores among its ranks, then the rank
+ * entry point and the training arguments.
+ */
+public final class RankCommand {
+    private RankCommand() {}
+
+    /** Extra JVM options for rank processes (default a 2 GiB heap; tensors live off-heap). */
+    public static final String JAVA_OPTS_ENV = "WEFT_RANK_JAVA_OPTS";
+
+    public static List<String> build(int nprocPerNode, Path config, List<String> overrides) {
+        List<String> cmd = new ArrayList<>();
+        cmd.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
+        Path options = jvmOptions();
+        if (options != null) {
+            cmd.add("@" + options);
+        } else {
+            // no checkout around (an installed jar): pass on the options this JVM was started with
+            for (String a : java.lang.management.ManagementFactory.getRuntimeMXBean().getInputArguments())
+                if (a.startsWith("--add-") || a.startsWith("--enable-native-access") || a.startsWith("--sun-misc")) cmd.add(a);
+        }
+        String extra = System.getenv(JAVA_OPTS_ENV);
+        cmd.addAll(List.of((extra == null || extra.isBlank() ? "-Xmx2g" : extra).trim().split("\\s+")));
+        int cores = Runtime.getRuntime().availableProcessors();
+        cmd.add("-Dweft.threads=" + Math.max(1, cores / nprocPerNode));
+        cmd.add("-cp");
+        cmd.add(System.getProperty("java.class.path"));
+        cmd.add(RankMain.class.getName());
+        cmd.add(config.toAbsolutePath().toString());
+        for (String o : overrides) {
+            cmd.add("--set");
+            cmd.add(o);
+        }
+        return cmd;
+    }
+
+    /** config/jvm.options of the checkout: -Dweft.jvm.options, else searched upwards from the working directory and the classpath. */
+    static Path jvmOptions() {
+        String explicit = System.getProperty("weft.jvm.options");
+        if (explicit != null && Files.isRegularFile(Path.of(explicit))) return Path.of(explicit).toAbsolutePath();
+        List<Path> starts = new ArrayList<>();
+        starts.add(Path.of(System.getProperty("user.dir")));
+        for (String entry : System.getProperty("java.class.path").split(java.io.File.pathSeparator))
+            if (!entry.isBlank()) starts.add(Path.of(entry));
+        for (Path start : starts) {
+            for (Path p = start.toAbsolutePath(); p != null; p = p.getParent()) {
+                Path f = p.resolve("config/jvm.options");
+                if (Files.isRegularFile(f)) return f;
+            }
+        }
+        return null;
+    }
+}

@@ -1,0 +1,107 @@
+package dev.weft.launcher.launch;
+
+import dev.weft.parallel.ProcessGroup;
+import dev.weft.parallel.Transport;
+import dev.weft.parallel.rendezvous.JobSecret;
+import dev.weft.parallel.rendezvous.Rendezvous;
+import dev.weft.trainer.DistributedContext;
+import dev.weft.trainer.Trainer;
+import dev.weft.trainer.config.TrainConfig;
+
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.function.LongConsumer;
+
+/**
+ * The entry point of a rank JVM started by {@code weft launch}: reads its {@link RankEnv}, creates
+ * its transport, joins rendezvous, connects the world group and trains as one data-parallel rank
+ * (resuming from the newest checkpoint on a restart). Exits 0 on success, 1 with the cause on
+ * standard output otherwise, which the launcher shows in its failure report.
+ *
+ * <p>Arguments: {@code CONFIG [--set KEY=VALUE]... [--resume]}.
+ */
+public final class RankMain {
+    /** Test-only fault injection: rank WEFT_TEST_FAIL_RANK exits with code 3 before 0-based step index WEFT_TEST_FAIL_STEP. */
+    static final String FAIL_RANK_ENV = "WEFT_TEST_FAIL_RANK", FAIL_STEP_ENV = "WEFT_TEST_FAIL_STEP";
+    static final int INJECTED_FAILURE_EXIT = 3;
+
+    private RankMain() {}
+
+    public static void main(String[] args) {
+        int rank = -1;
+        try {
+            RankEnv env = RankEnv.from(System.getenv());
+            rank = env.rank();
+            Path config = null;
+            List<String> overrides = new ArrayList<>();
+            boolean resume = false;
+            for (int i = 0; i < args.length; i++) {
+                switch (args[i]) {
+                    case "--set" -> {
+                        if (i + 1 >= args.length) throw new IllegalArgumentException("--set needs KEY=VALUE");
+                        overrides.add(args[++i]);
+                    }
+                    case "--resume" -> resume = true;
+                    default -> {
+                        if (config != null) throw new IllegalArgumentException("unexpected argument '" + args[i] + "'");
+                        config = Path.of(args[i]);
+                    }
+                }
+            }
+            if (config == null) throw new IllegalArgumentException("usage: RankMain CONFIG [--set KEY=VALUE]... [--resume]");
+            train(env, TrainConfig.load(config, overrides), resume || env.restartCount() > 0);
+            System.out.flush();
+            System.exit(0);
+        } catch (Throwable e) {
+            String who = rank >= 0 ? "weft rank " + rank : "weft rank";
+            if (isUserError(e)) {
+                System.out.println(who + ": error: " + e.getMessage());
+            } else {
+                System.out.println(who + ": failed: " + e);
+                e.printStackTrace(System.out);
+            }
+            System.out.flush();
+            System.exit(1);
+        }
+    }
+
+    static void train(RankEnv env, TrainConfig cfg, boolean resume) {
+        JobSecret secret = JobSecret.decode(env.jobSecret());
+        Duration rdzvTimeout = Duration.ofSeconds(cfg.distributed().rendezvousTimeoutSeconds());
+        Duration opTimeout = Duration.ofSeconds(cfg.distributed().timeoutSeconds());
+        try (Transport transport = Transports.create(env, cfg.distributed().transport())) {
+            List<String> endpoints = Rendezvous.join(env.rdzvEndpoint(), secret, env.restartCount(), env.rank(), env.worldSize(),
+                    transport.localEndpoint(), rdzvTimeout);
+            try (ProcessGroup world = transport.connect(env.rank(), endpoints, opTimeout)) {
+                System.out.println("joined: rank " + env.rank() + " of " + env.worldSize() + " (local rank " + env.localRank() + ", node "
+                        + env.nodeRank() + ", attempt " + env.restartCount() + ")");
+                try (Trainer trainer = new Trainer(cfg, System.out, new DistributedContext(world, faultInjection(env.rank())))) {
+                    trainer.run(resume);
+                }
+                world.barrier(); // nobody tears down transport state a slower peer still reads
+            }
+        }
+    }
+
+    private static LongConsumer faultInjection(int rank) {
+        String r = System.getenv(FAIL_RANK_ENV), s = System.getenv(FAIL_STEP_ENV);
+        if (r == null || s == null) return step -> {};
+        int failRank = Integer.parseInt(r.strip());
+        long failStep = Long.parseLong(s.strip());
+        return step -> {
+            if (rank == failRank && step == failStep) {
+                System.out.println("injected failure at step " + (step + 1) + " (" + FAIL_RANK_ENV + "=" + failRank + ", " + FAIL_STEP_ENV + "=" + failStep + ")");
+                System.out.flush();
+                Runtime.getRuntime().halt(INJECTED_FAILURE_EXIT);
+            }
+        };
+    }
+
+    private static boolean isUserError(Throwable e) {
+        return e instanceof IllegalArgumentException || e instanceof IllegalStateException || e instanceof java.io.UncheckedIOException
+                || e instanceof dev.weft.parallel.CollectiveTimeoutException || e instanceof dev.weft.parallel.rendezvous.RendezvousException
+                || e.getClass().getSimpleName().endsWith("ConfigException");
+    }
+}

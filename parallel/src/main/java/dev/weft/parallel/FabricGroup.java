@@ -1,0 +1,332 @@
+package dev.weft.parallel;
+
+import dev.weft.core.DType;
+import dev.weft.core.Tensor;
+
+import java.lang.foreign.MemorySegment;
+import java.time.Duration;
+import java.util.Arrays;
+import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.function.Consumer;
+
+/**
+ * A {@link ProcessGroup} over a {@link Fabric}: the same class serves every transport. Collectives
+ * run one at a time, in issue order, on the group's collective lane (a thread), so asynchronous
+ * calls overlap with the caller's computation; sends and receives have lanes of their own, so a
+ * pipeline stage may post a receive and then a send without deadlocking itself.
+ */
+final class FabricGroup implements ProcessGroup {
+    final Fabric fabric;
+    final int id;
+    private final String name;
+    private final int[] worldRanks;
+    private final int rank;
+    private final Duration timeout;
+    private final boolean ownsFabric;
+    private SharedMemoryPath shm;
+    private boolean shmLooked;
+    private int pending;
+    private long nextSeq;
+    private long nextSend;
+    private long nextRecv;
+    private int children;
+    private final ExecutorService collectiveLane;
+    private ExecutorService sendLane;
+    private ExecutorService recvLane;
+    private volatile boolean closed;
+
+    FabricGroup(Fabric fabric, String name, int id, int[] worldRanks, int rank, Duration timeout, boolean ownsFabric) {
+        if (timeout == null || timeout.isNegative() || timeout.isZero())
+            throw new IllegalArgumentException("timeout must be positive, got " + timeout);
+        this.fabric = fabric;
+        this.name = name;
+        this.id = id;
+        this.worldRanks = worldRanks;
+        this.rank = rank;
+        this.timeout = timeout;
+        this.ownsFabric = ownsFabric;
+        this.collectiveLane = lane("collectives");
+    }
+
+    private ExecutorService lane(String what) {
+        String thread = "weft-" + name + "-r" + rank + "-" + what;
+        return Executors.newSingleThreadExecutor(r -> {
+            Thread t = new Thread(r, thread);
+            t.setDaemon(true);
+            return t;
+        });
+    }
+
+    int worldRank(int groupRank) {
+        return worldRanks[groupRank];
+    }
+
+    int[] worldRanks() {
+        return worldRanks.clone();
+    }
+
+    @Override public int rank() { return rank; }
+    @Override public int size() { return worldRanks.length; }
+    @Override public String name() { return name; }
+    @Override public Duration timeout() { return timeout; }
+
+    // ---- collectives --------------------------------------------------------------------------
+
+    @Override
+    public Work allReduceAsync(Tensor t, ReduceOp op) {
+        MemorySegment data = segment(t, "allReduce", "t");
+        long numel = t.numel();
+        requireOp(op);
+        return collective("allReduce", o -> {
+            SharedMemoryPath path = sharedMemory();
+            if (path != null && path.handles(numel)) path.allReduce(o, data, numel, op);
+            else Collectives.allReduce(o, data, numel, op);
+        });
+    }
+
+    @Override
+    public Work reduceScatterAsync(Tensor input, Tensor output, ReduceOp op) {
+        MemorySegment in = segment(input, "reduceScatter", "input");
+        MemorySegment out = segment(output, "reduceScatter", "output");
+        requireOp(op);
+        long block = output.numel();
+        if (input.numel() != block * size())
+            throw new IllegalArgumentException(String.format("reduceScatter: input has %d elements; it must hold size()=%d blocks of output's %d",
+                    input.numel(), size(), block));
+        return collective("reduceScatter", o -> Collectives.reduceScatter(o, in, out, block, op));
+    }
+
+    @Override
+    public Work allGatherAsync(Tensor input, Tensor output) {
+        MemorySegment in = segment(input, "allGather", "input");
+        MemorySegment out = segment(output, "allGather", "output");
+        long block = input.numel();
+        if (output.numel() != block * size())
+            throw new IllegalArgumentException(String.format("allGather: output has %d elements; it must hold size()=%d blocks of input's %d",
+                    output.numel(), size(), block));
+        return collective("allGather", o -> Collectives.allGather(o, in, out, block));
+    }
+
+    @Override
+    public Work broadcastAsync(Tensor t, int root) {
+        MemorySegment data = segment(t, "broadcast", "t");
+        requireRank("broadcast", "root", root);
+        long numel = t.numel();
+        return collective("broadcast", o -> Collectives.broadcast(o, data, numel, root));
+    }
+
+    @Override
+    public Work reduceAsync(Tensor t, int root, ReduceOp op) {
+        MemorySegment data = segment(t, "reduce", "t");
+        requireRank("reduce", "root", root);
+        requireOp(op);
+        long numel = t.numel();
+        return collective("reduce", o -> Collectives.reduce(o, data, numel, root, op));
+    }
+
+    @Override
+    public Work allToAllAsync(Tensor input, Tensor output) {
+        MemorySegment in = segment(input, "allToAll", "input");
+        MemorySegment out = segment(output, "allToAll", "output");
+        if (input.numel() != output.numel() || input.numel() % size() != 0)
+            throw new IllegalArgumentException(String.format(
+                    "allToAll: input (%d elements) and output (%d) must be the same size, a multiple of size()=%d",
+                    input.numel(), output.numel(), size()));
+        long block = input.numel() / size();
+        return collective("allToAll", o -> Collectives.allToAll(o, in, out, block));
+    }
+
+    @Override
+    public Work barrierAsync() {
+        return collective("barrier", Collectives::barrier);
+    }
+
+    // ---- point to point -----------------------------------------------------------------------
+
+    @Override
+    public Work sendAsync(Tensor t, int dst, int tag) {
+        MemorySegment data = segment(t, "send", "t");
+        requirePeer("send", "dst", dst);
+        long bytes = t.numel() * 4;
+        synchronized (this) {
+            if (sendLane == null) sendLane = lane("send");
+            long n = nextSend++;
+            Op o = null;
+            return submit(sendLane, "send(tag=" + tag + ") to " + dst, n, () -> new Op(this, "send(tag=" + tag + ")", Msg.P2P, tag),
+                    op -> op.send(dst, 0, data, 0, bytes));
+        }
+    }
+
+    @Override
+    public Work recvAsync(Tensor t, int src, int tag) {
+        MemorySegment data = segment(t, "recv", "t");
+        requirePeer("recv", "src", src);
+        long bytes = t.numel() * 4;
+        synchronized (this) {
+            if (recvLane == null) recvLane = lane("recv");
+            long n = nextRecv++;
+            return submit(recvLane, "recv(tag=" + tag + ") from " + src, n, () -> new Op(this, "recv(tag=" + tag + ")", Msg.P2P, tag),
+                    op -> op.receiveCopy(src, 0, data, 0, bytes));
+        }
+    }
+
+    // ---- subgroups ----------------------------------------------------------------------------
+
+    @Override
+    public synchronized ProcessGroup subgroup(String name, int... ranks) {
+        if (name == null || name.isBlank()) throw new IllegalArgumentException("subgroup name must not be blank");
+        if (ranks == null || ranks.length == 0) throw new IllegalArgumentException("subgroup '" + name + "' needs at least one rank");
+        boolean[] seen = new boolean[size()];
+        int mine = -1;
+        int[] world = new int[ranks.length];
+        for (int i = 0; i < ranks.length; i++) {
+            int r = ranks[i];
+            if (r < 0 || r >= size())
+                throw new IllegalArgumentException("subgroup '" + name + "': rank " + r + " is outside group '" + this.name + "' of size " + size());
+            if (seen[r]) throw new IllegalArgumentException("subgroup '" + name + "': rank " + r + " is listed twice in " + Arrays.toString(ranks));
+            seen[r] = true;
+            world[i] = worldRanks[r];
+            if (r == rank) mine = i;
+        }
+        // Every rank of this group creates subgroups in the same order, so (parent id, index)
+        // names the same group everywhere without any communication.
+        int child = children++;
+        if (mine < 0) return null;
+        int childId = mix(id, child);
+        return new FabricGroup(fabric, name, childId, world, mine, timeout, false);
+    }
+
+    private static int mix(int parent, int child) {
+        long h = (((long) parent) << 32) ^ (child + 0x9E3779B97F4A7C15L);
+        h ^= h >>> 33;
+        h *= 0xff51afd7ed558ccdL;
+        h ^= h >>> 33;
+        int v = (int) h;
+        return v == 0 ? 1 : v; // 0 is the world group
+    }
+
+    @Override
+    public void close() {
+        if (closed) return;
+        closed = true;
+        collectiveLane.shutdownNow();
+        synchronized (this) {
+            if (sendLane != null) sendLane.shutdownNow();
+            if (recvLane != null) recvLane.shutdownNow();
+        }
+        if (shm != null) shm.close();
+        if (ownsFabric) fabric.close();
+    }
+
+    // ---- plumbing -----------------------------------------------------------------------------
+
+    /** The same-host shared-memory path of this group, looked up on first use (on the collective lane or inline). */
+    private SharedMemoryPath sharedMemory() {
+        if (!shmLooked) {
+            shmLooked = true;
+            if (fabric instanceof SharedMemoryCapable c) shm = c.sharedMemory(this);
+        }
+        return shm;
+    }
+
+    private Work collective(String opName, Consumer<Op> body) {
+        return collective(INLINE.get(), opName, body);
+    }
+
+    /** Set while a synchronous call issues its operation, so it may run inline. */
+    private static final ThreadLocal<Boolean> INLINE = ThreadLocal.withInitial(() -> false);
+
+    private static void inline(java.util.function.Supplier<Work> issue) {
+        Work w;
+        INLINE.set(true);
+        try {
+            w = issue.get();
+        } finally {
+            INLINE.set(false);
+        }
+        w.await();
+    }
+
+    @Override public void allReduce(Tensor t, ReduceOp op) { inline(() -> allReduceAsync(t, op)); }
+    @Override public void reduceScatter(Tensor input, Tensor output, ReduceOp op) { inline(() -> reduceScatterAsync(input, output, op)); }
+    @Override public void allGather(Tensor input, Tensor output) { inline(() -> allGatherAsync(input, output)); }
+    @Override public void broadcast(Tensor t, int root) { inline(() -> broadcastAsync(t, root)); }
+    @Override public void reduce(Tensor t, int root, ReduceOp op) { inline(() -> reduceAsync(t, root, op)); }
+    @Override public void allToAll(Tensor input, Tensor output) { inline(() -> allToAllAsync(input, output)); }
+    @Override public void barrier() { inline(this::barrierAsync); }
+
+    /**
+     * Issues a collective. A synchronous call with nothing queued runs on the caller's thread
+     * (no hand-off to the lane and back: that is most of a small operation's latency); otherwise
+     * it joins the lane's queue, so operations always run in sequence order.
+     */
+    private synchronized Work collective(boolean inline, String opName, Consumer<Op> body) {
+        if (closed) throw new IllegalStateException("group '" + name + "' is closed");
+        long seq = nextSeq++;
+        if (inline && pending == 0) {
+            try {
+                body.accept(new Op(this, opName, Msg.COLLECTIVE, seq));
+            } catch (RuntimeException | Error e) {
+                CompletableFuture<Void> f = new CompletableFuture<>();
+                f.completeExceptionally(e);
+                return new FutureWork(f, opName, name, seq, timeout);
+            }
+            return Work.done();
+        }
+        pending++;
+        return submit(collectiveLane, opName, seq, () -> new Op(this, opName, Msg.COLLECTIVE, seq), body, true);
+    }
+
+    private synchronized void finished() {
+        pending--;
+    }
+
+    private Work submit(ExecutorService lane, String opName, long seq, java.util.function.Supplier<Op> op, Consumer<Op> body) {
+        return submit(lane, opName, seq, op, body, false);
+    }
+
+    private Work submit(ExecutorService lane, String opName, long seq, java.util.function.Supplier<Op> op, Consumer<Op> body, boolean counted) {
+        if (closed) throw new IllegalStateException("group '" + name + "' is closed");
+        CompletableFuture<Void> f = new CompletableFuture<>();
+        lane.execute(() -> {
+            try {
+                body.accept(op.get());
+                if (counted) finished();
+                f.complete(null);
+            } catch (Throwable e) {
+                if (counted) finished();
+                f.completeExceptionally(e);
+            }
+        });
+        return new FutureWork(f, opName, name, seq, timeout);
+    }
+
+    private static MemorySegment segment(Tensor t, String op, String arg) {
+        if (t == null) throw new IllegalArgumentException(op + ": " + arg + " must not be null");
+        if (t.dtype() != DType.F32) throw new IllegalArgumentException(op + ": " + arg + " must be float32, got " + t.dtype());
+        if (!t.isContiguous()) throw new IllegalArgumentException(op + ": " + arg + " must be contiguous (call contiguous() first)");
+        return t.data();
+    }
+
+    private static void requireOp(ReduceOp op) {
+        if (op == null) throw new IllegalArgumentException("reduce op must not be null; one of " + List.of(ReduceOp.values()));
+    }
+
+    private void requireRank(String op, String arg, int r) {
+        if (r < 0 || r >= size())
+            throw new IllegalArgumentException(op + ": " + arg + "=" + r + " is not a rank of group '" + name + "' (0.." + (size() - 1) + ")");
+    }
+
+    private void requirePeer(String op, String arg, int r) {
+        requireRank(op, arg, r);
+        if (r == rank) throw new IllegalArgumentException(op + ": " + arg + "=" + r + " is this rank itself");
+    }
+
+    @Override
+    public String toString() {
+        return "ProcessGroup[" + name + ", rank " + rank + "/" + size() + "]";
+    }
+}

@@ -1,0 +1,111 @@
+package dev.weft.parallel;
+
+import java.lang.foreign.MemorySegment;
+import java.util.List;
+
+/**
+ * One running operation of a group: its name, sequence number and deadline, and the chunked
+ * send/receive between group ranks that the algorithms in {@link Collectives} are written with.
+ * A frame that does not arrive in time becomes a {@link CollectiveTimeoutException} naming the
+ * rank that never sent it.
+ */
+final class Op {
+    interface Sink {
+        /** Consumes {@code count} floats of a received frame at byte offset {@code off} of the destination. */
+        void accept(MemorySegment frame, long off, long count);
+    }
+
+    final FabricGroup group;
+    final String name;
+    final long seq;
+    final int kind;
+    final long deadline;
+
+    Op(FabricGroup group, String name, int kind, long seq) {
+        this.group = group;
+        this.name = name;
+        this.kind = kind;
+        this.seq = seq;
+        this.deadline = System.nanoTime() + group.timeout().toNanos();
+    }
+
+    int rank() {
+        return group.rank();
+    }
+
+    int size() {
+        return group.size();
+    }
+
+    /** Number of frames a payload of {@code bytes} takes (an empty payload still sends one, so the receiver syncs). */
+    long frames(long bytes) {
+        long f = group.fabric.maxFrameBytes() & ~3L;
+        return Math.max(1, (bytes + f - 1) / f);
+    }
+
+    /** Sends {@code bytes} of {@code data} from byte offset {@code off} to group rank {@code dst}, chunked. */
+    void send(int dst, int step, MemorySegment data, long off, long bytes) {
+        long f = group.fabric.maxFrameBytes() & ~3L;
+        long n = frames(bytes);
+        int worldDst = group.worldRank(dst);
+        for (long c = 0; c < n; c++) {
+            long o = c * f;
+            long len = Math.min(f, bytes - o);
+            try {
+                group.fabric.send(worldDst, msg(step, c), data.asSlice(off + o, Math.max(0, len)), deadline);
+            } catch (PeerTimeout t) {
+                throw timeout(dst);
+            }
+        }
+    }
+
+    /** Receives {@code bytes} from group rank {@code src} chunk by chunk, handing each to {@code sink} at its offset. */
+    void receive(int src, int step, long off, long bytes, Sink sink) {
+        long f = group.fabric.maxFrameBytes() & ~3L;
+        long n = frames(bytes);
+        int worldSrc = group.worldRank(src);
+        for (long c = 0; c < n; c++) {
+            long o = c * f;
+            long len = Math.max(0, Math.min(f, bytes - o));
+            MemorySegment frame;
+            try {
+                frame = group.fabric.receive(worldSrc, msg(step, c), deadline);
+            } catch (PeerTimeout t) {
+                throw timeout(src);
+            }
+            if (frame.byteSize() != len)
+                throw new IllegalStateException(String.format(
+                        "%s #%d in group '%s': rank %d sent %d bytes for chunk %d where %d were expected; do all ranks pass tensors of the same size?",
+                        name, seq, group.name(), src, frame.byteSize(), c, len));
+            sink.accept(frame, off + o, len / 4);
+        }
+    }
+
+    /** Receives into {@code dst} at {@code off} by copying. */
+    void receiveCopy(int src, int step, MemorySegment dst, long off, long bytes) {
+        receive(src, step, off, bytes, (frame, o, count) -> MemorySegment.copy(frame, 0, dst, o, count * 4));
+    }
+
+    /** Receives and combines into {@code acc} at {@code off}: acc = received (op) acc. */
+    void receiveReduce(int src, int step, MemorySegment acc, long off, long bytes, ReduceOp op) {
+        receive(src, step, off, bytes, (frame, o, count) -> ReduceKernels.combine(op, frame, 0, acc, o, acc, o, count));
+    }
+
+    /** Receives an empty frame from {@code src} before {@code deadlineNanos}; false if it did not come. */
+    boolean tryReceiveEmpty(int src, int step, long deadlineNanos) {
+        try {
+            group.fabric.receive(group.worldRank(src), msg(step, 0), deadlineNanos);
+            return true;
+        } catch (PeerTimeout t) {
+            return false;
+        }
+    }
+
+    private Msg msg(int step, long chunk) {
+        return new Msg(group.id, kind, seq, step, Math.toIntExact(chunk));
+    }
+
+    CollectiveTimeoutException timeout(int missingRank) {
+        return new CollectiveTimeoutException(name, group.name(), seq, List.of(missingRank), group.timeout());
+    }
+}

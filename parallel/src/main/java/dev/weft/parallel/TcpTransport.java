@@ -1,0 +1,222 @@
+package dev.weft.parallel;
+
+import java.io.BufferedInputStream;
+import java.io.BufferedOutputStream;
+import java.io.DataInputStream;
+import java.io.DataOutputStream;
+import java.io.IOException;
+import java.lang.foreign.MemorySegment;
+import java.net.InetSocketAddress;
+import java.net.ServerSocket;
+import java.net.Socket;
+import java.net.SocketTimeoutException;
+import java.time.Duration;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * Ranks over plain TCP sockets: one connection per pair of ranks, frames written whole with a
+ * small header and copied into the receiver's inbox by a reader thread per peer. It runs the same
+ * collective algorithms as every transport. It needs no media driver and crosses hosts, which
+ * makes it the simple, dependable choice for the launcher's tests and for small models; Aeron (or
+ * a shared-memory path) is faster for large payloads.
+ *
+ * <p>Endpoints read {@code tcp:HOST:PORT}. A peer whose connection drops is reported at once as
+ * missing instead of after the full deadline.
+ */
+public final class TcpTransport implements Transport {
+    public static final int MAX_FRAME_BYTES = 1 << 20;
+    private static final long POLL_NANOS = TimeUnit.MILLISECONDS.toNanos(50);
+
+    private final ServerSocket server;
+    private final String host;
+    private final Inbox inbox = new Inbox();
+    private Socket[] sockets;
+    private DataOutputStream[] outs;
+    private volatile boolean[] lost;
+    private volatile boolean closed;
+
+    /** Listens on {@code host} (an address peers can reach; 127.0.0.1 on one host), on a free port. */
+    public TcpTransport(String host) {
+        this.host = host;
+        try {
+            server = new ServerSocket();
+            server.bind(new InetSocketAddress(host, 0), 64);
+        } catch (IOException e) {
+            throw new IllegalStateException("cannot listen for peers on " + host + ": " + e.getMessage(), e);
+        }
+    }
+
+    @Override
+    public String localEndpoint() {
+        return "tcp:" + host + ":" + server.getLocalPort();
+    }
+
+    /**
+     * Connects to every peer: rank i dials each lower rank and accepts each higher one, so every
+     * pair makes exactly one connection; the whole exchange is bounded by {@code timeout}, which is
+     * also the deadline of the group's operations.
+     */
+    @Override
+    public ProcessGroup connect(int rank, List<String> endpoints, Duration timeout) {
+        int n = endpoints.size();
+        if (rank < 0 || rank >= n) throw new IllegalArgumentException("rank " + rank + " is outside the " + n + " endpoints");
+        if (!endpoints.get(rank).equals(localEndpoint()))
+            throw new IllegalArgumentException("endpoint of rank " + rank + " is " + endpoints.get(rank) + ", not this transport's " + localEndpoint());
+        sockets = new Socket[n];
+        outs = new DataOutputStream[n];
+        lost = new boolean[n];
+        long deadline = System.nanoTime() + timeout.toNanos();
+        try {
+            for (int peer = 0; peer < rank; peer++) sockets[peer] = dial(endpoints.get(peer), peer, rank, deadline);
+            for (int k = rank + 1; k < n; k++) {
+                server.setSoTimeout((int) Math.max(1, (deadline - System.nanoTime()) / 1_000_000));
+                Socket s = server.accept();
+                s.setTcpNoDelay(true);
+                int peer = new DataInputStream(s.getInputStream()).readInt();
+                if (peer <= rank || peer >= n || sockets[peer] != null) {
+                    s.close();
+                    throw new IllegalStateException("rank " + rank + ": unexpected peer claiming rank " + peer);
+                }
+                sockets[peer] = s;
+            }
+        } catch (SocketTimeoutException e) {
+            List<Integer> missing = new java.util.ArrayList<>();
+            for (int p = 0; p < n; p++) if (p != rank && sockets[p] == null) missing.add(p);
+            throw new CollectiveTimeoutException("connect", "world", 0, missing, timeout);
+        } catch (IOException e) {
+            throw new IllegalStateException("rank " + rank + ": connecting to peers failed: " + e.getMessage(), e);
+        }
+        for (int p = 0; p < n; p++) {
+            if (p == rank) continue;
+            try {
+                outs[p] = new DataOutputStream(new BufferedOutputStream(sockets[p].getOutputStream(), 1 << 16));
+                DataInputStream in = new DataInputStream(new BufferedInputStream(sockets[p].getInputStream(), 1 << 16));
+                int src = p;
+                Thread.ofPlatform().daemon().name("weft-tcp-r" + rank + "-from-" + p).start(() -> read(src, in));
+            } catch (IOException e) {
+                throw new IllegalStateException("rank " + rank + ": cannot open the connection to rank " + p + ": " + e.getMessage(), e);
+            }
+        }
+        int[] world = new int[n];
+        for (int i = 0; i < n; i++) world[i] = i;
+        return new FabricGroup(new Fabric(rank, n), "world", 0, world, rank, timeout, false);
+    }
+
+    private static Socket dial(String endpoint, int peer, int rank, long deadline) throws IOException {
+        if (!endpoint.startsWith("tcp:")) throw new IllegalArgumentException("endpoint of rank " + peer + " '" + endpoint + "' is not tcp:HOST:PORT");
+        String hp = endpoint.substring(4);
+        int colon = hp.lastIndexOf(':');
+        InetSocketAddress addr = new InetSocketAddress(hp.substring(0, colon), Integer.parseInt(hp.substring(colon + 1)));
+        IOException last = null;
+        while (System.nanoTime() < deadline) {
+            Socket s = new Socket();
+            try {
+                s.connect(addr, (int) Math.max(1, Math.min(5000, (deadline - System.nanoTime()) / 1_000_000)));
+                s.setTcpNoDelay(true);
+                DataOutputStream o = new DataOutputStream(s.getOutputStream());
+                o.writeInt(rank);
+                o.flush();
+                return s;
+            } catch (IOException e) {
+                s.close();
+                last = e;
+                try {
+                    Thread.sleep(50);
+                } catch (InterruptedException ie) {
+                    Thread.currentThread().interrupt();
+                    throw new IOException("interrupted", ie);
+                }
+            }
+        }
+        throw new SocketTimeoutException("rank " + peer + " at " + endpoint + " did not accept" + (last == null ? "" : ": " + last.getMessage()));
+    }
+
+    private void read(int src, DataInputStream in) {
+        try {
+            while (true) {
+                Msg msg = new Msg(in.readInt(), in.readInt(), in.readLong(), in.readInt(), in.readInt());
+                int len = in.readInt();
+                if (len < 0 || len > MAX_FRAME_BYTES) throw new IOException("frame of " + len + " bytes from rank " + src);
+                byte[] b = new byte[len];
+                in.readFully(b);
+                inbox.put(src, msg, MemorySegment.ofArray(b));
+            }
+        } catch (IOException e) {
+            lost[src] = true;
+            inbox.wakeAll();
+        }
+    }
+
+    @Override
+    public void close() {
+        closed = true;
+        try {
+            server.close();
+        } catch (IOException ignored) {
+            // closing
+        }
+        if (sockets != null) for (Socket s : sockets) {
+            if (s == null) continue;
+            try {
+                s.close();
+            } catch (IOException ignored) {
+                // closing
+            }
+        }
+    }
+
+    private final class Fabric implements dev.weft.parallel.Fabric {
+        private final int rank, size;
+
+        Fabric(int rank, int size) {
+            this.rank = rank;
+            this.size = size;
+        }
+
+        @Override public int rank() { return rank; }
+        @Override public int size() { return size; }
+        @Override public int maxFrameBytes() { return MAX_FRAME_BYTES; }
+
+        @Override
+        public void send(int dst, Msg msg, MemorySegment payload, long deadlineNanos) {
+            if (dst == rank) {
+                byte[] copy = payload.toArray(java.lang.foreign.ValueLayout.JAVA_BYTE);
+                inbox.put(rank, msg, MemorySegment.ofArray(copy));
+                return;
+            }
+            if (lost[dst] || closed) throw new PeerTimeout(dst);
+            DataOutputStream o = outs[dst];
+            byte[] b = payload.toArray(java.lang.foreign.ValueLayout.JAVA_BYTE);
+            synchronized (o) {
+                try {
+                    o.writeInt(msg.group());
+                    o.writeInt(msg.kind());
+                    o.writeLong(msg.seq());
+                    o.writeInt(msg.step());
+                    o.writeInt(msg.chunk());
+                    o.writeInt(b.length);
+                    o.write(b);
+                    o.flush();
+                } catch (IOException e) {
+                    lost[dst] = true;
+                    throw new PeerTimeout(dst);
+                }
+            }
+        }
+
+        @Override
+        public MemorySegment receive(int src, Msg msg, long deadlineNanos) {
+            while (true) {
+                MemorySegment f = inbox.take(src, msg, deadlineNanos, POLL_NANOS);
+                if (f != null) return f;
+                if (lost[src] || closed || System.nanoTime() - deadlineNanos >= 0) throw new PeerTimeout(src);
+            }
+        }
+
+        @Override
+        public void close() {
+            TcpTransport.this.close();
+        }
+    }
+}

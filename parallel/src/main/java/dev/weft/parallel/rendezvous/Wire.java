@@ -1,0 +1,57 @@
+package dev.weft.parallel.rendezvous;
+
+import java.io.DataInputStream;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.charset.StandardCharsets;
+import java.util.List;
+
+/**
+ * The rendezvous protocol, one TCP connection per join:
+ * <pre>
+ *   coordinator: MAGIC, VERSION, nonce[32]
+ *   joiner:      generation, rank, worldSize, endpoint, joinerNonce[32], HMAC("join", nonce, claim, joinerNonce)
+ *   coordinator: OK, n, endpoint[0..n), HMAC("peers", joinerNonce, generation, endpoints)
+ *             or REFUSED / FAILED, message
+ * </pre>
+ */
+final class Wire {
+    static final String MAGIC = "weft-rendezvous";
+    static final int VERSION = 1;
+    static final int OK = 0, REFUSED = 1, FAILED = 2;
+    static final int MAX_ENDPOINT_BYTES = 4096;
+
+    private Wire() {}
+
+    static byte[] claim(int generation, int rank, int worldSize, String endpoint) {
+        byte[] e = endpoint.getBytes(StandardCharsets.UTF_8);
+        return ByteBuffer.allocate(16 + e.length).putInt(generation).putInt(rank).putInt(worldSize).putInt(e.length).put(e).array();
+    }
+
+    static byte[] peers(int generation, List<String> endpoints) {
+        int n = 8;
+        for (String s : endpoints) n += 4 + s.getBytes(StandardCharsets.UTF_8).length;
+        ByteBuffer b = ByteBuffer.allocate(n).putInt(generation).putInt(endpoints.size());
+        for (String s : endpoints) {
+            byte[] e = s.getBytes(StandardCharsets.UTF_8);
+            b.putInt(e.length).put(e);
+        }
+        return b.array();
+    }
+
+    static byte[] label(String s) {
+        return s.getBytes(StandardCharsets.UTF_8);
+    }
+
+    static byte[] readBytes(DataInputStream in, int n) throws IOException {
+        byte[] b = new byte[n];
+        in.readFully(b);
+        return b;
+    }
+
+    static String readEndpoint(DataInputStream in) throws IOException {
+        int len = in.readInt();
+        if (len < 0 || len > MAX_ENDPOINT_BYTES) throw new IOException("endpoint length " + len + " outside [0, " + MAX_ENDPOINT_BYTES + "]");
+        return new String(readBytes(in, len), StandardCharsets.UTF_8);
+    }
+}

@@ -1,0 +1,213 @@
+package dev.weft.parallel;
+
+import dev.weft.core.Scope;
+import dev.weft.core.Tensor;
+import dev.weft.core.model.Llama;
+import dev.weft.core.model.LlamaConfig;
+import dev.weft.core.ops.CrossEntropy;
+import dev.weft.core.ops.Elementwise;
+import org.junit.jupiter.api.Test;
+
+import java.lang.reflect.InvocationHandler;
+import java.lang.reflect.InvocationTargetException;
+import java.lang.reflect.Proxy;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.SplittableRandom;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicInteger;
+
+import static org.junit.jupiter.api.Assertions.*;
+
+/** DDP on in-JVM ranks: buckets fire during backward, accumulation does not synchronise, gradients equal one process's. */
+class DistributedDataParallelTest {
+    private static final Duration T = Duration.ofSeconds(30);
+    private static final LlamaConfig CFG = new LlamaConfig(2, 32, 4, 2, 64, 64, 16, 10000f, 1e-5f, false, 0.02);
+    private static final int SEQ = 8, ROWS_PER_RANK = 2;
+
+    /** Closes a model at the end of a try block. */
+    private record Owned(Llama model) implements AutoCloseable {
+        @Override public void close() { model.close(); }
+    }
+
+    /** A process group that counts all-reduces, and those issued while {@code inBackward} is set. */
+    private record Counting(ProcessGroup group, AtomicInteger allReduces, AtomicInteger duringBackward, AtomicBoolean inBackward) {
+        static Counting wrap(ProcessGroup g) {
+            AtomicInteger all = new AtomicInteger(), during = new AtomicInteger();
+            AtomicBoolean flag = new AtomicBoolean();
+            InvocationHandler h = (proxy, m, args) -> {
+                if (m.getName().equals("allReduceAsync")) {
+                    all.incrementAndGet();
+                    if (flag.get()) during.incrementAndGet();
+                }
+                try {
+                    return m.invoke(g, args);
+                } catch (InvocationTargetException e) {
+                    throw e.getCause();
+                }
+            };
+            ProcessGroup p = (ProcessGroup) Proxy.newProxyInstance(ProcessGroup.class.getClassLoader(), new Class<?>[] {ProcessGroup.class}, h);
+            return new Counting(p, all, during, flag);
+        }
+    }
+
+    /** Rows of (inputs, targets) for the global batch of one micro-step: {@code rows} sequences. */
+    private static int[][] batch(long seed, int rows) {
+        SplittableRandom r = new SplittableRandom(seed);
+        int[] in = new int[rows * SEQ], tg = new int[rows * SEQ];
+        for (int i = 0; i < in.length; i++) {
+            in[i] = r.nextInt(CFG.vocab());
+            tg[i] = r.nextInt(CFG.vocab());
+        }
+        return new int[][] {in, tg};
+    }
+
+    private static int[] slice(int[] a, int rank, int rowsPerRank) {
+        int n = rowsPerRank * SEQ;
+        int[] out = new int[n];
+        System.arraycopy(a, rank * n, out, 0, n);
+        return out;
+    }
+
+    private static void backward(Llama m, int[] in, int[] tg, int rows, float scale) {
+        try (Scope s = Scope.open()) {
+            Tensor loss = CrossEntropy.loss(m.forward(in, rows, SEQ), tg, -1);
+            (scale == 1f ? loss : Elementwise.scale(loss, scale)).backward();
+        }
+    }
+
+    /** Gradients of one process over the whole global batch of {@code accum} micro-steps. */
+    private static Map<String, float[]> reference(int world, int accum) {
+        try (Owned o = new Owned(new Llama(CFG, 7))) {
+            Llama m = o.model();
+            for (int micro = 0; micro < accum; micro++) {
+                int[][] b = batch(100 + micro, world * ROWS_PER_RANK);
+                backward(m, b[0], b[1], world * ROWS_PER_RANK, 1f / accum);
+            }
+            Map<String, float[]> g = new LinkedHashMap<>();
+            m.namedParameters().forEach((k, p) -> g.put(k, p.grad().toArray()));
+            return g;
+        }
+    }
+
+    private static void assertClose(Map<String, float[]> expected, Map<String, float[]> actual) {
+        for (var e : expected.entrySet()) {
+            float[] a = e.getValue(), b = actual.get(e.getKey());
+            double maxAbs = 0;
+            for (float v : a) maxAbs = Math.max(maxAbs, Math.abs(v));
+            for (int i = 0; i < a.length; i++)
+                assertEquals(a[i], b[i], 1e-5 * maxAbs + 1e-9, e.getKey() + "[" + i + "]");
+        }
+    }
+
+    private record RankResult(Map<String, float[]> grads, int buckets, int allReduces, int duringBackward, int beforeFinal, long launched) {}
+
+    private static List<RankResult> runDdp(int world, int accum, long bucketBytes) {
+        return InJvmTransport.run(world, T, g -> {
+            Counting c = Counting.wrap(g);
+            try (Owned o = new Owned(new Llama(CFG, 7)); DistributedDataParallel ddp = new DistributedDataParallel(o.model().namedParameters(), c.group(), bucketBytes)) {
+                Llama m = o.model();
+                DistributedDataParallel.verifyIdenticalWeights(c.group(), m.namedParameters());
+                int before = -1;
+                int start = c.allReduces().get();
+                for (int micro = 0; micro < accum; micro++) {
+                    boolean last = micro == accum - 1;
+                    if (last) before = c.allReduces().get() - start;
+                    ddp.beginMicroStep(last);
+                    int[][] b = batch(100 + micro, world * ROWS_PER_RANK);
+                    c.inBackward().set(true);
+                    backward(m, slice(b[0], g.rank(), ROWS_PER_RANK), slice(b[1], g.rank(), ROWS_PER_RANK), ROWS_PER_RANK, 1f / accum);
+                    c.inBackward().set(false);
+                }
+                ddp.finishGradients();
+                Map<String, float[]> grads = new LinkedHashMap<>();
+                m.namedParameters().forEach((k, p) -> grads.put(k, p.grad().toArray()));
+                return new RankResult(grads, ddp.buckets().size(), c.allReduces().get() - start, c.duringBackward().get(), before,
+                        ddp.launchedDuringBackward());
+            }
+        });
+    }
+
+    @Test
+    void bucketsAreAllReducedDuringBackwardAndGradientsEqualOneProcess() {
+        Map<String, float[]> ref = reference(2, 1);
+        List<RankResult> rs = runDdp(2, 1, 4096);
+        for (RankResult r : rs) {
+            assertTrue(r.buckets() > 3, "a 4 KiB bucket size should split this model into several buckets, got " + r.buckets());
+            assertEquals(r.buckets(), r.allReduces(), "one all-reduce per bucket");
+            // every bucket's all-reduce was issued from a grad-ready hook, before backward returned
+            assertEquals(r.buckets(), r.duringBackward());
+            assertEquals(r.buckets(), r.launched());
+            assertClose(ref, r.grads());
+        }
+        // ranks agree bit for bit
+        for (String k : ref.keySet()) assertArrayEquals(rs.get(0).grads().get(k), rs.get(1).grads().get(k), k);
+    }
+
+    @Test
+    void accumulationSynchronisesOnlyOnTheFinalMicroStep() {
+        Map<String, float[]> ref = reference(4, 3);
+        List<RankResult> rs = runDdp(4, 3, 16 << 10);
+        for (RankResult r : rs) {
+            assertEquals(0, r.beforeFinal(), "no collective on the non-final micro-steps");
+            assertEquals(r.buckets(), r.allReduces());
+            assertClose(ref, r.grads());
+        }
+    }
+
+    @Test
+    void oneBucketHoldsEverythingWhenTheBucketIsLarge() {
+        List<RankResult> rs = runDdp(2, 1, 1L << 30);
+        assertEquals(1, rs.get(0).buckets());
+        assertClose(reference(2, 1), rs.get(1).grads());
+    }
+
+    @Test
+    void differingWeightsFailFastNamingTheRankAndParameter() {
+        List<String> messages = InJvmTransport.run(3, T, g -> {
+            try (Owned o = new Owned(new Llama(CFG, 7))) {
+                Llama m = o.model();
+                List<String> names = new ArrayList<>(m.namedParameters().keySet());
+                if (g.rank() == 2) {
+                    Tensor p = m.namedParameters().get(names.get(3));
+                    p.data().set(java.lang.foreign.ValueLayout.JAVA_FLOAT, 0, p.data().get(java.lang.foreign.ValueLayout.JAVA_FLOAT, 0) + 1e-3f);
+                }
+                IllegalStateException e = assertThrows(IllegalStateException.class,
+                        () -> DistributedDataParallel.verifyIdenticalWeights(g, m.namedParameters()));
+                return e.getMessage() + "|" + names.get(3);
+            }
+        });
+        for (String s : messages) {
+            String[] parts = s.split("\\|");
+            assertTrue(parts[0].contains("rank(s) [2] differ from rank 0"), parts[0]);
+            assertTrue(parts[0].contains("first at parameter '" + parts[1] + "'"), parts[0]);
+        }
+    }
+
+    @Test
+    void identicalWeightsPass() {
+        InJvmTransport.run(2, T, g -> {
+            try (Owned o = new Owned(new Llama(CFG, 7))) {
+                Llama m = o.model();
+                DistributedDataParallel.verifyIdenticalWeights(g, m.namedParameters());
+                return null;
+            }
+        });
+    }
+
+    @Test
+    void finishWithoutSynchronisingMicroStepIsAnError() {
+        InJvmTransport.run(1, T, g -> {
+            try (Owned o = new Owned(new Llama(CFG, 7)); DistributedDataParallel ddp = new DistributedDataParallel(o.model().namedParameters(), g, 1024)) {
+                Llama m = o.model();
+                ddp.beginMicroStep(false);
+                assertThrows(IllegalStateException.class, ddp::finishGradients);
+                assertThrows(IllegalArgumentException.class, () -> new DistributedDataParallel(m.namedParameters(), g, 0));
+                return null;
+            }
+        });
+    }
+}

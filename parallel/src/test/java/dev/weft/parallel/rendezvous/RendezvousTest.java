@@ -1,0 +1,104 @@
+package dev.weft.parallel.rendezvous;
+
+import org.junit.jupiter.api.Test;
+
+import java.net.InetSocketAddress;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.List;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.concurrent.TimeUnit;
+
+import static org.junit.jupiter.api.Assertions.*;
+
+class RendezvousTest {
+    private static final Duration T = Duration.ofSeconds(10);
+
+    private static String at(RendezvousCoordinator c) {
+        return "127.0.0.1:" + c.address().getPort();
+    }
+
+    @Test
+    void everyRankReceivesAllEndpointsInRankOrder() throws Exception {
+        JobSecret secret = JobSecret.random();
+        List<String> log = Collections.synchronizedList(new ArrayList<>());
+        try (var c = RendezvousCoordinator.start(new InetSocketAddress("127.0.0.1", 0), secret, 4, T, log::add);
+             ExecutorService pool = Executors.newVirtualThreadPerTaskExecutor()) {
+            List<Future<List<String>>> fs = new ArrayList<>();
+            for (int r : new int[] {3, 1, 0, 2}) fs.add(pool.submit(() -> Rendezvous.join(at(c), secret, 0, r, 4, "ep-" + r, T)));
+            for (var f : fs) assertEquals(List.of("ep-0", "ep-1", "ep-2", "ep-3"), f.get(20, TimeUnit.SECONDS));
+            assertEquals(0, c.refusedCount());
+            assertTrue(log.stream().anyMatch(l -> l.contains("all 4 ranks joined")), log.toString());
+        }
+    }
+
+    @Test
+    void joinerWithoutTheSecretIsRefusedAndTheJobGoesOn() throws Exception {
+        JobSecret secret = JobSecret.random();
+        List<String> log = Collections.synchronizedList(new ArrayList<>());
+        try (var c = RendezvousCoordinator.start(new InetSocketAddress("127.0.0.1", 0), secret, 2, T, log::add);
+             ExecutorService pool = Executors.newVirtualThreadPerTaskExecutor()) {
+            Future<List<String>> r0 = pool.submit(() -> Rendezvous.join(at(c), secret, 0, 0, 2, "a", T));
+            RendezvousException e = assertThrows(RendezvousException.class,
+                    () -> Rendezvous.join(at(c), JobSecret.random(), 0, 1, 2, "intruder", T));
+            assertTrue(e.getMessage().contains("does not hold the job secret"), e.getMessage());
+            assertEquals(1, c.refusedCount());
+            assertTrue(log.stream().anyMatch(l -> l.contains("refused a joiner") && l.contains("claiming rank 1")
+                    && l.contains("HMAC challenge failed") && l.contains("the job goes on")), log.toString());
+            // the real rank 1 still gets in, and nobody sees the intruder's endpoint
+            List<String> r1 = Rendezvous.join(at(c), secret, 0, 1, 2, "b", T);
+            assertEquals(List.of("a", "b"), r1);
+            assertEquals(List.of("a", "b"), r0.get(20, TimeUnit.SECONDS));
+        }
+    }
+
+    @Test
+    void timeoutNamesTheRanksThatNeverJoined() {
+        JobSecret secret = JobSecret.random();
+        try (var c = RendezvousCoordinator.start(new InetSocketAddress("127.0.0.1", 0), secret, 3, Duration.ofMillis(500), l -> {})) {
+            RendezvousException e = assertThrows(RendezvousException.class, () -> Rendezvous.join(at(c), secret, 0, 1, 3, "x", T));
+            assertTrue(e.getMessage().contains("rank(s) [0, 2] of 3 never joined"), e.getMessage());
+        }
+    }
+
+    @Test
+    void duplicateRankIsRefusedAndGenerationsAreSeparate() throws Exception {
+        JobSecret secret = JobSecret.random();
+        try (var c = RendezvousCoordinator.start(new InetSocketAddress("127.0.0.1", 0), secret, 2, T, l -> {});
+             ExecutorService pool = Executors.newVirtualThreadPerTaskExecutor()) {
+            Future<List<String>> first = pool.submit(() -> Rendezvous.join(at(c), secret, 0, 0, 2, "a", T));
+            // once rank 0 of generation 0 is registered, a second rank 0 is refused
+            long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
+            while (c.joinedCount(0) < 1) {
+                assertTrue(System.nanoTime() < deadline, "rank 0 never registered");
+                Thread.sleep(10);
+            }
+            RendezvousException dup = assertThrows(RendezvousException.class, () -> Rendezvous.join(at(c), secret, 0, 0, 2, "a2", T));
+            assertTrue(dup.getMessage().contains("rank 0 already joined generation 0"), dup.getMessage());
+            // generation 1 (a restart) rendezvouses independently
+            Future<List<String>> g1 = pool.submit(() -> Rendezvous.join(at(c), secret, 1, 1, 2, "d", T));
+            assertEquals(List.of("c", "d"), Rendezvous.join(at(c), secret, 1, 0, 2, "c", T));
+            assertEquals(List.of("c", "d"), g1.get(20, TimeUnit.SECONDS));
+            assertEquals(List.of("a", "b"), Rendezvous.join(at(c), secret, 0, 1, 2, "b", T));
+            assertEquals(List.of("a", "b"), first.get(20, TimeUnit.SECONDS));
+        }
+    }
+
+    @Test
+    void unreachableCoordinatorFailsWithinTheTimeout() {
+        long t0 = System.nanoTime();
+        RendezvousException e = assertThrows(RendezvousException.class,
+                () -> Rendezvous.join("127.0.0.1:1", JobSecret.random(), 0, 0, 1, "x", Duration.ofMillis(600)));
+        assertTrue(e.getMessage().contains("could not reach the rendezvous coordinator at 127.0.0.1:1"), e.getMessage());
+        assertTrue(System.nanoTime() - t0 < TimeUnit.SECONDS.toNanos(5));
+    }
+
+    @Test
+    void badEndpointSyntaxNamesTheFlag() {
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> Rendezvous.parse("localhost"));
+        assertTrue(e.getMessage().contains("--rdzv-endpoint must be host:port"), e.getMessage());
+    }
+}
