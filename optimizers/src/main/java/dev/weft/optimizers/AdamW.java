@@ -40,12 +40,14 @@ public final class AdamW implements Optimizer {
     }
 
     private final List<Tensor> params;
+    private final List<String> names;
     private final Settings s;
     private final Map<Tensor, Tensor[]> moments = new LinkedHashMap<>();
     private long steps;
 
     public AdamW(Map<String, Tensor> parameters, Settings settings) {
         this.params = List.copyOf(parameters.values());
+        this.names = List.copyOf(parameters.keySet());
         this.s = settings;
         Scope.outside(() -> {
             for (Tensor p : params) {
@@ -123,7 +125,7 @@ public final class AdamW implements Optimizer {
     }
 
     @Override
-    public void loadState(Map<String, Tensor> tensors, long steps) {
+    public void loadState(Map<String, Tensor> tensors, Map<String, String> scalars, long steps) {
         for (Tensor[] mv : moments.values()) {
             for (Tensor t : mv) {
                 Tensor src = tensors.get(t.name());
@@ -138,10 +140,13 @@ public final class AdamW implements Optimizer {
     }
 
     @Override
-    public long stateBytes() {
-        long b = 0;
-        for (Tensor[] mv : moments.values()) b += (mv[0].numel() + mv[1].numel()) * 4;
-        return b;
+    public Map<String, Long> stateBytesByParameter() {
+        Map<String, Long> out = new LinkedHashMap<>();
+        for (int i = 0; i < params.size(); i++) {
+            Tensor[] mv = moments.get(params.get(i));
+            out.put(names.get(i), mv == null ? 0L : (mv[0].numel() + mv[1].numel()) * 4);
+        }
+        return out;
     }
 
     @Override
