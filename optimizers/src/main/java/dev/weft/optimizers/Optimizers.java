@@ -84,7 +84,7 @@ public final class Optimizers {
                 Setting.bool("limiter", true)));
         SETTINGS.put("frugal", List.of(WD, B1, B2, EPS, Setting.integer("rank", 128, 1, 1 << 20), GAP, Setting.number("free_lr_scale", 1, 0, 1e6)));
         SETTINGS.put("natural_galore", List.of(WD, B1, B2, EPS, Setting.integer("rank", 128, 1, 1 << 20), GAP, Setting.number("scale", 0.25, 1e-12, 1e6),
-                Setting.integer("history", 10, 1, 1024), Setting.number("damping", 1e-3, 1e-30, 1e6)));
+                Setting.integer("history", 10, 1, 1024), Setting.number("damping", 0.1, 1e-30, 1e6)));
         SETTINGS.put("muon", List.of(WD, Setting.number("momentum", 0.95, 0, 0.999999), Setting.bool("nesterov", true),
                 Setting.integer("ns_steps", 5, 1, 100)));
     }
