@@ -67,7 +67,8 @@ public final class AdamW implements Optimizer {
     public void step(double lr) {
         steps++;
         float b1 = (float) s.beta1(), b2 = (float) s.beta2();
-        double bc1 = 1 - Math.pow(s.beta1(), steps), bc2 = 1 - Math.pow(s.beta2(), steps);
+        // StrictMath: Math.pow may differ by an ulp once JIT-compiled, which would break bit-exact resume.
+        double bc1 = 1 - StrictMath.pow(s.beta1(), steps), bc2 = 1 - StrictMath.pow(s.beta2(), steps);
         float stepSize = (float) (lr / bc1);
         float bc2Sqrt = (float) Math.sqrt(bc2);
         for (Tensor p : params) {

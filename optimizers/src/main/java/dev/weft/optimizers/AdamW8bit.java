@@ -73,8 +73,8 @@ public final class AdamW8bit extends ParameterOptimizer {
         steps++;
         AdamW.Settings a = s.adam();
         float b1 = (float) a.beta1(), b2 = (float) a.beta2(), eps = (float) a.eps();
-        float stepSize = (float) (lr / (1 - Math.pow(a.beta1(), steps)));
-        float bc2Sqrt = (float) Math.sqrt(1 - Math.pow(a.beta2(), steps));
+        float stepSize = (float) (lr / (1 - StrictMath.pow(a.beta1(), steps)));
+        float bc2Sqrt = (float) Math.sqrt(1 - StrictMath.pow(a.beta2(), steps));
         for (var e : params.entrySet()) {
             Tensor p = e.getValue();
             if (p.grad() == null) continue;

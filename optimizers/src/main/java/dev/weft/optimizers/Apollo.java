@@ -108,7 +108,7 @@ public final class Apollo extends ParameterOptimizer {
                 sp.project(proj.data(), g, low.data());
                 sl.t++;
                 Tensor dir = GaLore.adamDirection(low, sl.expAvg, sl.expAvgSq, s.beta1(), s.beta2(), s.eps());
-                double stepSize = lr * Math.sqrt(1 - Math.pow(s.beta2(), sl.t)) / (1 - Math.pow(s.beta1(), sl.t));
+                double stepSize = lr * Math.sqrt(1 - StrictMath.pow(s.beta2(), sl.t)) / (1 - StrictMath.pow(s.beta1(), sl.t));
                 int[] ls = sp.lowShape();
                 long mn = (long) sp.m * sp.n;
                 Tensor scaled = Tensor.empty(sp.m, sp.n);

@@ -19,7 +19,7 @@ final class DynamicMap {
         int k = 0;
         for (int i = 0; i < 7; i++) {
             int count = signed ? 1 << i : 1 << (i + 1);
-            double scale = Math.pow(10, -6 + i);
+            double scale = StrictMath.pow(10, -6 + i);
             for (int j = 0; j < count; j++) {
                 // Midpoints of count equal intervals of [0.1, 1].
                 double lo = 0.1 + 0.9 * j / count, hi = 0.1 + 0.9 * (j + 1) / count;

@@ -86,7 +86,7 @@ public final class Frugal extends ParameterOptimizer {
                 sl.t++;
                 sl.adamT++;
                 float b1 = (float) s.beta1(), b2 = (float) s.beta2(), eps = (float) s.eps();
-                float bc1 = (float) (1 - Math.pow(s.beta1(), sl.adamT)), bc2Sqrt = (float) Math.sqrt(1 - Math.pow(s.beta2(), sl.adamT));
+                float bc1 = (float) (1 - StrictMath.pow(s.beta1(), sl.adamT)), bc2Sqrt = (float) Math.sqrt(1 - StrictMath.pow(s.beta2(), sl.adamT));
                 MemorySegment lg = low.data(), m = sl.expAvg.data(), v = sl.expAvgSq.data();
                 Tensor dir = Tensor.empty(sp.lowShape());
                 MemorySegment d = dir.data();

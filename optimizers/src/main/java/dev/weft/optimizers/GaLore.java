@@ -92,7 +92,7 @@ public class GaLore extends ParameterOptimizer {
                 sp.project(slot.projector.data(), g, low.data());
                 slot.t++;
                 Tensor dir = lowRankDirection(slot, low);
-                double stepSize = lr * Math.sqrt(1 - Math.pow(s.beta2(), slot.t)) / (1 - Math.pow(s.beta1(), slot.t));
+                double stepSize = lr * Math.sqrt(1 - StrictMath.pow(s.beta2(), slot.t)) / (1 - StrictMath.pow(s.beta1(), slot.t));
                 Tensor full = Tensor.empty(sp.m, sp.n);
                 sp.back(slot.projector.data(), dir.data(), full.data());
                 applyUpdate(p.data(), full.data(), (long) sp.m * sp.n, (float) (stepSize * s.scale()), lr);

@@ -60,13 +60,20 @@ final class Subspace {
 
     /**
      * P with independent N(0, 1/r) entries drawn from {@code seed}, as APOLLO's random projector
-     * (whose Gaussian generator is torch's; ours is {@link SplittableRandom}'s, so the matrices
-     * differ from the reference's while having the same distribution).
+     * (whose Gaussian generator is torch's; ours is Box–Muller on {@link SplittableRandom}'s
+     * uniforms, so the matrices differ from the reference's while having the same distribution).
+     * StrictMath, not Math: Math's log/cos may round differently once the JIT compiles them, and a
+     * projector regenerated after a resume must be bit-identical.
      */
     void randomProjector(long seed, MemorySegment p) {
         SplittableRandom rnd = new SplittableRandom(seed);
         double sd = 1 / Math.sqrt(r);
         long count = (long) r * (left ? m : n);
-        for (long i = 0; i < count; i++) p.setAtIndex(Mat.F, i, (float) (rnd.nextGaussian() * sd));
+        for (long i = 0; i < count; i += 2) {
+            double u1 = 1 - rnd.nextDouble(), u2 = rnd.nextDouble(); // u1 in (0, 1]
+            double rad = StrictMath.sqrt(-2 * StrictMath.log(u1)), th = 2 * Math.PI * u2;
+            p.setAtIndex(Mat.F, i, (float) (rad * StrictMath.cos(th) * sd));
+            if (i + 1 < count) p.setAtIndex(Mat.F, i + 1, (float) (rad * StrictMath.sin(th) * sd));
+        }
     }
 }

@@ -21,7 +21,7 @@ import java.util.Optional;
  * checkpoints and reference tests rely on.
  */
 public final class Lapack {
-    private static final int ROW_MAJOR = 101;
+    private static final int ROW_MAJOR = 101, COL_MAJOR = 102;
     private static final ValueLayout.OfFloat F = ValueLayout.JAVA_FLOAT;
     private static final MethodHandle SGESDD, SGEQRF, SORGQR;
 
@@ -32,9 +32,13 @@ public final class Lapack {
             var I = ValueLayout.JAVA_INT;
             var B = ValueLayout.JAVA_BYTE;
             var P = ValueLayout.ADDRESS;
-            SGESDD = linker.downcallHandle(find("LAPACKE_sgesdd"), FunctionDescriptor.of(I, I, B, I, I, P, I, P, P, I, P, I));
+            SGESDD = linker.downcallHandle(find("LAPACKE_sgesdd_work"), FunctionDescriptor.of(I, I, B, I, I, P, I, P, P, I, P, I, P, I, P));
             SGEQRF = linker.downcallHandle(find("LAPACKE_sgeqrf"), FunctionDescriptor.of(I, I, I, I, P, I, P));
             SORGQR = linker.downcallHandle(find("LAPACKE_sorgqr"), FunctionDescriptor.of(I, I, I, I, I, P, I, P));
+            // Single-threaded like Gemm: OpenBLAS's threaded kernels may change the order of reductions from
+            // call to call, and a projector that differs in the last bit would break bit-exact resume.
+            MethodHandle threads = linker.downcallHandle(find("openblas_set_num_threads"), FunctionDescriptor.ofVoid(I));
+            threads.invokeExact(1);
         } catch (Throwable e) {
             throw new ExceptionInInitializerError("could not bind LAPACK from the JavaCPP OpenBLAS preset: " + e);
         }
@@ -61,15 +65,27 @@ public final class Lapack {
         }
     }
 
-    /** Thin SVD of the row-major m×n matrix at {@code a} (not modified). */
+    /**
+     * Thin SVD of the row-major m×n matrix at {@code a} (not modified). Calls the column-major
+     * {@code sgesdd_work} on Aᵀ (the same bytes) with workspaces we allocate, aligned the same way
+     * every call: the plain LAPACKE entry points transpose and allocate internally with malloc, and
+     * results that depend on where malloc puts a buffer would break bit-exact resume.
+     */
     public static Svd svd(MemorySegment a, int m, int n) {
         int k = Math.min(m, n);
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment work = arena.allocate((long) m * n * 4, 64);
             MemorySegment.copy(a, 0, work, 0, (long) m * n * 4);
-            MemorySegment s = arena.allocate((long) k * 4, 64), u = arena.allocate((long) m * k * 4, 64), vt = arena.allocate((long) k * n * 4, 64);
-            int info = (int) SGESDD.invokeExact(ROW_MAJOR, (byte) 'S', m, n, work, n, s, u, k, vt, n);
+            // Column-major view: Aᵀ is n×m with lda n. Its left vectors are A's right ones and vice versa.
+            MemorySegment s = arena.allocate((long) k * 4, 64), vt = arena.allocate((long) n * k * 4, 64), u = arena.allocate((long) k * m * 4, 64);
+            MemorySegment iwork = arena.allocate(8L * k * 4, 64), query = arena.allocate(64, 64);
+            int info = (int) SGESDD.invokeExact(COL_MAJOR, (byte) 'S', n, m, work, n, s, vt, n, u, k, query, -1, iwork);
+            if (info != 0) throw new ArithmeticException("LAPACK sgesdd workspace query failed (info " + info + ")");
+            int lwork = (int) query.get(F, 0) + 1;
+            MemorySegment ws = arena.allocate((long) lwork * 4, 64);
+            info = (int) SGESDD.invokeExact(COL_MAJOR, (byte) 'S', n, m, work, n, s, vt, n, u, k, ws, lwork, iwork);
             if (info != 0) throw new ArithmeticException("LAPACK sgesdd failed on a " + m + "x" + n + " matrix (info " + info + ")");
+            // Column-major n×k "U" of Aᵀ is row-major k×n Vᵀ of A; column-major k×m "Vᵀ" of Aᵀ is row-major m×k U of A.
             float[] U = u.toArray(F), S = s.toArray(F), V = vt.toArray(F);
             for (int j = 0; j < k; j++) {
                 int arg = 0;
