@@ -11,7 +11,7 @@ package dev.weft.optimizers;
  *   <li>{@link Kind#WHOLE_MATRIX}: the update of a matrix needs the whole matrix gradient (an SVD,
  *       a random projection with channel norms, Newton–Schulz). Each matrix is owned by exactly one
  *       rank: the gradient is reduce-scattered by matrix, the owner updates it, and the new weights
- *       are all-gathered. See {@link ShardPlan} for the assignment.</li>
+ *       are all-gathered; matrices are assigned to ranks whole (by size, to balance state).</li>
  * </ul>
  */
 public record Sharding(Kind kind, int alignment) {
