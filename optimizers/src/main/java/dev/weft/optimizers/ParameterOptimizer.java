@@ -90,7 +90,7 @@ abstract class ParameterOptimizer implements Optimizer {
         return out;
     }
 
-    /** Closes and forgets one state tensor (used when a smaller representation replaces it). */
+    /** Frees every state tensor. */
     @Override
     public void close() {
         for (Tensor t : state.values()) t.close();
