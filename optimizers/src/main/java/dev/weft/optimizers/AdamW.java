@@ -41,12 +41,14 @@ public final class AdamW implements Optimizer {
     }
 
     private final List<Tensor> params;
+    private final List<String> names;
     private final Settings s;
     private final Map<Tensor, Tensor[]> moments = new LinkedHashMap<>();
     private long steps;
 
     public AdamW(Map<String, Tensor> parameters, Settings settings) {
         this.params = List.copyOf(parameters.values());
+        this.names = List.copyOf(parameters.keySet());
         this.s = settings;
         Scope.outside(() -> {
             for (Tensor p : params) {
@@ -69,7 +71,8 @@ public final class AdamW implements Optimizer {
     public void step(double lr) {
         steps++;
         float b1 = (float) s.beta1(), b2 = (float) s.beta2();
-        double bc1 = 1 - Math.pow(s.beta1(), steps), bc2 = 1 - Math.pow(s.beta2(), steps);
+        // StrictMath: Math.pow may differ by an ulp once JIT-compiled, which would break bit-exact resume.
+        double bc1 = 1 - StrictMath.pow(s.beta1(), steps), bc2 = 1 - StrictMath.pow(s.beta2(), steps);
         float stepSize = (float) (lr / bc1);
         float bc2Sqrt = (float) Math.sqrt(bc2);
         for (Tensor p : params) {
@@ -127,7 +130,7 @@ public final class AdamW implements Optimizer {
     }
 
     @Override
-    public void loadState(Map<String, Tensor> tensors, long steps) {
+    public void loadState(Map<String, Tensor> tensors, Map<String, String> scalars, long steps) {
         for (Tensor[] mv : moments.values()) {
             for (Tensor t : mv) {
                 Tensor src = tensors.get(t.name());
@@ -142,10 +145,13 @@ public final class AdamW implements Optimizer {
     }
 
     @Override
-    public long stateBytes() {
-        long b = 0;
-        for (Tensor[] mv : moments.values()) b += (mv[0].numel() + mv[1].numel()) * 4;
-        return b;
+    public Map<String, Long> stateBytesByParameter() {
+        Map<String, Long> out = new LinkedHashMap<>();
+        for (int i = 0; i < params.size(); i++) {
+            Tensor[] mv = moments.get(params.get(i));
+            out.put(names.get(i), mv == null ? 0L : (mv[0].numel() + mv[1].numel()) * 4);
+        }
+        return out;
     }
 
     @Override

@@ -2,14 +2,18 @@ package dev.weft.optimizers;
 
 import dev.weft.core.Tensor;
 
+import java.util.LinkedHashMap;
 import java.util.Map;
 
 /**
- * Updates parameters from their gradients. The seam every optimizer (AdamW now; the low-rank
- * family later) fits: a step at a given learning rate, and a full, named state for checkpoints.
+ * Updates parameters from their gradients. The seam every optimizer fits: a step at a given
+ * learning rate, and a full, named state for checkpoints.
  *
  * <p>State tensor names are "FQN/STATE" (for example "model.norm.weight/exp_avg"), so a
- * checkpoint is addressed by parameter name and never by rank or position.
+ * checkpoint is addressed by parameter name and never by rank or position. State that is not a
+ * tensor (per-parameter step and refresh counters, random seeds, limiter norms) is exposed as
+ * {@link #stateScalars()}: strings that encode each value exactly (floats as their bit patterns),
+ * stored in the checkpoint's safetensors metadata.
  */
 public interface Optimizer extends AutoCloseable {
     /** The optimizer's name as written in configs ("adamw"). */
@@ -24,12 +28,41 @@ public interface Optimizer extends AutoCloseable {
     /** Every state tensor by name; the tensors are live (not copies). */
     Map<String, Tensor> stateTensors();
 
-    /** Restores the state saved from {@link #stateTensors()} and {@link #steps()}. */
-    void loadState(Map<String, Tensor> tensors, long steps);
+    /** Scalar state by name ("FQN/STATE"), exact: loading it back reproduces the optimizer bit for bit. */
+    default Map<String, String> stateScalars() {
+        return Map.of();
+    }
 
-    /** Bytes of optimizer state (not counting weights and gradients). */
-    long stateBytes();
+    /** Restores the state saved from {@link #stateTensors()}, {@link #stateScalars()} and {@link #steps()}. */
+    void loadState(Map<String, Tensor> tensors, Map<String, String> scalars, long steps);
+
+    /** Restores an optimizer that has no scalar state. */
+    default void loadState(Map<String, Tensor> tensors, long steps) {
+        loadState(tensors, Map.of(), steps);
+    }
+
+    /** Bytes of optimizer state per parameter name (not counting weights and gradients). */
+    Map<String, Long> stateBytesByParameter();
+
+    /** Bytes of optimizer state in total (not counting weights and gradients). */
+    default long stateBytes() {
+        long b = 0;
+        for (long v : stateBytesByParameter().values()) b += v;
+        return b;
+    }
+
+    /** How this optimizer's parameters may be split across ranks under ZeRO sharding. */
+    default Sharding sharding() {
+        return Sharding.ELEMENTWISE;
+    }
 
     @Override
     void close();
+
+    /** Sums a per-parameter map of state bytes into a map keyed by optimizer group label. */
+    static Map<String, Long> bytesByLabel(Map<String, Long> perParameter, java.util.function.Function<String, String> label) {
+        Map<String, Long> out = new LinkedHashMap<>();
+        perParameter.forEach((k, v) -> out.merge(label.apply(k), v, Long::sum));
+        return out;
+    }
 }

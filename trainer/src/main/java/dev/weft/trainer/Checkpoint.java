@@ -30,7 +30,7 @@ import java.util.stream.Stream;
  * <pre>
  *   step-00000100/model.safetensors      weights, Hugging Face names
  *   step-00000100/config.json            Hugging Face LlamaConfig (the directory loads in transformers)
- *   step-00000100/optimizer.safetensors  optimizer state, named "FQN/state"
+ *   step-00000100/optimizer.safetensors  optimizer state, named "FQN/state"; scalar state in the metadata
  *   step-00000100/trainer.yaml           step, tokens seen, data position, seeds, optimizer steps
  *   latest                               the name of the newest complete step directory
  * </pre>
@@ -39,6 +39,9 @@ import java.util.stream.Stream;
  */
 public final class Checkpoint {
     private Checkpoint() {}
+
+    /** Prefix of the optimizer's scalar state (step and refresh counters, seeds, limiter norms) in optimizer.safetensors' metadata. */
+    static final String SCALAR = "state:";
 
     /** What the loop needs besides tensors to continue exactly. */
     public record State(long step, long tokensSeen, long seed, long optimizerSteps, String optimizer) {}
@@ -54,7 +57,10 @@ public final class Checkpoint {
             Files.createDirectories(tmp);
             Safetensors.write(tmp.resolve("model.safetensors"), model.namedParameters(), Map.of("format", "pt", "weft.step", Long.toString(state.step())));
             HfConfig.write(tmp.resolve("config.json"), model.config(), tokenizer);
-            Safetensors.write(tmp.resolve("optimizer.safetensors"), optimizer.stateTensors(), Map.of("optimizer", optimizer.name()));
+            Map<String, String> meta = new LinkedHashMap<>();
+            meta.put("optimizer", optimizer.name());
+            optimizer.stateScalars().forEach((k, v) -> meta.put(SCALAR + k, v));
+            Safetensors.write(tmp.resolve("optimizer.safetensors"), optimizer.stateTensors(), meta);
             Map<String, Object> y = new LinkedHashMap<>();
             y.put("step", state.step());
             y.put("tokens_seen", state.tokensSeen());
@@ -121,7 +127,11 @@ public final class Checkpoint {
         try (SafetensorsFile f = open(dir.resolve("optimizer.safetensors")); Scope s = Scope.open()) {
             Map<String, Tensor> tensors = new LinkedHashMap<>();
             for (String n : f.names()) tensors.put(n, f.load(n));
-            optimizer.loadState(tensors, st.optimizerSteps());
+            Map<String, String> scalars = new LinkedHashMap<>();
+            f.metadata().forEach((k, v) -> {
+                if (k.startsWith(SCALAR)) scalars.put(k.substring(SCALAR.length()), v);
+            });
+            optimizer.loadState(tensors, scalars, st.optimizerSteps());
         }
         return st;
     }

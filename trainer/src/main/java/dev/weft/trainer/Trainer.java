@@ -8,9 +8,9 @@ import dev.weft.core.Tensor;
 import dev.weft.core.model.Llama;
 import dev.weft.core.ops.CrossEntropy;
 import dev.weft.core.ops.Elementwise;
-import dev.weft.optimizers.AdamW;
 import dev.weft.optimizers.GradientClipping;
 import dev.weft.optimizers.Optimizer;
+import dev.weft.optimizers.ParameterGroups;
 import dev.weft.parallel.DistributedDataParallel;
 import dev.weft.parallel.ReduceOp;
 import dev.weft.trainer.config.TrainConfig;
@@ -58,7 +58,7 @@ public final class Trainer implements AutoCloseable {
     private final TokenShard trainShard, valShard;
     private final BatchSampler trainSampler, valSampler;
     private final Llama model;
-    private final Optimizer optimizer;
+    private final ParameterGroups optimizer;
     private final LrSchedule schedule;
     /** Null on a single process. */
     private final DistributedContext dist;
@@ -92,7 +92,11 @@ public final class Trainer implements AutoCloseable {
         this.valSampler = new BatchSampler(valShard, t.seqLen(), t.microBatch() * world, 1, t.seed());
         this.model = new Llama(cfg.model(), t.seed());
         TrainConfig.Optim o = cfg.optimizer();
-        this.optimizer = new AdamW(model.namedParameters(), new AdamW.Settings(o.beta1(), o.beta2(), o.eps(), o.weightDecay()));
+        try {
+            this.optimizer = new ParameterGroups(model.namedParameters(), o.groups(), o.fallback());
+        } catch (IllegalArgumentException e) {
+            throw new dev.weft.trainer.config.ConfigException("optimizer: " + e.getMessage());
+        }
         this.schedule = LrSchedule.warmupCosine(o.lr(), o.minLr(), o.warmupSteps(), t.steps());
         if (dist != null) {
             DistributedDataParallel.verifyIdenticalWeights(dist.group(), model.namedParameters());
@@ -117,6 +121,11 @@ public final class Trainer implements AutoCloseable {
 
     public Tokenizer tokenizer() {
         return tokenizer;
+    }
+
+    /** The optimizer (its groups and state bytes). */
+    public ParameterGroups optimizer() {
+        return optimizer;
     }
 
     public Timing timing() {
@@ -305,6 +314,14 @@ public final class Trainer implements AutoCloseable {
                 tokenizer.name(), t.microBatch(), t.gradAccum(), t.seqLen(), dist == null ? "" : " x " + dist.size() + " ranks", tokensPerStep());
         out.printf("memory: weights %s, gradients %s, optimizer state %s (%s)%n", Bytes.human(model.parameterCount() * 4),
                 Bytes.human(model.parameterCount() * 4), Bytes.human(optimizer.stateBytes()), optimizer.name());
+        if (optimizer.groups().size() > 1) {
+            for (ParameterGroups.Group g : optimizer.groups()) {
+                long weights = 0;
+                for (String n : g.parameters()) weights += model.namedParameters().get(n).numel() * 4;
+                out.printf("  %s: %d tensors, weights %s, gradients %s, optimizer state %s%n", g.label(), g.parameters().size(),
+                        Bytes.human(weights), Bytes.human(weights), Bytes.human(g.optimizer().stateBytes()));
+            }
+        }
         out.printf("unigram baseline (val cross-entropy of train token frequencies): %.4f nats/token%n", baseline);
     }
 

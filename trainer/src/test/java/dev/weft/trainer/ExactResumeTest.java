@@ -52,10 +52,14 @@ class ExactResumeTest {
 
     @Test
     void resumedRunMatchesUninterruptedRunBitForBit() throws IOException {
-        List<Double> straight = train(tinyConfig(dir, "straight", List.of()), false, 0);
+        checkResume("", List.of());
+    }
+
+    private void checkResume(String prefix, List<String> extra) throws IOException {
+        List<Double> straight = train(tinyConfig(dir, prefix + "straight", extra), false, 0);
         assertEquals(8, straight.size());
 
-        TrainConfig cfg = tinyConfig(dir, "interrupted", List.of());
+        TrainConfig cfg = tinyConfig(dir, prefix + "interrupted", extra);
         List<Double> firstHalf = train(cfg, false, 4);
         assertEquals(4, firstHalf.size());
         assertNotNull(Checkpoint.latest(cfg.train().outDir()), "stopping early must leave a checkpoint");

@@ -32,6 +32,31 @@ final class ConfigSection {
         return new ConfigSection(qualify(key), typed);
     }
 
+    /** A list of mappings (for example optimizer.groups); absent means empty. */
+    List<ConfigSection> sections(String key) {
+        known.add(key);
+        Object v = values.get(key);
+        if (v == null) return List.of();
+        if (!(v instanceof List<?> l)) throw error(key, v, "a list of mappings");
+        List<ConfigSection> out = new ArrayList<>();
+        for (int i = 0; i < l.size(); i++) {
+            if (!(l.get(i) instanceof Map<?, ?> m)) throw error(key + "[" + i + "]", l.get(i), "a mapping of keys to values");
+            Map<String, Object> typed = new LinkedHashMap<>();
+            for (var e : m.entrySet()) typed.put(String.valueOf(e.getKey()), e.getValue());
+            out.add(new ConfigSection(qualify(key) + "[" + i + "]", typed));
+        }
+        return out;
+    }
+
+    /** A string or a list of strings; required and non-empty. */
+    List<String> strings(String key) {
+        known.add(key);
+        Object v = values.get(key);
+        if (v instanceof String s) return List.of(s);
+        if (v instanceof List<?> l && !l.isEmpty() && l.stream().allMatch(x -> x instanceof String)) return l.stream().map(String::valueOf).toList();
+        throw error(key, v, "a name pattern or a non-empty list of them (for example model.layers.*.mlp.*_proj.weight)");
+    }
+
     int integer(String key, int fallback, int min, int max) {
         known.add(key);
         Object v = values.get(key);

@@ -11,6 +11,10 @@ import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
+import dev.weft.optimizers.Optimizers;
+import dev.weft.optimizers.ParameterGroups;
+
+import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -34,9 +38,18 @@ public record TrainConfig(LlamaConfig model, Data data, Train train, Optim optim
         }
     }
 
-    /** The optimizer and learning-rate schedule. */
+    /**
+     * The optimizer and learning-rate schedule. {@code groups} are the parameter groups in match
+     * order (the implicit split of a matrix-only optimizer included); {@code fallback} takes every
+     * parameter no group matches.
+     */
     public record Optim(String name, double lr, double minLr, int warmupSteps, double weightDecay, double beta1,
-                        double beta2, double eps, double gradClip) {}
+                        double beta2, double eps, double gradClip, List<ParameterGroups.Spec> groups, ParameterGroups.Spec fallback) {}
+
+    /** The hidden matrices a matrix-only optimizer named at the top of the section applies to. */
+    public static final List<String> HIDDEN_MATRICES = List.of("model.layers.*.self_attn.*_proj.weight", "model.layers.*.mlp.*_proj.weight");
+
+    private static final List<String> COMMON = List.of("weight_decay", "beta1", "beta2", "eps");
 
     /** The sample printed at the end of training. */
     public record Sample(String prompt, int tokens, double temperature, int topK) {}
@@ -108,10 +121,35 @@ public record TrainConfig(LlamaConfig model, Data data, Train train, Optim optim
 
         ConfigSection o = top.section("optimizer");
         double lr = o.number("lr", 1e-3, 0, 10);
-        Optim optim = new Optim(o.string("name", "adamw", "adamw"), lr, o.number("min_lr", lr / 10, 0, lr),
-                o.integer("warmup_steps", 0, 0, Integer.MAX_VALUE), o.number("weight_decay", 0.1, 0, 10),
-                o.number("beta1", 0.9, 0, 0.999999), o.number("beta2", 0.95, 0, 0.99999999), o.number("eps", 1e-8, 1e-30, 1),
-                o.number("grad_clip", 1.0, 0, 1e9));
+        String optName = o.string("name", "adamw", Optimizers.names().toArray(String[]::new));
+        double minLr = o.number("min_lr", lr / 10, 0, lr);
+        int warmup = o.integer("warmup_steps", 0, 0, Integer.MAX_VALUE);
+        Map<String, Object> common = new LinkedHashMap<>();
+        common.put("weight_decay", o.number("weight_decay", 0.1, 0, 10));
+        common.put("beta1", o.number("beta1", 0.9, 0, 0.999999));
+        common.put("beta2", o.number("beta2", 0.95, 0, 0.99999999));
+        common.put("eps", o.number("eps", 1e-8, 1e-30, 1));
+        double gradClip = o.number("grad_clip", 1.0, 0, 1e9);
+        List<ParameterGroups.Spec> groups = new ArrayList<>();
+        for (ConfigSection g : o.sections("groups")) {
+            String gName = g.string("name", null, Optimizers.names().toArray(String[]::new));
+            if (gName == null) throw new ConfigException(g.qualify("name") + " is required: one of " + String.join(", ", Optimizers.names()));
+            List<String> patterns = g.strings("params");
+            double gLr = g.number("lr", lr, 0, 10);
+            groups.add(new ParameterGroups.Spec(gName, patterns, settings(g, gName, common), lr == 0 ? 1 : gLr / lr));
+            g.finish();
+        }
+        Map<String, Object> topSettings = settings(o, optName, common);
+        ParameterGroups.Spec fallback;
+        if (Optimizers.matrixOnly(optName)) {
+            // The usual split: the named optimizer on attention and MLP matrices, AdamW on embeddings, head and norms.
+            groups.add(new ParameterGroups.Spec(optName, HIDDEN_MATRICES, topSettings, 1));
+            fallback = new ParameterGroups.Spec("adamw", List.of(), common, 1);
+        } else {
+            fallback = new ParameterGroups.Spec(optName, List.of(), topSettings, 1);
+        }
+        Optim optim = new Optim(optName, lr, minLr, warmup, (Double) common.get("weight_decay"), (Double) common.get("beta1"),
+                (Double) common.get("beta2"), (Double) common.get("eps"), gradClip, List.copyOf(groups), fallback);
         if (optim.warmupSteps() > train.steps())
             throw new ConfigException("optimizer.warmup_steps = " + optim.warmupSteps() + " is invalid: expected at most train.steps = " + train.steps());
         o.finish();
@@ -126,6 +164,25 @@ public record TrainConfig(LlamaConfig model, Data data, Train train, Optim optim
         dist.finish();
         top.finish();
         return new TrainConfig(model, data, train, optim, sample, distributed, source);
+    }
+
+    /**
+     * The settings of optimizer {@code name} read from a section: the common Adam keys default to
+     * the optimizer section's values, the rest to the optimizer's own defaults.
+     */
+    private static Map<String, Object> settings(ConfigSection sec, String name, Map<String, Object> common) {
+        Map<String, Object> out = new LinkedHashMap<>();
+        for (Optimizers.Setting st : Optimizers.settings(name)) {
+            String k = st.key();
+            Object v = switch (st.type()) {
+                case NUMBER -> sec.number(k, common.containsKey(k) ? (Double) common.get(k) : ((Number) st.fallback()).doubleValue(), st.min(), st.max());
+                case INTEGER -> sec.integer(k, (Integer) st.fallback(), (int) st.min(), (int) Math.min(st.max(), Integer.MAX_VALUE));
+                case BOOLEAN -> sec.bool(k, (Boolean) st.fallback());
+                case CHOICE -> sec.string(k, (String) st.fallback(), st.choices().toArray(String[]::new));
+            };
+            out.put(k, v);
+        }
+        return out;
     }
 
     /** Applies one {@code a.b.c=value}; the value is read as a YAML scalar (so 3 is a number, true a boolean). */

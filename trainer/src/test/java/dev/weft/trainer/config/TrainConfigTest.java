@@ -94,4 +94,58 @@ class TrainConfigTest {
         assertNotNull(p, "repository root not found");
         return p;
     }
+
+    @Test
+    void optimizerGroupsAreReadWithPerGroupSettings() throws IOException {
+        TrainConfig c = TrainConfig.load(write("""
+                data: {text: a.txt}
+                optimizer:
+                  lr: 0.002
+                  weight_decay: 0.05
+                  groups:
+                    - name: galore
+                      params: [model.layers.*.self_attn.*_proj.weight, model.layers.*.mlp.*_proj.weight]
+                      rank: 64
+                      update_proj_gap: 100
+                    - name: muon
+                      params: lm_head.weight
+                      lr: 0.02
+                """), List.of());
+        var groups = c.optimizer().groups();
+        assertEquals(2, groups.size());
+        assertEquals("galore", groups.get(0).optimizer());
+        assertEquals(64, groups.get(0).settings().get("rank"));
+        assertEquals(100, groups.get(0).settings().get("update_proj_gap"));
+        assertEquals(0.05, groups.get(0).settings().get("weight_decay"));
+        assertEquals(0.25, groups.get(0).settings().get("scale"));
+        assertEquals(10.0, groups.get(1).lrScale(), 1e-12);
+        assertEquals("adamw", c.optimizer().fallback().optimizer());
+    }
+
+    @Test
+    void aMatrixOptimizerByNameGetsTheUsualSplit() throws IOException {
+        TrainConfig c = TrainConfig.load(write("data: {text: a.txt}\noptimizer: {name: apollo_mini}\n"), List.of());
+        assertEquals(List.of("apollo_mini"), c.optimizer().groups().stream().map(g -> g.optimizer()).toList());
+        assertEquals(TrainConfig.HIDDEN_MATRICES, c.optimizer().groups().get(0).patterns());
+        assertEquals(128.0, c.optimizer().groups().get(0).settings().get("scale"));
+        assertEquals("adamw", c.optimizer().fallback().optimizer());
+    }
+
+    @Test
+    void badOptimizerConfigsAreRejectedClearly() throws IOException {
+        String e = error("data: {text: a.txt}\noptimizer: {name: lion}\n");
+        assertTrue(e.contains("optimizer.name = 'lion' is invalid") && e.contains("adamw, sgd, adamw8bit, galore"), e);
+        e = error("data: {text: a.txt}\noptimizer: {groups: [{name: galore, params: 'x*', rnak: 3}]}\n");
+        assertTrue(e.contains("optimizer.groups[0].rnak") && e.contains("rank") && e.contains("update_proj_gap"), e);
+        e = error("data: {text: a.txt}\noptimizer: {groups: [{name: galore, params: 'x*', rank: 0}]}\n");
+        assertTrue(e.contains("optimizer.groups[0].rank = 0 is invalid: expected an integer in [1, 1048576]"), e);
+        e = error("data: {text: a.txt}\noptimizer: {groups: [{name: galore}]}\n");
+        assertTrue(e.contains("optimizer.groups[0].params"), e);
+        e = error("data: {text: a.txt}\noptimizer: {groups: [{params: 'x*'}]}\n");
+        assertTrue(e.contains("optimizer.groups[0].name is required"), e);
+        e = error("data: {text: a.txt}\noptimizer: {name: adamw, rank: 4}\n");
+        assertTrue(e.contains("unknown key optimizer.rank"), e);
+        e = error("data: {text: a.txt}\noptimizer: {name: apollo, scale_type: row}\n");
+        assertTrue(e.contains("optimizer.scale_type = 'row' is invalid: expected one of channel, tensor"), e);
+    }
 }
