@@ -45,9 +45,12 @@ import java.util.Map;
  * therefore continues bit-for-bit as if the run had never stopped.
  */
 public final class Trainer implements AutoCloseable {
-    /** What a run produced. */
+    /**
+     * What a run produced. {@code trainLosses} holds the steps this call ran; {@code valCurve} the
+     * {step, val loss} points of the whole run (earlier ones read back from metrics.jsonl on resume).
+     */
     public record Result(long steps, double lastTrainLoss, double lastValLoss, double unigramBaseline, String sample,
-                         List<Double> trainLosses, Path outDir) {}
+                         List<Double> trainLosses, List<double[]> valCurve, Path outDir) {}
 
     /** Time spent per phase, in nanoseconds, over the steps run. */
     public record Timing(long data, long forward, long backward, long optimizer, long steps) {}
@@ -229,7 +232,10 @@ public final class Trainer implements AutoCloseable {
         out.printf("memory: peak live %s, weights %s, gradients %s, optimizer state %s%n", Bytes.human(MemoryPool.host().peakLiveBytes()),
                 Bytes.human(model.parameterCount() * 4), Bytes.human(model.parameterCount() * 4), Bytes.human(optimizer.stateBytes()));
         if (leader()) out.println("metrics: " + metricsFile + ", loss curve: " + outDir.resolve("loss.png"));
-        return new Result(t.steps(), lastLoss, lastVal, baseline, sample, losses, outDir);
+        List<double[]> valCurve = new ArrayList<>();
+        for (Map<String, Object> r : history)
+            if (r.get("val_loss") instanceof Number v) valCurve.add(new double[]{((Number) r.get("step")).doubleValue(), v.doubleValue()});
+        return new Result(t.steps(), lastLoss, lastVal, baseline, sample, losses, valCurve, outDir);
     }
 
     /** One optimizer step over grad_accum micro-batches; returns {mean loss, gradient norm}. */
