@@ -66,7 +66,7 @@ public final class Generator {
         double[] p = new double[v];
         double sum = 0;
         for (int i = 0; i < v; i++) {
-            p[i] = logits[i] >= threshold ? Math.exp((logits[i] - max) / temperature) : 0;
+            p[i] = logits[i] >= threshold ? StrictMath.exp((logits[i] - max) / temperature) : 0;
             sum += p[i];
         }
         double r = random.nextDouble() * sum;

@@ -55,6 +55,20 @@ class ExactResumeTest {
         checkResume("", List.of());
     }
 
+    /**
+     * Every optimizer through the trainer's checkpoint: projector refresh every 3 steps so one falls
+     * after the resume, APOLLO's seeds and limiter, 8-bit AdamW's quantised blocks.
+     */
+    @org.junit.jupiter.params.ParameterizedTest
+    @org.junit.jupiter.params.provider.ValueSource(strings = {"sgd", "adamw8bit", "galore", "natural_galore", "apollo", "apollo_mini", "frugal", "muon"})
+    void resumeIsBitExactForEveryOptimizer(String name) throws IOException {
+        List<String> extra = new ArrayList<>(List.of("optimizer.name=" + name));
+        if (!List.of("sgd", "muon", "adamw8bit").contains(name)) extra.add("optimizer.update_proj_gap=3");
+        if (List.of("galore", "natural_galore", "frugal", "apollo").contains(name)) extra.add("optimizer.rank=4");
+        if (name.equals("adamw8bit")) extra.add("optimizer.min_8bit_size=256");
+        checkResume(name + "-", extra);
+    }
+
     private void checkResume(String prefix, List<String> extra) throws IOException {
         List<Double> straight = train(tinyConfig(dir, prefix + "straight", extra), false, 0);
         assertEquals(8, straight.size());

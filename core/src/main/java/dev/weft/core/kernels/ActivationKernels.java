@@ -20,11 +20,11 @@ public final class ActivationKernels {
     private ActivationKernels() {}
 
     private static FloatVector sigmoid(FloatVector x, FloatVector one) {
-        return one.div(one.add(x.neg().lanewise(VectorOperators.EXP)));
+        return one.div(one.add(VectorMath.exp(x.neg())));
     }
 
     private static float sigmoid(float x) {
-        return (float) (1.0 / (1.0 + Math.exp(-x)));
+        return 1f / (1f + VectorMath.exp(-x));
     }
 
     /** {@code y = x * sigmoid(x)} over [from, to). */

@@ -91,7 +91,7 @@ public final class ElementwiseKernels {
             FloatVector acc = FloatVector.zero(SPECIES);
             int stop = Math.min(bound, i + 64 * LANES);
             for (; i < stop; i += LANES) acc = acc.add(load(x, off + i));
-            total += acc.reduceLanes(jdk.incubator.vector.VectorOperators.ADD);
+            total += VectorMath.sumLanes(acc);
         }
         for (; i < n; i++) total += x.getAtIndex(F, off + i);
         return total;

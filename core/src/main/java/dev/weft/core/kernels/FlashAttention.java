@@ -106,7 +106,7 @@ public final class FlashAttention {
                     rowSum[r] = sum;
                 } else if (m != previous) {
                     // A larger maximum arrived: rescale what this row has accumulated so far.
-                    float alpha = (float) Math.exp(previous - m);
+                    float alpha = VectorMath.exp(previous - m);
                     rowSum[r] = rowSum[r] * alpha + sum;
                     scale(out, qOff + (long) r * ldq, d, alpha);
                 } else {
@@ -119,7 +119,7 @@ public final class FlashAttention {
         long stat = s.statRow(b, h, i0);
         for (int r = 0; r < br; r++) {
             scale(out, qOff + (long) r * ldq, d, 1f / rowSum[r]);
-            lse.setAtIndex(F, stat + r, rowMax[r] + (float) Math.log(rowSum[r]));
+            lse.setAtIndex(F, stat + r, rowMax[r] + (float) StrictMath.log(rowSum[r]));
         }
     }
 
@@ -293,28 +293,26 @@ public final class FlashAttention {
      * x[off + c] = exp(x[off + c] − shift) for c < valid and 0 for valid ≤ c < width; returns the
      * sum of the row.
      *
-     * <p>{@code lanewise(EXP)} compiles to the JDK's vector exp (SVML on x86-64), within 1 ulp on
-     * softmax arguments. A hand-written degree-7 polynomial with Cody–Waite reduction was as
-     * accurate and measured the same in isolation (0.73 ns per element each on this 2-core
-     * machine) but 3–5% slower in the forward pass, so it was dropped.
+     * <p>The exp is {@link VectorMath#exp(FloatVector)}, not {@code lanewise(EXP)}: the JDK's SVML
+     * exp rounds differently from its own interpreted fallback, which broke exact resume.
      */
     static float expShifted(MemorySegment x, long off, int valid, int width, float shift) {
         FloatVector sh = FloatVector.broadcast(SPECIES, shift);
         FloatVector acc = FloatVector.zero(SPECIES);
         int i = 0;
         for (int bound = SPECIES.loopBound(valid); i < bound; i += LANES) {
-            FloatVector e = VectorMath.load(x, off + i).sub(sh).lanewise(VectorOperators.EXP);
+            FloatVector e = VectorMath.exp(VectorMath.load(x, off + i).sub(sh));
             VectorMath.store(e, x, off + i);
             acc = acc.add(e);
         }
         for (; i < width; i += LANES) { // ragged end: keep lanes < valid, zero the rest of the row
             VectorMask<Float> keep = SPECIES.indexInRange(i, valid), inRow = SPECIES.indexInRange(i, width);
-            FloatVector e = FloatVector.fromMemorySegment(SPECIES, x, (off + i) * 4, ORDER, keep).sub(sh)
-                    .lanewise(VectorOperators.EXP).blend(0f, keep.not());
+            FloatVector e = VectorMath.exp(FloatVector.fromMemorySegment(SPECIES, x, (off + i) * 4, ORDER, keep).sub(sh))
+                    .blend(0f, keep.not());
             e.intoMemorySegment(x, (off + i) * 4, ORDER, inRow);
             acc = acc.add(e);
         }
-        return acc.reduceLanes(VectorOperators.ADD);
+        return VectorMath.sumLanes(acc);
     }
 
     /** ds[off + c] = p[off + c] · (ds[off + c] − delta) for c < width. */

@@ -47,7 +47,7 @@ public final class NormKernels {
                 FloatVector acc = FloatVector.zero(SPECIES);
                 int i = 0;
                 for (; i < bound; i += LANES) acc = load(g, o + i).mul(load(w, i)).fma(load(x, o + i), acc);
-                double dot = acc.reduceLanes(VectorOperators.ADD);
+                double dot = VectorMath.sumLanes(acc);
                 for (; i < d; i++) dot += (double) g.getAtIndex(F, o + i) * w.getAtIndex(F, i) * x.getAtIndex(F, o + i);
                 float c = (float) ((double) rs * rs * rs * dot / d);
                 FloatVector vr = FloatVector.broadcast(SPECIES, rs), vc = FloatVector.broadcast(SPECIES, -c);
@@ -78,7 +78,7 @@ public final class NormKernels {
                 FloatVector v = load(x, off + i);
                 acc = v.fma(v, acc);
             }
-            total += acc.reduceLanes(VectorOperators.ADD);
+            total += VectorMath.sumLanes(acc);
         }
         for (; i < n; i++) {
             double v = x.getAtIndex(F, off + i);

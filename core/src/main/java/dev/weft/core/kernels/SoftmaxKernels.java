@@ -38,11 +38,11 @@ public final class SoftmaxKernels {
             // float lanes for up to 64 vectors, then flush to double: bounded error at vector speed
             FloatVector acc = FloatVector.zero(SPECIES);
             int stop = Math.min(bound, i + 64 * LANES);
-            for (; i < stop; i += LANES) acc = acc.add(load(x, off + i).sub(vmax).lanewise(VectorOperators.EXP));
-            total += acc.reduceLanes(VectorOperators.ADD);
+            for (; i < stop; i += LANES) acc = acc.add(VectorMath.exp(load(x, off + i).sub(vmax)));
+            total += VectorMath.sumLanes(acc);
         }
-        for (; i < n; i++) total += Math.exp(x.getAtIndex(F, off + i) - m);
-        return (float) (m + Math.log(total));
+        for (; i < n; i++) total += VectorMath.exp(x.getAtIndex(F, off + i) - m);
+        return (float) (m + StrictMath.log(total));
     }
 
     /**
@@ -53,7 +53,7 @@ public final class SoftmaxKernels {
         FloatVector vl = FloatVector.broadcast(SPECIES, lse), vs = FloatVector.broadcast(SPECIES, scale);
         int i = 0;
         for (int bound = SPECIES.loopBound(n); i < bound; i += LANES)
-            store(load(x, xo + i).sub(vl).lanewise(VectorOperators.EXP).mul(vs), out, oo + i);
-        for (; i < n; i++) out.setAtIndex(F, oo + i, scale * (float) Math.exp(x.getAtIndex(F, xo + i) - lse));
+            store(VectorMath.exp(load(x, xo + i).sub(vl)).mul(vs), out, oo + i);
+        for (; i < n; i++) out.setAtIndex(F, oo + i, scale * VectorMath.exp(x.getAtIndex(F, xo + i) - lse));
     }
 }

@@ -52,7 +52,7 @@ public final class Init {
         long b = mix(a ^ 0xD1B54A32D192ED03L);
         double u1 = ((a >>> 11) + 1) * 0x1.0p-53; // (0, 1]
         double u2 = (b >>> 11) * 0x1.0p-53;
-        return Math.sqrt(-2 * Math.log(u1)) * Math.cos(2 * Math.PI * u2);
+        return StrictMath.sqrt(-2 * StrictMath.log(u1)) * StrictMath.cos(2 * Math.PI * u2);
     }
 
     /** SplitMix64's finaliser: a bijective, well-mixing 64-bit hash. */

@@ -33,14 +33,14 @@ public final class Rope {
             for (int i = 0; i < half; i++) {
                 // float32 steps as HF computes them: theta ** (arange(0, D, 2).float() / D), then 1 / that
                 float exponent = (float) (2 * i) / (float) headDim;
-                invFreq[i] = 1f / (float) Math.pow(theta, exponent);
+                invFreq[i] = 1f / (float) StrictMath.pow(theta, exponent);
             }
             float[] cos = new float[positions * half], sin = new float[positions * half];
             for (int p = 0; p < positions; p++) {
                 for (int i = 0; i < half; i++) {
                     float angle = (float) p * invFreq[i];
-                    cos[p * half + i] = (float) Math.cos(angle);
-                    sin[p * half + i] = (float) Math.sin(angle);
+                    cos[p * half + i] = (float) StrictMath.cos(angle);
+                    sin[p * half + i] = (float) StrictMath.sin(angle);
                 }
             }
             return new Table(positions, cos, sin);

@@ -19,7 +19,7 @@ record WarmupCosine(double peakLr, double minLr, long warmupSteps, long totalSte
         if (step < warmupSteps) return peakLr * (step + 1) / warmupSteps;
         if (step >= totalSteps) return minLr;
         double progress = (double) (step - warmupSteps) / (totalSteps - warmupSteps);
-        return minLr + (peakLr - minLr) * 0.5 * (1 + Math.cos(Math.PI * progress));
+        return minLr + (peakLr - minLr) * 0.5 * (1 + StrictMath.cos(Math.PI * progress));
     }
 
     static void checkStep(long step) {
