@@ -1,6 +1,7 @@
 package dev.weft.optimizers;
 
 import dev.weft.core.Tensor;
+import dev.weft.core.kernels.Parallel;
 
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
@@ -89,31 +90,35 @@ public final class AdamW8bit extends ParameterOptimizer {
             MemorySegment w = p.data(), g = p.grad().data(), c1 = q.codes1().data(), c2 = q.codes2().data();
             MemorySegment a1 = q.absmax1().data(), a2 = q.absmax2().data();
             int bs = s.blockSize();
-            float[] m = new float[bs], v = new float[bs];
-            for (int blk = 0, start = 0; start < n; blk++, start += bs) {
-                int len = Math.min(bs, n - start);
-                float am1 = a1.getAtIndex(Mat.F, blk), am2 = a2.getAtIndex(Mat.F, blk);
-                float max1 = 0, max2 = 0;
-                for (int j = 0; j < len; j++) {
-                    long i = start + j;
-                    float gi = g.getAtIndex(Mat.F, i);
-                    float mi = DynamicMap.SIGNED[c1.get(BYTE, i) & 0xff] * am1 * b1 + gi * (1 - b1);
-                    float vi = DynamicMap.UNSIGNED[c2.get(BYTE, i) & 0xff] * am2 * b2 + gi * gi * (1 - b2);
-                    m[j] = mi;
-                    v[j] = vi;
-                    max1 = Math.max(max1, Math.abs(mi));
-                    max2 = Math.max(max2, vi);
-                    float denom = (float) Math.sqrt(vi) / bc2Sqrt + eps;
-                    w.setAtIndex(Mat.F, i, w.getAtIndex(Mat.F, i) * decay - mi / denom * stepSize);
+            int blocks = (n + bs - 1) / bs;
+            // blocks are independent, so splitting them over threads changes no bits
+            Parallel.forRange(blocks, Math.max(1, (1 << 15) / bs), (fromBlock, toBlock) -> {
+                float[] m = new float[bs], v = new float[bs];
+                for (int blk = fromBlock; blk < toBlock; blk++) {
+                    int start = blk * bs, len = Math.min(bs, n - start);
+                    float am1 = a1.getAtIndex(Mat.F, blk), am2 = a2.getAtIndex(Mat.F, blk);
+                    float max1 = 0, max2 = 0;
+                    for (int j = 0; j < len; j++) {
+                        long i = start + j;
+                        float gi = g.getAtIndex(Mat.F, i);
+                        float mi = DynamicMap.SIGNED[c1.get(BYTE, i) & 0xff] * am1 * b1 + gi * (1 - b1);
+                        float vi = DynamicMap.UNSIGNED[c2.get(BYTE, i) & 0xff] * am2 * b2 + gi * gi * (1 - b2);
+                        m[j] = mi;
+                        v[j] = vi;
+                        max1 = Math.max(max1, Math.abs(mi));
+                        max2 = Math.max(max2, vi);
+                        float denom = (float) Math.sqrt(vi) / bc2Sqrt + eps;
+                        w.setAtIndex(Mat.F, i, w.getAtIndex(Mat.F, i) * decay - mi / denom * stepSize);
+                    }
+                    a1.setAtIndex(Mat.F, blk, max1);
+                    a2.setAtIndex(Mat.F, blk, max2);
+                    for (int j = 0; j < len; j++) {
+                        long i = start + j;
+                        c1.set(BYTE, i, (byte) DynamicMap.quantize(DynamicMap.SIGNED, max1 == 0 ? 0 : m[j] / max1));
+                        c2.set(BYTE, i, (byte) DynamicMap.quantize(DynamicMap.UNSIGNED, max2 == 0 ? 0 : v[j] / max2));
+                    }
                 }
-                a1.setAtIndex(Mat.F, blk, max1);
-                a2.setAtIndex(Mat.F, blk, max2);
-                for (int j = 0; j < len; j++) {
-                    long i = start + j;
-                    c1.set(BYTE, i, (byte) DynamicMap.quantize(DynamicMap.SIGNED, max1 == 0 ? 0 : m[j] / max1));
-                    c2.set(BYTE, i, (byte) DynamicMap.quantize(DynamicMap.UNSIGNED, max2 == 0 ? 0 : v[j] / max2));
-                }
-            }
+            });
         }
     }
 }
