@@ -162,6 +162,18 @@ public final class CollectivesBenchCommand implements Callable<Integer> {
             try (AeronTransport t = AeronTransport.withDriver(System.getenv(AeronTransport.DRIVER_DIR_ENV), "127.0.0.1");
                  ProcessGroup g = t.connect(rank, exchange(dir, rank, n, t.localEndpoint()), Duration.ofSeconds(60));
                  Scope scope = Scope.open()) {
+                // One untimed pass over every operation at the smallest size and at 1 MiB first: the
+                // JIT compiles the shared code paths there, not inside the first case measured.
+                for (long size : new long[] {min, Math.min(max, Math.max(min, 1L << 20))}) {
+                    int numel = (int) Math.max(n, size / 4 / n * n);
+                    try (Scope warm = Scope.open()) {
+                        Tensor full = Tensor.full(1f + rank, numel), block = Tensor.full(1f, numel / n);
+                        int k = agreedIterations(g, () -> g.allReduce(full, ReduceOp.SUM), minTime);
+                        run(g, () -> g.allReduce(full, ReduceOp.SUM), k);
+                        run(g, () -> g.reduceScatter(full, block, ReduceOp.SUM), k);
+                        run(g, () -> g.allGather(block, full), k);
+                    }
+                }
                 for (long size = min; size <= max; size *= 4) {
                     int numel = (int) Math.max(n, size / 4 / n * n);
                     Tensor full = Tensor.full(1f + rank, numel);
@@ -177,16 +189,16 @@ public final class CollectivesBenchCommand implements Callable<Integer> {
             System.exit(0);
         }
 
-        /** Warm up, agree on an iteration count (rank 0's), then time back-to-back operations; the slowest rank's time counts. */
+        /**
+         * Warms up until the JIT has compiled the path (half of minTime, at least 50 operations), agrees
+         * on an iteration count (rank 0's), then times back-to-back operations; the slowest rank's
+         * time counts. A short warm-up leaves interpreted code in the first case of every size: an
+         * earlier version warmed up for 3 operations and reported the 4 KiB all-reduce 30x slower
+         * than the same operation measured after its first thousand.
+         */
         private static void time(ProcessGroup g, String op, long bytes, double minTime, Runnable body) {
-            for (int i = 0; i < 3; i++) body.run();
-            g.barrier();
-            long t0 = System.nanoTime();
-            body.run();
-            double one = (System.nanoTime() - t0) / 1e9;
-            Tensor iters = Tensor.scalar((float) Math.max(3, Math.min(20_000, Math.ceil(minTime / Math.max(one, 1e-7)))));
-            g.broadcast(iters, 0);
-            int k = (int) iters.item();
+            run(g, body, Math.max(50, agreedIterations(g, body, minTime / 2)));
+            int k = agreedIterations(g, body, minTime);
             g.barrier();
             long start = System.nanoTime();
             for (int i = 0; i < k; i++) body.run();
@@ -194,6 +206,24 @@ public final class CollectivesBenchCommand implements Callable<Integer> {
             g.allReduce(elapsed, ReduceOp.MAX);
             if (g.rank() == 0) System.out.println("CASE " + op + " " + bytes + " " + elapsed.item());
             System.out.flush();
+        }
+
+        /** How many operations fill {@code seconds}, from one timed on rank 0 and broadcast. */
+        private static int agreedIterations(ProcessGroup g, Runnable body, double seconds) {
+            body.run();
+            g.barrier();
+            long t0 = System.nanoTime();
+            body.run();
+            double one = (System.nanoTime() - t0) / 1e9;
+            Tensor iters = Tensor.scalar((float) Math.max(3, Math.min(20_000, Math.ceil(seconds / Math.max(one, 1e-7)))));
+            g.broadcast(iters, 0);
+            return (int) iters.item();
+        }
+
+        private static void run(ProcessGroup g, Runnable body, int k) {
+            // k comes from rank 0, so every rank runs the same number of operations
+            g.barrier();
+            for (int i = 0; i < k; i++) body.run();
         }
 
         private static List<String> exchange(Path dir, int rank, int n, String endpoint) throws Exception {
