@@ -179,7 +179,13 @@ public final class CollectivesBenchCommand implements Callable<Integer> {
 
         /** Warm up, agree on an iteration count (rank 0's), then time back-to-back operations; the slowest rank's time counts. */
         private static void time(ProcessGroup g, String op, long bytes, double minTime, Runnable body) {
-            for (int i = 0; i < 3; i++) body.run();
+            // warm up until the kernels are compiled (the Vector API is slow until C2 has them)
+            // (every rank must run the same count: rank 0's timing decides)
+            long warm = System.nanoTime();
+            for (int i = 0; i < 5; i++) body.run();
+            Tensor more = Tensor.scalar((float) Math.min(300, Math.ceil(0.2 / Math.max((System.nanoTime() - warm) / 5e9, 1e-7))));
+            g.broadcast(more, 0);
+            for (int i = 0; i < (int) more.item(); i++) body.run();
             g.barrier();
             long t0 = System.nanoTime();
             body.run();
