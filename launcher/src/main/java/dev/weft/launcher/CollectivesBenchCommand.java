@@ -162,6 +162,7 @@ public final class CollectivesBenchCommand implements Callable<Integer> {
             try (AeronTransport t = AeronTransport.withDriver(System.getenv(AeronTransport.DRIVER_DIR_ENV), "127.0.0.1");
                  ProcessGroup g = t.connect(rank, exchange(dir, rank, n, t.localEndpoint()), Duration.ofSeconds(60));
                  Scope scope = Scope.open()) {
+                warmUp(g, n);
                 for (long size = min; size <= max; size *= 4) {
                     int numel = (int) Math.max(n, size / 4 / n * n);
                     Tensor full = Tensor.full(1f + rank, numel);
@@ -175,6 +176,21 @@ public final class CollectivesBenchCommand implements Callable<Integer> {
             }
             System.out.flush();
             System.exit(0);
+        }
+
+        /** Runs every operation on every path (direct, ring, shared memory) so the JIT has compiled them before anything is timed. */
+        private static void warmUp(ProcessGroup g, int n) {
+            for (int numel : new int[]{1024, 64 << 10, 1 << 20}) {
+                int len = numel / n * n;
+                try (Tensor full = Tensor.full(1f, len); Tensor block = Tensor.full(1f, len / n)) {
+                    int iters = numel <= 1024 ? 2000 : 30;
+                    for (int i = 0; i < iters; i++) {
+                        g.allReduce(full, ReduceOp.SUM);
+                        g.reduceScatter(full, block, ReduceOp.SUM);
+                        g.allGather(block, full);
+                    }
+                }
+            }
         }
 
         /** Warm up, agree on an iteration count (rank 0's), then time back-to-back operations; the slowest rank's time counts. */
