@@ -227,7 +227,8 @@ final class FabricGroup implements ProcessGroup {
     private SharedMemoryPath sharedMemory() {
         if (!shmLooked) {
             shmLooked = true;
-            if (fabric instanceof SharedMemoryCapable c) shm = c.sharedMemory(this);
+            // weft.shm=false keeps every byte on the frames (to measure one path against the other)
+            if (fabric instanceof SharedMemoryCapable c && !"false".equals(System.getProperty("weft.shm"))) shm = c.sharedMemory(this);
         }
         return shm;
     }

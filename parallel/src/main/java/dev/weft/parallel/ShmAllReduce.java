@@ -17,9 +17,9 @@ import java.util.concurrent.locks.LockSupport;
 /**
  * All-reduce for ranks on one host, straight through shared memory (as NCCL does within a node):
  * the payload goes round by round through a small region every rank maps. In round k each rank
- * copies its piece into its slot, then reduces its 1/n of the piece across all slots in rank order
- * 0..n-1 (so the bits equal the direct algorithm's) into a shared result, then copies the whole
- * result back. Three counters per rank phase the rounds; two buffers alternate so a round's writes
+ * copies into its slot the parts of its piece the others reduce, then reduces its own 1/n of the
+ * piece across all ranks in rank order 0..n-1 (so the bits equal the direct algorithm's; its own
+ * contribution is read from its tensor) into a shared result, then copies the whole result back. Three counters per rank phase the rounds; two buffers alternate so a round's writes
  * never overtake a slower rank's reads of the round before. Pieces are small enough to stay in
  * cache, so the memory traffic is close to one read and one write of the tensor.
  *
@@ -27,8 +27,8 @@ import java.util.concurrent.locks.LockSupport;
  * traffic between hosts.
  */
 final class ShmAllReduce implements SharedMemoryPath {
-    /** Bytes of the tensor moved per round. */
-    static final long PIECE = 512 << 10;
+    /** Bytes of the tensor moved per round (every rank of a job must use the same; tuning knob weft.shm.piece, KiB). */
+    static final long PIECE = Long.getLong("weft.shm.piece", 512) << 10;
     /** Payloads from this size (bytes) take this path. */
     static final long MIN_BYTES = 256 << 10;
     private static final long FLAG_STRIDE = 128; // one counter per cache-line pair: no false sharing
@@ -98,20 +98,36 @@ final class ShmAllReduce implements SharedMemoryPath {
             long off = k * PIECE;
             long len = Math.min(PIECE, bytes - off);
             long count = len / 4;
-            MemorySegment.copy(data, off, slot(b, rank), 0, len);
+            // publish only what the others reduce: every share but my own
+            for (int j = 0; j < n; j++) {
+                if (j == rank) continue;
+                long from = j * count / n * 4, to = (j + 1) * count / n * 4;
+                MemorySegment.copy(data, off + from, slot(b, rank), from, to - from);
+            }
             arrive(op);
-            // my share of the piece: floats [rank*count/n, (rank+1)*count/n)
+            // my share: floats [rank*count/n, (rank+1)*count/n), combined in rank order, my own
+            // contribution read straight from the tensor
             long from = rank * count / n, to = (rank + 1) * count / n;
+            MemorySegment result = slot(b, n);
             if (to > from) {
-                MemorySegment result = slot(b, n);
                 long o = from * 4, c = to - from;
-                ReduceKernels.combine(rop, slot(b, 0), o, slot(b, 1), o, result, o, c);
-                for (int q = 2; q < n; q++) ReduceKernels.combine(rop, result, o, slot(b, q), o, result, o, c);
+                ReduceKernels.combine(rop, source(b, 0, data, off), sourceOffset(0, off, o), source(b, 1, data, off), sourceOffset(1, off, o), result, o, c);
+                for (int q = 2; q < n; q++)
+                    ReduceKernels.combine(rop, result, o, source(b, q, data, off), sourceOffset(q, off, o), result, o, c);
                 if (rop == ReduceOp.AVG) ReduceKernels.divide(result, o, c, n);
             }
             arrive(op);
-            MemorySegment.copy(slot(b, n), 0, data, off, len);
+            MemorySegment.copy(result, 0, data, off, len);
         }
+    }
+
+    /** Where rank q's contribution to the current piece lives: my tensor for me, the slot for the others. */
+    private MemorySegment source(int b, int q, MemorySegment data, long pieceOff) {
+        return q == rank ? data : slot(b, q);
+    }
+
+    private long sourceOffset(int q, long pieceOff, long o) {
+        return q == rank ? pieceOff + o : o;
     }
 
     /** Publishes this rank's next signal and waits until every rank has given it, up to the op's deadline. */
