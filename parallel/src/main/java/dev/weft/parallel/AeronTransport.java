@@ -228,12 +228,11 @@ public final class AeronTransport implements Transport {
     }
 
     private static IdleStrategy waitStrategy() {
-        // spin briefly (a frame is usually microseconds away inside a collective), then yield for
-        // a few hundred microseconds (a yield gives the core to any runnable compute thread, so it
-        // steals nothing), then park with growing pauses up to 200 us, so a long wait costs almost
-        // no CPU. Parking early costs latency: Linux wakes a parked thread ~50 us late at best, and
-        // with 16 yields a 4 KiB all-reduce between two ranks measured 54-135 us instead of ~20.
-        return new BackoffIdleStrategy(64, 400, 1_000, 200_000);
+        // spin briefly (a frame is usually microseconds away inside a collective), then yield,
+        // then park with growing pauses up to 200 us, so a long wait costs almost no CPU. Not more
+        // yields: under CFS a yielding thread keeps its fair share of the core, so a long yield
+        // phase on a rank's collective lane takes time from its own compute threads during backward.
+        return new BackoffIdleStrategy(64, 16, 1_000, 200_000);
     }
 
     private final class AeronFabric implements Fabric, SharedMemoryCapable {
