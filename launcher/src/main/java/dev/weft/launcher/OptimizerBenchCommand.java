@@ -74,14 +74,13 @@ public final class OptimizerBenchCommand implements Callable<Integer> {
         Files.createDirectories(outDir);
 
         List<Row> rows = new ArrayList<>();
-        long adamwMatrixBytes = -1;
+        long adamwMatrixBytes = 8L * matrixElements(TrainConfig.load(config, overrides)); // AdamW's 2mn floats
         for (int i = 0; i < names.size(); i++) {
             String name = names.get(i);
             TrainConfig cfg = configFor(name, outDir.resolve(name));
             System.out.printf("%n=== [%d/%d] %s: %d steps, matrix lr %.3g ===%n", i + 1, names.size(), name, cfg.train().steps(), matrixLr(cfg));
             Row row = run(name, cfg);
             rows.add(row);
-            adamwMatrixBytes = 8L * matrixElements(cfg);
             System.out.printf("=== %s: val loss %.4f, optimizer state %s, %.0f ms/step ===%n", name, row.finalVal(),
                     Bytes.human(row.stateBytes()), row.stepMs());
         }
