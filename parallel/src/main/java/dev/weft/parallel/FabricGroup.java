@@ -247,6 +247,15 @@ final class FabricGroup implements ProcessGroup {
     /** Set while a synchronous call issues its operation, so it may run inline. */
     private static final ThreadLocal<Boolean> INLINE = ThreadLocal.withInitial(() -> false);
 
+    /**
+     * True on the thread of a synchronous call while it issues (and, when the lane is idle, runs)
+     * its operation: the caller has nothing else to do, so a transport may wait for frames more
+     * eagerly than on the collective lane, which shares the cores with the rank's compute threads.
+     */
+    static boolean callerWaits() {
+        return INLINE.get();
+    }
+
     private static void inline(java.util.function.Supplier<Work> issue) {
         Work w;
         INLINE.set(true);

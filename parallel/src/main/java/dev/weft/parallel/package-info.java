@@ -25,18 +25,25 @@
  * and the ranks that never arrived (for the ring: the neighbour it waited on; for barrier and the
  * shared-memory phases: every rank that had not signalled).
  *
- * <p><b>Same host: shared memory, not Aeron IPC, for large all-reduces.</b> Measured with
+ * <p><b>Same host: shared memory, not Aeron IPC, for synchronous all-reduces.</b> Measured with
  * {@code weft bench collectives} on the 2-core development machine (shared with other jobs, so the
  * figures are noisy): a 64 MiB all-reduce on 2 ranks ran at 0.3-0.6 GB/s bus bandwidth when every
- * byte went through Aeron IPC frames, against 1.2-2.5 GB/s through shared memory. Over frames each
- * byte is copied into the log buffer, out of it into a frame, and then combined or copied into the
- * tensor, and every 64 KiB costs a claim, a poll and an inbox look-up; the shared-memory path copies
- * each byte once in and once out and reduces straight out of the peers' slots, with two flag waits
- * per 512 KiB round. So a group whose ranks all share one node's driver reduces payloads of 256 KiB
- * and more through a file in the driver's directory ({@code ShmAllReduce}); Aeron keeps small
- * payloads (a round trip of frames is cheaper than two phase waits), the other collectives,
- * point-to-point messages and all traffic between hosts (UDP). {@code -Dweft.shm=false} turns the
- * shared-memory path off, to compare.
+ * byte went through Aeron IPC frames, against 1.2-2.5 GB/s through shared memory in lockstep rounds
+ * and 4.0-4.7 GB/s with the rounds pipelined. Over frames each byte is copied into the log buffer,
+ * out of it into a frame, and then combined or copied into the tensor, and every 64 KiB costs a
+ * claim, a poll and an inbox look-up; the shared-memory path copies each byte once in and once out
+ * and reduces straight out of the peers' slots ({@code ShmAllReduce}). A 4 KiB all-reduce also
+ * takes it: two counter waits cost less than a round trip of frames. So a group whose ranks all
+ * share one node's driver runs synchronous all-reduces through a file in the driver's directory;
+ * asynchronous ones (DDP's buckets during backward) stay on frames, because the collective lane
+ * shares the cores with the compute threads and a hand-off through shared memory then waits for the
+ * scheduler. Aeron keeps the other collectives, point-to-point messages and all traffic between
+ * hosts (UDP). {@code -Dweft.shm=false} turns the shared-memory path off, to compare.
+ *
+ * <p>The ceiling of a copy-through-shared-memory all-reduce on that machine: two threads that only
+ * exchange 64 MiB through a shared ring (each copies its tensor in and the other's out, no
+ * reduction) move 6.2 GB/s each, while one core copies 16-21 GB/s alone; the two cores share the
+ * memory bandwidth (two concurrent 64 MiB copies: 24 GB/s together, not 2 x 19).
  *
  * <p><b>Cores.</b> Ranks compute on the cores they would wait on, so nothing spins for long: the
  * driver runs one shared thread that sleeps 1 ms when idle; a waiting rank spins briefly, yields,

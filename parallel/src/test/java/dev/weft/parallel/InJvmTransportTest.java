@@ -12,7 +12,7 @@ import java.util.List;
 import static org.junit.jupiter.api.Assertions.*;
 
 class InJvmTransportTest {
-    /** Empty, tiny, odd, just past the direct/ring switch (16384 floats), multi-chunk, and past the shared-memory switch (65536 floats, several rounds). */
+    /** Empty, tiny, odd, just past the direct/ring switch (16384 floats), multi-chunk, and more shared-memory pieces (65536 floats) than its ring holds. */
     static final int[] SIZES = {0, 1, 3, 7, 1001, 16411, 50_003, 300_007};
 
     @ParameterizedTest
@@ -87,6 +87,24 @@ class InJvmTransportTest {
             assertEquals(1, e.sequence());
             assertEquals(List.of(1), e.missingRanks());
             assertTrue(e.getMessage().contains("barrier #1 in group 'world'"), e.getMessage());
+        }
+    }
+
+    @Test
+    void sharedMemoryAllReduceWithAnAbsentRankNamesIt() {
+        // synchronous all-reduces take the shared-memory path; its waits have the same deadline
+        List<CollectiveTimeoutException> errors = InJvmTransport.run(3, Duration.ofMillis(300), g -> {
+            try (Scope scope = Scope.open()) {
+                g.allReduce(Tensor.ones(300_000), ReduceOp.SUM); // #0: everyone, several pieces
+                if (g.rank() == 2) return null; // rank 2 skips #1
+                return assertThrows(CollectiveTimeoutException.class, () -> g.allReduce(Tensor.ones(300_000), ReduceOp.SUM));
+            }
+        });
+        for (int r : new int[]{0, 1}) {
+            CollectiveTimeoutException e = errors.get(r);
+            assertEquals("allReduce", e.operation());
+            assertEquals(1, e.sequence());
+            assertEquals(List.of(2), e.missingRanks());
         }
     }
 
