@@ -12,8 +12,6 @@ import picocli.CommandLine.Option;
 
 import java.io.IOException;
 import java.io.PrintWriter;
-import java.lang.foreign.Arena;
-import java.lang.foreign.MemorySegment;
 import java.lang.management.ManagementFactory;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -59,9 +57,12 @@ public final class CollectivesBenchCommand implements Callable<Integer> {
                 "--min-size must be at least 4 bytes and --max-size at least --min-size; got " + minSize + ", " + maxSize);
         for (int n : ranks)
             if (n < 1 || n > 64) throw new CommandLine.ParameterException(spec.commandLine(), "--ranks: " + n + " is not in 1..64");
-        double copyGBs = memcpyBandwidth(Math.max(max, 64L << 20));
+        double copyGBs = MemoryBaselines.copy(Math.max(max, 64L << 20));
         out.printf("memory copy (one core, %d MiB): %.2f GB/s; the machine may be shared while measuring%n",
                 Math.max(max, 64L << 20) >> 20, copyGBs);
+        double exchangeGBs = MemoryBaselines.exchange(64L << 20, 1L << 20);
+        out.printf("shared-memory exchange (2 threads swap 64 MiB in 1 MiB pieces, no reduction): %.2f GB/s each (%.0f%% of the copy),%n"
+                + "  about the most a 2-rank all-reduce that copies through shared memory can reach here%n", exchangeGBs, 100 * exchangeGBs / copyGBs);
         try (AeronDriver driver = AeronDriver.launch()) {
             for (int n : ranks) {
                 out.printf("%n%d ranks on this host (Aeron driver %s)%n", n, driver.directory());
@@ -81,22 +82,6 @@ public final class CollectivesBenchCommand implements Callable<Integer> {
             }
         }
         return 0;
-    }
-
-    /** Bytes copied per second by one core, over a buffer larger than the caches. */
-    static double memcpyBandwidth(long bytes) {
-        try (Arena arena = Arena.ofConfined()) {
-            MemorySegment a = arena.allocate(bytes, 64), b = arena.allocate(bytes, 64);
-            a.fill((byte) 1);
-            b.fill((byte) 2);
-            double best = 0;
-            for (int i = 0; i < 5; i++) {
-                long t0 = System.nanoTime();
-                MemorySegment.copy(a, 0, b, 0, bytes);
-                best = Math.max(best, bytes / ((System.nanoTime() - t0) / 1e9));
-            }
-            return best / 1e9;
-        }
     }
 
     private List<String> runRanks(AeronDriver driver, int n, long min, long max) throws IOException, InterruptedException {

@@ -31,7 +31,7 @@ import java.util.concurrent.locks.LockSupport;
  * {@link #DEPTH} buffers lets a rank run ahead without overwriting a piece a slower rank still
  * reads. Counters grow across calls, so a call needs no reset. The ring stays in the last-level
  * cache, so the memory traffic is close to one read and one write of the tensor. Pieces of 1 MiB
- * measured best on 2 cores (64 MiB on 2 ranks: 256 KiB 3.2-3.7 GB/s, 1 MiB 4.3-4.4 GB/s).
+ * measured best on 2 cores (64 MiB on 2 ranks: 256 KiB 3.2-4.3 GB/s, 1 MiB 4.1-4.7 GB/s).
  *
  * <p>Small payloads take this path too: a 4 KiB all-reduce is one piece, two waits on counters
  * (a few microseconds when the ranks hold cores) against a round trip of frames through the

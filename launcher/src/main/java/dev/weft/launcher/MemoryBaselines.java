@@ -1,0 +1,86 @@
+package dev.weft.launcher;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.util.concurrent.atomic.AtomicLongArray;
+
+/**
+ * The baselines the collectives benchmark measures in the same run: what one core copies, and what
+ * two cores can move through shared memory when they only swap data, which bounds any all-reduce
+ * that copies through shared memory on this machine.
+ */
+final class MemoryBaselines {
+    private MemoryBaselines() {}
+
+    /** Bytes copied per second by one core, over a buffer larger than the caches (best of 5), in GB/s. */
+    static double copy(long bytes) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment a = arena.allocate(bytes, 64), b = arena.allocate(bytes, 64);
+            a.fill((byte) 1);
+            b.fill((byte) 2);
+            double best = 0;
+            for (int i = 0; i < 5; i++) {
+                long t0 = System.nanoTime();
+                MemorySegment.copy(a, 0, b, 0, bytes);
+                best = Math.max(best, bytes / ((System.nanoTime() - t0) / 1e9));
+            }
+            return best / 1e9;
+        }
+    }
+
+    /**
+     * Two threads swap {@code bytes} through a shared ring of four {@code piece}-byte buffers each:
+     * each copies its private source in piece by piece and the other's pieces out to its private
+     * destination, with no reduction, as a 2-rank shared-memory all-reduce must at the least. The
+     * slower thread's best rate over 5 passes, in GB/s of its own tensor. It spins while waiting,
+     * so the figure needs two free cores.
+     */
+    static double exchange(long bytes, long piece) throws InterruptedException {
+        final int depth = 4;
+        long pieces = Math.max(1, bytes / piece);
+        try (Arena shared = Arena.ofShared()) {
+            MemorySegment ring = shared.allocate(2 * depth * piece, 4096);
+            AtomicLongArray published = new AtomicLongArray(32), consumed = new AtomicLongArray(32); // index 16*r: no false sharing
+            double[] best = new double[2];
+            boolean[] failed = new boolean[2];
+            Thread[] threads = new Thread[2];
+            for (int me = 0; me < 2; me++) {
+                int r = me, other = 1 - me;
+                threads[r] = new Thread(() -> {
+                    try (Arena own = Arena.ofConfined()) {
+                        MemorySegment src = own.allocate(pieces * piece, 64), dst = own.allocate(pieces * piece, 64);
+                        src.fill((byte) (r + 1));
+                        dst.fill((byte) 0);
+                        long seq = 0;
+                        for (int pass = 0; pass < 6; pass++) {
+                            long t0 = System.nanoTime();
+                            for (long k = 0; k < pieces; k++, seq++) {
+                                long slot = seq % depth;
+                                awaitCount(consumed, other, seq - depth + 1); // the other has read my old piece
+                                MemorySegment.copy(src, k * piece, ring, (r * depth + slot) * piece, piece);
+                                published.set(16 * r, seq + 1);
+                                awaitCount(published, other, seq + 1);
+                                MemorySegment.copy(ring, (other * depth + slot) * piece, dst, k * piece, piece);
+                                consumed.set(16 * r, seq + 1);
+                            }
+                            if (pass > 0) best[r] = Math.max(best[r], pieces * piece / ((System.nanoTime() - t0) / 1e9)); // pass 0 warms up
+                        }
+                        MemorySegment want = own.allocate(dst.byteSize()).fill((byte) (other + 1));
+                        if (dst.mismatch(want) >= 0) failed[r] = true; // the ring lost or mixed up pieces
+                    }
+                }, "exchange-" + r);
+                threads[r].start();
+            }
+            for (Thread t : threads) t.join();
+            if (failed[0] || failed[1]) throw new IllegalStateException("the shared-memory exchange delivered wrong bytes");
+            return Math.min(best[0], best[1]) / 1e9;
+        }
+    }
+
+    private static void awaitCount(AtomicLongArray counts, int thread, long target) {
+        for (int spins = 0; counts.get(16 * thread) < target; spins++) {
+            if (spins < 10_000) Thread.onSpinWait();
+            else Thread.yield(); // fewer free cores than threads: let the other run
+        }
+    }
+}
