@@ -61,8 +61,8 @@ public final class CollectivesBenchCommand implements Callable<Integer> {
         out.printf("memory copy (one core, %d MiB): %.2f GB/s; the machine may be shared while measuring%n",
                 Math.max(max, 64L << 20) >> 20, copyGBs);
         double exchangeGBs = MemoryBaselines.exchange(64L << 20, 1L << 20);
-        out.printf("shared-memory exchange (2 threads swap 64 MiB in 1 MiB pieces, no reduction): %.2f GB/s each (%.0f%% of the copy),%n"
-                + "  about the most a 2-rank all-reduce that copies through shared memory can reach here%n", exchangeGBs, 100 * exchangeGBs / copyGBs);
+        out.printf("shared-memory exchange (2 threads swap 64 MiB in 1 MiB pieces, no reduction): %.2f GB/s each (%.0f%% of the copy)%n",
+                exchangeGBs, 100 * exchangeGBs / copyGBs);
         try (AeronDriver driver = AeronDriver.launch()) {
             for (int n : ranks) {
                 out.printf("%n%d ranks on this host (Aeron driver %s)%n", n, driver.directory());

@@ -6,8 +6,9 @@ import java.util.concurrent.atomic.AtomicLongArray;
 
 /**
  * The baselines the collectives benchmark measures in the same run: what one core copies, and what
- * two cores can move through shared memory when they only swap data, which bounds any all-reduce
- * that copies through shared memory on this machine.
+ * two cores move through shared memory when they only swap data. The second shows what the shared
+ * path is up against on this machine: cross-core traffic, and two cores sharing the memory
+ * bandwidth (on a shared VM it also shows when that bandwidth drops for a while).
  */
 final class MemoryBaselines {
     private MemoryBaselines() {}
@@ -31,8 +32,9 @@ final class MemoryBaselines {
     /**
      * Two threads swap {@code bytes} through a shared ring of four {@code piece}-byte buffers each:
      * each copies its private source in piece by piece and the other's pieces out to its private
-     * destination, with no reduction, as a 2-rank shared-memory all-reduce must at the least. The
-     * slower thread's best rate over 5 passes, in GB/s of its own tensor. It spins while waiting,
+     * destination, with no reduction (a 2-rank all-reduce moves half of that across: each rank
+     * sends the half the other reduces and fetches the half it reduced). The slower thread's best
+     * rate over 5 passes, in GB/s of its own tensor. It spins while waiting,
      * so the figure needs two free cores.
      */
     static double exchange(long bytes, long piece) throws InterruptedException {

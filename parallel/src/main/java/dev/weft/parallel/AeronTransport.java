@@ -212,9 +212,10 @@ public final class AeronTransport implements Transport {
         int step = buf.getInt(offset + 12, ByteOrder.LITTLE_ENDIAN);
         long seq = buf.getLong(offset + 16, ByteOrder.LITTLE_ENDIAN);
         int chunk = buf.getInt(offset + 24, ByteOrder.LITTLE_ENDIAN);
-        byte[] payload = new byte[length - HEADER];
-        buf.getBytes(offset + HEADER, payload);
-        inbox.put(src, new Msg(group, kind, seq, step, chunk), MemorySegment.ofArray(payload));
+        // native, not a byte[]: the reduction kernels must only ever see native segments (see Inbox.offHeap)
+        MemorySegment payload = java.lang.foreign.Arena.ofAuto().allocate(length - HEADER, 8);
+        buf.getBytes(offset + HEADER, payload.asByteBuffer(), 0, length - HEADER);
+        inbox.put(src, new Msg(group, kind, seq, step, chunk), payload);
     }
 
     /** Files whatever has arrived; returns the number of frames. Only one thread polls at a time. */
@@ -261,7 +262,7 @@ public final class AeronTransport implements Transport {
             for (int w : members) if (!local[w]) return null;
             if (members.length < 2) return null;
             java.nio.file.Path file = java.nio.file.Path.of(aeronDir, "weft-shm-" + streams[members[0]] + "-" + Integer.toHexString(group.id));
-            return ShmAllReduce.mapFile(file, members.length, group.rank());
+            return ShmCollectives.mapFile(file, members.length, group.rank());
         }
 
         @Override public int rank() { return rank; }

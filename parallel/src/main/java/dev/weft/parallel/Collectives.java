@@ -49,7 +49,7 @@ final class Collectives {
         int n = op.size(), r = op.rank();
         long bytes = numel * 4;
         for (int p = 0; p < n; p++) if (p != r) op.send(p, 0, data, 0, bytes);
-        MemorySegment acc = MemorySegment.ofArray(new byte[(int) bytes]);
+        MemorySegment acc = Arena.ofAuto().allocate(bytes, 64); // native, as the kernels need (see Inbox.offHeap)
         for (int q = 0; q < n; q++) {
             if (q == r) {
                 if (q == 0) MemorySegment.copy(data, 0, acc, 0, bytes);
@@ -108,6 +108,14 @@ final class Collectives {
         long bytes = block * 4;
         if (n == 1) {
             MemorySegment.copy(input, 0, output, 0, bytes);
+            return;
+        }
+        if (input.asOverlappingSlice(output).isPresent()) {
+            // in place (the output is this rank's block of the input, as ZeRO uses it): both
+            // algorithms below write the output before they have read all of the input
+            MemorySegment separate = Arena.ofAuto().allocate(Math.max(1, bytes), 64);
+            reduceScatter(op, input, separate, block, rop);
+            MemorySegment.copy(separate, 0, output, 0, bytes);
             return;
         }
         if (block * 4 * n <= SMALL_BYTES) {

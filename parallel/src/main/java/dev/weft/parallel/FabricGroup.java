@@ -103,7 +103,12 @@ final class FabricGroup implements ProcessGroup {
         if (input.numel() != block * size())
             throw new IllegalArgumentException(String.format("reduceScatter: input has %d elements; it must hold size()=%d blocks of output's %d",
                     input.numel(), size(), block));
-        return collective("reduceScatter", o -> Collectives.reduceScatter(o, in, out, block, op));
+        boolean sync = INLINE.get(); // as for all-reduce: synchronous calls take the shared-memory path
+        return collective("reduceScatter", o -> {
+            SharedMemoryPath path = sync ? sharedMemory() : null;
+            if (path != null && path.handles(input.numel())) path.reduceScatter(o, in, out, block, op);
+            else Collectives.reduceScatter(o, in, out, block, op);
+        });
     }
 
     @Override
@@ -114,7 +119,12 @@ final class FabricGroup implements ProcessGroup {
         if (output.numel() != block * size())
             throw new IllegalArgumentException(String.format("allGather: output has %d elements; it must hold size()=%d blocks of input's %d",
                     output.numel(), size(), block));
-        return collective("allGather", o -> Collectives.allGather(o, in, out, block));
+        boolean sync = INLINE.get();
+        return collective("allGather", o -> {
+            SharedMemoryPath path = sync ? sharedMemory() : null;
+            if (path != null && path.handles(output.numel())) path.allGather(o, in, out, block);
+            else Collectives.allGather(o, in, out, block);
+        });
     }
 
     @Override

@@ -165,11 +165,13 @@ public final class InJvmTransport implements Transport {
             if (members.length < 2) return null;
             String key = peers[members[0]].id + "/" + group.id;
             MemorySegment region = REGIONS.computeIfAbsent(key,
-                    k -> java.lang.foreign.Arena.ofAuto().allocate(ShmAllReduce.regionBytes(members.length), 4096));
+                    k -> java.lang.foreign.Arena.ofAuto().allocate(ShmCollectives.regionBytes(members.length), 4096));
             return new SharedMemoryPath() {
-                final ShmAllReduce path = ShmAllReduce.inMemory(region, members.length, group.rank());
+                final ShmCollectives path = ShmCollectives.inMemory(region, members.length, group.rank());
                 @Override public boolean handles(long numel) { return path.handles(numel); }
                 @Override public void allReduce(Op op, MemorySegment data, long numel, ReduceOp rop) { path.allReduce(op, data, numel, rop); }
+                @Override public void reduceScatter(Op op, MemorySegment in, MemorySegment out, long block, ReduceOp rop) { path.reduceScatter(op, in, out, block, rop); }
+                @Override public void allGather(Op op, MemorySegment in, MemorySegment out, long block) { path.allGather(op, in, out, block); }
                 @Override public void close() { REGIONS.remove(key); }
             };
         }

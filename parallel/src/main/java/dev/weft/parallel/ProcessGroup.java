@@ -31,10 +31,13 @@ public interface ProcessGroup extends AutoCloseable {
     /** Reduces {@code t} across ranks, in place on every rank. */
     Work allReduceAsync(Tensor t, ReduceOp op);
 
-    /** {@code input} holds size() equal blocks; rank r receives the reduction of block r in {@code output}. */
+    /**
+     * {@code input} holds size() equal blocks; rank r receives the reduction of block r in
+     * {@code output}, which may be block r of {@code input} itself (in place).
+     */
     Work reduceScatterAsync(Tensor input, Tensor output, ReduceOp op);
 
-    /** {@code output} receives every rank's {@code input}, in rank order. */
+    /** {@code output} receives every rank's {@code input}, in rank order; {@code input} may be this rank's block of {@code output}. */
     Work allGatherAsync(Tensor input, Tensor output);
 
     /** Copies {@code t} from {@code root} to every rank. */

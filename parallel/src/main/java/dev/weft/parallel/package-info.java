@@ -25,25 +25,27 @@
  * and the ranks that never arrived (for the ring: the neighbour it waited on; for barrier and the
  * shared-memory phases: every rank that had not signalled).
  *
- * <p><b>Same host: shared memory, not Aeron IPC, for synchronous all-reduces.</b> Measured with
- * {@code weft bench collectives} on the 2-core development machine (shared with other jobs, so the
- * figures are noisy): a 64 MiB all-reduce on 2 ranks ran at 0.3-0.6 GB/s bus bandwidth when every
- * byte went through Aeron IPC frames, against 1.2-2.5 GB/s through shared memory in lockstep rounds
- * and 4.0-4.7 GB/s with the rounds pipelined. Over frames each byte is copied into the log buffer,
- * out of it into a frame, and then combined or copied into the tensor, and every 64 KiB costs a
- * claim, a poll and an inbox look-up; the shared-memory path copies each byte once in and once out
- * and reduces straight out of the peers' slots ({@code ShmAllReduce}). A 4 KiB all-reduce also
- * takes it: two counter waits cost less than a round trip of frames. So a group whose ranks all
- * share one node's driver runs synchronous all-reduces through a file in the driver's directory;
- * asynchronous ones (DDP's buckets during backward) stay on frames, because the collective lane
- * shares the cores with the compute threads and a hand-off through shared memory then waits for the
- * scheduler. Aeron keeps the other collectives, point-to-point messages and all traffic between
- * hosts (UDP). {@code -Dweft.shm=false} turns the shared-memory path off, to compare.
+ * <p><b>Same host: shared memory, not Aeron IPC, for synchronous all-reduce, reduce-scatter and
+ * all-gather.</b> Measured with {@code weft bench collectives} on the 2-core development machine
+ * (a VM on a shared host, so the figures are noisy): a 64 MiB all-reduce on 2 ranks ran at 0.3-0.6
+ * GB/s bus bandwidth when every byte went through Aeron IPC frames, 2.1-3.0 GB/s through shared
+ * memory in lockstep rounds, and 5.5-7.7 GB/s with the rounds pipelined. Over frames each byte is
+ * copied into the log buffer, out of it into a frame, and then combined or copied into the
+ * tensor, and every 64 KiB costs a claim, a poll and an inbox look-up; the shared-memory path
+ * copies each byte once in and once out and reduces straight out of the peers' slots
+ * ({@code ShmCollectives}). A 4 KiB all-reduce also takes it: two counter waits cost less than a
+ * round trip of frames. So a group whose ranks all share one node's driver runs those synchronous
+ * collectives through a file in the driver's directory; asynchronous ones (DDP's buckets during
+ * backward) stay on frames, because the collective lane shares the cores with the compute threads
+ * and a hand-off through shared memory then waits for the scheduler (a 2-rank DDP step: 1.1-1.4 s
+ * against 0.66-0.71 s). Aeron keeps the other collectives, point-to-point messages and all traffic
+ * between hosts (UDP). {@code -Dweft.shm=false} turns the shared-memory path off, to compare.
  *
- * <p>The ceiling of a copy-through-shared-memory all-reduce on that machine: two threads that only
- * exchange 64 MiB through a shared ring (each copies its tensor in and the other's out, no
- * reduction) move 6.2 GB/s each, while one core copies 16-21 GB/s alone; the two cores share the
- * memory bandwidth (two concurrent 64 MiB copies: 24 GB/s together, not 2 x 19).
+ * <p><b>Native memory only, for the kernels.</b> Frames that arrive before their receive are kept
+ * in native memory, not byte arrays: once the Vector API has loaded from a heap segment anywhere
+ * in the JVM, its loads from native segments compile without the intrinsic and run at half speed.
+ * That had held the shared-memory all-reduce at 4-5 GB/s while the benchmark's reduce-scatter
+ * still went through frames.
  *
  * <p><b>Cores.</b> Ranks compute on the cores they would wait on, so nothing spins for long: the
  * driver runs one shared thread that sleeps 1 ms when idle; a waiting rank spins briefly, yields,

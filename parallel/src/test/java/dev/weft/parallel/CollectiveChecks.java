@@ -66,26 +66,52 @@ final class CollectiveChecks {
                     for (int i = 0; i < numel; i++) expectReduced("allReduceAsync " + op + " numel=" + numel, op, viaFrames[i], reduceRef(op, n, i, salt), i);
                     hash = mix(mix(hash, got), viaFrames);
                 }
-                for (ReduceOp op : new ReduceOp[]{ReduceOp.SUM, ReduceOp.AVG, ReduceOp.MAX}) {
+                // reduce-scatter and all-gather as well: synchronous (shared memory on one host) and
+                // asynchronous (frames)
+                for (boolean async : new boolean[]{false, true}) {
+                    String how = async ? "Async" : "";
+                    for (ReduceOp op : new ReduceOp[]{ReduceOp.SUM, ReduceOp.AVG, ReduceOp.MAX}) {
+                        salt++;
+                        Tensor in = Tensor.of(input(r, numel * n, salt), numel * n);
+                        float[] before = in.toArray();
+                        Tensor out = Tensor.zeros(numel);
+                        if (async) g.reduceScatterAsync(in, out, op).await();
+                        else g.reduceScatter(in, out, op);
+                        float[] got = out.toArray();
+                        for (int i = 0; i < numel; i++)
+                            expectReduced("reduceScatter" + how + " " + op + " numel=" + numel, op, got[i], reduceRef(op, n, (long) r * numel + i, salt), i);
+                        check(Arrays.equals(before, in.toArray()), "reduceScatter" + how + " modified its input");
+                    }
+                    {
+                        salt++;
+                        Tensor in = Tensor.of(input(r, numel, salt), numel);
+                        Tensor out = Tensor.zeros(numel * n);
+                        if (async) g.allGatherAsync(in, out).await();
+                        else g.allGather(in, out);
+                        float[] got = out.toArray();
+                        for (int q = 0; q < n; q++)
+                            for (int i = 0; i < numel; i++) expectExact("allGather" + how + " numel=" + numel, got[q * numel + i], value(q, i, salt), q * numel + i);
+                        hash = mix(hash, got);
+                    }
+                }
+                if (numel > 0) {
+                    // in place: the output is this rank's own block of the input (reduce-scatter) or
+                    // the input is this rank's own block of the output (all-gather), as ZeRO uses them
                     salt++;
                     Tensor in = Tensor.of(input(r, numel * n, salt), numel * n);
-                    float[] before = in.toArray();
-                    Tensor out = Tensor.zeros(numel);
-                    g.reduceScatter(in, out, op);
-                    float[] got = out.toArray();
+                    Tensor mine = in.narrow(0, r * numel, numel);
+                    g.reduceScatter(in, mine, ReduceOp.SUM);
+                    float[] got = mine.toArray();
                     for (int i = 0; i < numel; i++)
-                        expectReduced("reduceScatter " + op + " numel=" + numel, op, got[i], reduceRef(op, n, (long) r * numel + i, salt), i);
-                    check(Arrays.equals(before, in.toArray()), "reduceScatter modified its input");
-                }
-                {
+                        expectReduced("reduceScatter in place numel=" + numel, ReduceOp.SUM, got[i], reduceRef(ReduceOp.SUM, n, (long) r * numel + i, salt), i);
                     salt++;
-                    Tensor in = Tensor.of(input(r, numel, salt), numel);
-                    Tensor out = Tensor.zeros(numel * n);
-                    g.allGather(in, out);
-                    float[] got = out.toArray();
+                    Tensor full = Tensor.zeros(numel * n);
+                    Tensor own = full.narrow(0, r * numel, numel);
+                    own.copyFrom(Tensor.of(input(r, numel, salt), numel));
+                    g.allGather(own, full);
+                    float[] all = full.toArray();
                     for (int q = 0; q < n; q++)
-                        for (int i = 0; i < numel; i++) expectExact("allGather numel=" + numel, got[q * numel + i], value(q, i, salt), q * numel + i);
-                    hash = mix(hash, got);
+                        for (int i = 0; i < numel; i++) expectExact("allGather in place numel=" + numel, all[q * numel + i], value(q, i, salt), q * numel + i);
                 }
                 {
                     salt++;

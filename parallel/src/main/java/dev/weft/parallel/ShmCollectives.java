@@ -15,8 +15,9 @@ import java.util.List;
 import java.util.concurrent.locks.LockSupport;
 
 /**
- * All-reduce for ranks on one host, straight through shared memory (as NCCL does within a node):
- * the payload goes piece by piece through a small region every rank maps. Each piece passes three
+ * All-reduce, reduce-scatter and all-gather for ranks on one host, straight through shared memory
+ * (as NCCL does within a node): the payload goes piece by piece through a small region every rank
+ * maps. Each piece passes three
  * stages on every rank: <em>publish</em> (copy into my slot the parts of my piece the others
  * reduce), <em>reduce</em> (combine my own 1/n of the piece across all ranks in rank order 0..n-1,
  * so the bits equal the direct algorithm's, into a shared result; my own contribution is read
@@ -26,18 +27,23 @@ import java.util.concurrent.locks.LockSupport;
  * so each wait is for work a peer did a stage earlier, and a rank that was briefly descheduled
  * (two cores shared by the ranks, their JIT and GC threads and the media driver) rarely stalls the
  * others. An earlier version ran the stages in lockstep with a barrier after publish and after
- * reduce; on 2 cores it lost most of a 64 MiB all-reduce's time in those barriers (2.1-2.3 GB/s).
+ * reduce: 2.5-3.0 GB/s for 64 MiB on 2 ranks on the same machine and hour as 3.9-5.6 GB/s for
+ * this one (then still slowed by heap frames, see the package notes; 5.5-7.7 GB/s without).
  * Each rank counts its published, reduced and collected pieces in its own cache line; a ring of
  * {@link #DEPTH} buffers lets a rank run ahead without overwriting a piece a slower rank still
  * reads. Counters grow across calls, so a call needs no reset. The ring stays in the last-level
  * cache, so the memory traffic is close to one read and one write of the tensor. Pieces of 1 MiB
- * measured best on 2 cores (64 MiB on 2 ranks: 256 KiB 3.2-4.3 GB/s, 1 MiB 4.1-4.7 GB/s).
+ * measured best on 2 cores (64 MiB on 2 ranks: 256 KiB 3.2-4.3 GB/s, 1 MiB 4.1-4.7 GB/s, both
+ * while heap frames still slowed the kernels).
+ *
+ * <p>Reduce-scatter and all-gather use the same ring and counters with one stage each fewer
+ * (nobody collects a reduce-scatter; nobody reduces an all-gather).
  *
  * <p>Small payloads take this path too: a 4 KiB all-reduce is one piece, two waits on counters
  * (a few microseconds when the ranks hold cores) against a round trip of frames through the
  * media driver's log buffers.
  */
-final class ShmAllReduce implements SharedMemoryPath {
+final class ShmCollectives implements SharedMemoryPath {
     /** Bytes of the tensor moved per piece (every rank of a job must use the same; tuning knob weft.shm.piece, KiB). */
     static final long PIECE = Long.getLong("weft.shm.piece", 1024) << 10;
     /** Payloads from this size (bytes) take this path; smaller ones go as frames (knob weft.shm.min, bytes). */
@@ -58,7 +64,7 @@ final class ShmAllReduce implements SharedMemoryPath {
     /** Pieces this rank has fully collected, over all calls: the global index of a call's first piece. */
     private long pieces;
 
-    private ShmAllReduce(int n, int rank, MemorySegment region, Arena arena, Path file) {
+    private ShmCollectives(int n, int rank, MemorySegment region, Arena arena, Path file) {
         this.n = n;
         this.rank = rank;
         this.region = region;
@@ -76,14 +82,14 @@ final class ShmAllReduce implements SharedMemoryPath {
     }
 
     /** Maps (creating if needed) the group's file under the shared-memory root; the last rank to close removes it. */
-    static ShmAllReduce mapFile(Path file, int n, int rank) {
+    static ShmCollectives mapFile(Path file, int n, int rank) {
         long size = regionBytes(n);
         Arena arena = Arena.ofShared();
         try (FileChannel ch = FileChannel.open(file, StandardOpenOption.CREATE, StandardOpenOption.READ, StandardOpenOption.WRITE)) {
             if (ch.size() < size) ch.truncate(size); // no-op when another rank grew it already
             if (ch.size() < size) ch.write(java.nio.ByteBuffer.allocate(1), size - 1);
             MemorySegment seg = ch.map(FileChannel.MapMode.READ_WRITE, 0, size, arena);
-            return new ShmAllReduce(n, rank, seg, arena, file);
+            return new ShmCollectives(n, rank, seg, arena, file);
         } catch (IOException e) {
             arena.close();
             throw new UncheckedIOException("cannot map the shared-memory collective region " + file
@@ -92,8 +98,8 @@ final class ShmAllReduce implements SharedMemoryPath {
     }
 
     /** A region in this process's memory, shared by rank threads (the in-JVM transport). */
-    static ShmAllReduce inMemory(MemorySegment region, int n, int rank) {
-        return new ShmAllReduce(n, rank, region, null, null);
+    static ShmCollectives inMemory(MemorySegment region, int n, int rank) {
+        return new ShmCollectives(n, rank, region, null, null);
     }
 
     @Override
@@ -116,7 +122,7 @@ final class ShmAllReduce implements SharedMemoryPath {
             if (s >= 1 && s - 1 < rounds) reduce(op, data, bytes, base, s - 1, rop);
             if (s >= 2) collect(op, data, bytes, base, s - 2);
         }
-        pieces = base + rounds;
+        finish(base + rounds);
     }
 
     /** Copies into my slot every share of piece k but my own (the others reduce those). */
@@ -143,14 +149,7 @@ final class ShmAllReduce implements SharedMemoryPath {
         int b = (int) (g % DEPTH);
         long off = k * PIECE, count = Math.min(PIECE, bytes - off) / 4;
         long from = rank * count / n, to = (rank + 1) * count / n;
-        MemorySegment result = slot(b, n);
-        if (to > from) {
-            long o = from * 4, c = to - from;
-            ReduceKernels.combine(rop, source(b, 0, data), sourceOffset(0, off, o), source(b, 1, data), sourceOffset(1, off, o), result, o, c);
-            for (int q = 2; q < n; q++)
-                ReduceKernels.combine(rop, result, o, source(b, q, data), sourceOffset(q, off, o), result, o, c);
-            if (rop == ReduceOp.AVG) ReduceKernels.divide(result, o, c, n);
-        }
+        if (to > from) combineInRankOrder(rop, b, data, off + from * 4, from * 4, slot(b, n), from * 4, to - from);
         signal(REDUCED, g + 1);
     }
 
@@ -163,13 +162,99 @@ final class ShmAllReduce implements SharedMemoryPath {
         signal(COLLECTED, g + 1);
     }
 
-    /** Where rank q's contribution to the current piece lives: my tensor for me, the slot for the others. */
+    /**
+     * {@code dst = x_0 (op) x_1 (op) ... (op) x_{n-1}} over {@code count} floats, always in rank
+     * order so every path gives the same bits: my own contribution is read from my tensor at
+     * {@code mine}, each peer's from its slot of ring buffer b at {@code inSlot}.
+     */
+    private void combineInRankOrder(ReduceOp rop, int b, MemorySegment data, long mine, long inSlot, MemorySegment dst, long dOff, long count) {
+        ReduceKernels.combine(rop, source(b, 0, data), offset(0, mine, inSlot), source(b, 1, data), offset(1, mine, inSlot), dst, dOff, count);
+        for (int q = 2; q < n; q++) ReduceKernels.combine(rop, dst, dOff, source(b, q, data), offset(q, mine, inSlot), dst, dOff, count);
+        if (rop == ReduceOp.AVG) ReduceKernels.divide(dst, dOff, count, n);
+    }
+
     private MemorySegment source(int b, int q, MemorySegment data) {
         return q == rank ? data : slot(b, q);
     }
 
-    private long sourceOffset(int q, long pieceOff, long o) {
-        return q == rank ? pieceOff + o : o;
+    private long offset(int q, long mine, long inSlot) {
+        return q == rank ? mine : inSlot;
+    }
+
+    // ---- reduce-scatter and all-gather: the same ring and counters, one stage each fewer ------------
+
+    /**
+     * Reduce-scatter of n blocks of {@code block} floats: piece k is the k-th run of L = PIECE/4/n
+     * floats of every block. Publish copies the runs of the others' blocks into my slot; reduce
+     * combines my block's run in rank order (through my share of the shared result, so an output
+     * that aliases my input block is safe) and copies it to the output. Nobody collects.
+     */
+    @Override
+    public void reduceScatter(Op op, MemorySegment in, MemorySegment out, long block, ReduceOp rop) {
+        long run = PIECE / 4 / n, rounds = (block + run - 1) / run, base = pieces;
+        for (long s = 0; s <= rounds; s++) {
+            if (s < rounds) {
+                long g = base + s;
+                await(op, REDUCED, g - DEPTH + 1); // every rank has reduced out of my slot's last piece
+                int b = (int) (g % DEPTH);
+                long len = Math.min(run, block - s * run) * 4;
+                for (int j = 0; j < n; j++)
+                    if (j != rank) MemorySegment.copy(in, (j * block + s * run) * 4, slot(b, rank), j * run * 4, len);
+                signal(PUBLISHED, g + 1);
+            }
+            if (s >= 1) {
+                long k = s - 1, g = base + k;
+                await(op, PUBLISHED, g + 1);
+                // an all-reduce before this one may still read the result buffer; in this operation
+                // nobody but me touches my share of it, so only pieces of earlier operations count
+                await(op, COLLECTED, Math.min(g - DEPTH + 1, base));
+                int b = (int) (g % DEPTH);
+                long count = Math.min(run, block - k * run), at = rank * run * 4;
+                combineInRankOrder(rop, b, in, (rank * block + k * run) * 4, at, slot(b, n), at, count);
+                MemorySegment.copy(slot(b, n), at, out, k * run * 4, count * 4);
+                signal(REDUCED, g + 1);
+            }
+        }
+        finish(base + rounds);
+    }
+
+    /**
+     * All-gather of one {@code block} of floats per rank: piece k is the k-th run of PIECE/4 floats
+     * of every block. Publish copies my run into my slot; collect copies every rank's run into its
+     * block of the output (mine from my input).
+     */
+    @Override
+    public void allGather(Op op, MemorySegment in, MemorySegment out, long block) {
+        long run = PIECE / 4, rounds = (block + run - 1) / run, base = pieces;
+        for (long s = 0; s <= rounds; s++) {
+            if (s < rounds) {
+                long g = base + s;
+                await(op, COLLECTED, g - DEPTH + 1); // every rank has copied my slot's last piece out
+                long len = Math.min(run, block - s * run) * 4;
+                MemorySegment.copy(in, s * run * 4, slot((int) (g % DEPTH), rank), 0, len);
+                signal(PUBLISHED, g + 1);
+            }
+            if (s >= 1) {
+                long k = s - 1, g = base + k;
+                await(op, PUBLISHED, g + 1);
+                int b = (int) (g % DEPTH);
+                long len = Math.min(run, block - k * run) * 4;
+                for (int q = 0; q < n; q++)
+                    MemorySegment.copy(q == rank ? in : slot(b, q), q == rank ? k * run * 4 : 0, out, (q * block + k * run) * 4, len);
+                signal(COLLECTED, g + 1);
+            }
+        }
+        finish(base + rounds);
+    }
+
+    /**
+     * Ends an operation that used only some of the stages: the unused counters jump to the last
+     * piece, so the next operation's waits (which may be on any stage) see this rank as done with
+     * every piece so far, which it is.
+     */
+    private void finish(long last) {
+        for (int stage = PUBLISHED; stage <= COLLECTED; stage++) signal(stage, last);
+        pieces = last;
     }
 
     private long counter(int stage, int q) {
