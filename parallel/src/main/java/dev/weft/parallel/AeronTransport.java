@@ -212,7 +212,7 @@ public final class AeronTransport implements Transport {
         int step = buf.getInt(offset + 12, ByteOrder.LITTLE_ENDIAN);
         long seq = buf.getLong(offset + 16, ByteOrder.LITTLE_ENDIAN);
         int chunk = buf.getInt(offset + 24, ByteOrder.LITTLE_ENDIAN);
-        // native, not a byte[]: the reduction kernels must only ever see native segments (see Inbox.offHeap)
+        // native, not a byte[]: the reduction kernels must only ever see native segments (see Inbox.copyOf)
         MemorySegment payload = java.lang.foreign.Arena.ofAuto().allocate(length - HEADER, 8);
         buf.getBytes(offset + HEADER, payload.asByteBuffer(), 0, length - HEADER);
         inbox.put(src, new Msg(group, kind, seq, step, chunk), payload);

@@ -49,7 +49,7 @@ final class Collectives {
         int n = op.size(), r = op.rank();
         long bytes = numel * 4;
         for (int p = 0; p < n; p++) if (p != r) op.send(p, 0, data, 0, bytes);
-        MemorySegment acc = Arena.ofAuto().allocate(bytes, 64); // native, as the kernels need (see Inbox.offHeap)
+        MemorySegment acc = Arena.ofAuto().allocate(bytes, 64); // native, as the kernels need (see Inbox.copyOf)
         for (int q = 0; q < n; q++) {
             if (q == r) {
                 if (q == 0) MemorySegment.copy(data, 0, acc, 0, bytes);

@@ -88,8 +88,8 @@ final class FabricGroup implements ProcessGroup {
         // same way, so all ranks agree on the path (and so on the bits).
         boolean sync = INLINE.get();
         return collective("allReduce", o -> {
-            SharedMemoryPath path = sync ? sharedMemory() : null;
-            if (path != null && path.handles(numel)) path.allReduce(o, data, numel, op);
+            SharedMemoryPath path = sharedPath(sync, numel);
+            if (path != null) path.allReduce(o, data, numel, op);
             else Collectives.allReduce(o, data, numel, op);
         });
     }
@@ -103,10 +103,10 @@ final class FabricGroup implements ProcessGroup {
         if (input.numel() != block * size())
             throw new IllegalArgumentException(String.format("reduceScatter: input has %d elements; it must hold size()=%d blocks of output's %d",
                     input.numel(), size(), block));
-        boolean sync = INLINE.get(); // as for all-reduce: synchronous calls take the shared-memory path
+        boolean sync = INLINE.get();
         return collective("reduceScatter", o -> {
-            SharedMemoryPath path = sync ? sharedMemory() : null;
-            if (path != null && path.handles(input.numel())) path.reduceScatter(o, in, out, block, op);
+            SharedMemoryPath path = sharedPath(sync, input.numel());
+            if (path != null) path.reduceScatter(o, in, out, block, op);
             else Collectives.reduceScatter(o, in, out, block, op);
         });
     }
@@ -121,8 +121,8 @@ final class FabricGroup implements ProcessGroup {
                     output.numel(), size(), block));
         boolean sync = INLINE.get();
         return collective("allGather", o -> {
-            SharedMemoryPath path = sync ? sharedMemory() : null;
-            if (path != null && path.handles(output.numel())) path.allGather(o, in, out, block);
+            SharedMemoryPath path = sharedPath(sync, output.numel());
+            if (path != null) path.allGather(o, in, out, block);
             else Collectives.allGather(o, in, out, block);
         });
     }
@@ -239,6 +239,16 @@ final class FabricGroup implements ProcessGroup {
     }
 
     // ---- plumbing -----------------------------------------------------------------------------
+
+    /**
+     * The shared-memory path for a collective over numel floats in all, or null for frames. Only
+     * synchronous calls take it (see allReduceAsync); every rank issues the same call the same way,
+     * so all ranks agree on the path.
+     */
+    private SharedMemoryPath sharedPath(boolean sync, long numel) {
+        SharedMemoryPath path = sync ? sharedMemory() : null;
+        return path != null && path.handles(numel) ? path : null;
+    }
 
     /** The same-host shared-memory path of this group, looked up on first use (on the collective lane or inline). */
     private SharedMemoryPath sharedMemory() {

@@ -166,14 +166,7 @@ public final class InJvmTransport implements Transport {
             String key = peers[members[0]].id + "/" + group.id;
             MemorySegment region = REGIONS.computeIfAbsent(key,
                     k -> java.lang.foreign.Arena.ofAuto().allocate(ShmCollectives.regionBytes(members.length), 4096));
-            return new SharedMemoryPath() {
-                final ShmCollectives path = ShmCollectives.inMemory(region, members.length, group.rank());
-                @Override public boolean handles(long numel) { return path.handles(numel); }
-                @Override public void allReduce(Op op, MemorySegment data, long numel, ReduceOp rop) { path.allReduce(op, data, numel, rop); }
-                @Override public void reduceScatter(Op op, MemorySegment in, MemorySegment out, long block, ReduceOp rop) { path.reduceScatter(op, in, out, block, rop); }
-                @Override public void allGather(Op op, MemorySegment in, MemorySegment out, long block) { path.allGather(op, in, out, block); }
-                @Override public void close() { REGIONS.remove(key); }
-            };
+            return ShmCollectives.inMemory(region, members.length, group.rank(), () -> REGIONS.remove(key));
         }
 
         private final int rank;
@@ -192,9 +185,7 @@ public final class InJvmTransport implements Transport {
         public void send(int dst, Msg msg, MemorySegment payload, long deadlineNanos) {
             InJvmTransport p = peers[dst];
             if (p.closed) throw new PeerTimeout(dst);
-            byte[] copy = new byte[(int) payload.byteSize()];
-            MemorySegment.copy(payload, 0, MemorySegment.ofArray(copy), 0, copy.length);
-            p.inbox.put(rank, msg, MemorySegment.ofArray(copy));
+            p.inbox.put(rank, msg, Inbox.copyOf(payload));
         }
 
         @Override

@@ -61,11 +61,13 @@ final class ShmCollectives implements SharedMemoryPath {
     private final Arena arena;
     private final Path file;
     private final long buffers;
+    private final Runnable onClose;
     /** Pieces this rank has fully collected, over all calls: the global index of a call's first piece. */
     private long pieces;
 
-    private ShmCollectives(int n, int rank, MemorySegment region, Arena arena, Path file) {
+    private ShmCollectives(int n, int rank, MemorySegment region, Arena arena, Path file, Runnable onClose) {
         this.n = n;
+        this.onClose = onClose;
         this.rank = rank;
         this.region = region;
         this.arena = arena;
@@ -89,7 +91,7 @@ final class ShmCollectives implements SharedMemoryPath {
             if (ch.size() < size) ch.truncate(size); // no-op when another rank grew it already
             if (ch.size() < size) ch.write(java.nio.ByteBuffer.allocate(1), size - 1);
             MemorySegment seg = ch.map(FileChannel.MapMode.READ_WRITE, 0, size, arena);
-            return new ShmCollectives(n, rank, seg, arena, file);
+            return new ShmCollectives(n, rank, seg, arena, file, () -> {});
         } catch (IOException e) {
             arena.close();
             throw new UncheckedIOException("cannot map the shared-memory collective region " + file
@@ -97,9 +99,9 @@ final class ShmCollectives implements SharedMemoryPath {
         }
     }
 
-    /** A region in this process's memory, shared by rank threads (the in-JVM transport). */
-    static ShmCollectives inMemory(MemorySegment region, int n, int rank) {
-        return new ShmCollectives(n, rank, region, null, null);
+    /** A region in this process's memory, shared by rank threads (the in-JVM transport); onClose forgets it. */
+    static ShmCollectives inMemory(MemorySegment region, int n, int rank, Runnable onClose) {
+        return new ShmCollectives(n, rank, region, null, null, onClose);
     }
 
     @Override
@@ -292,6 +294,7 @@ final class ShmCollectives implements SharedMemoryPath {
 
     @Override
     public void close() {
+        onClose.run();
         if (arena != null) arena.close();
         if (file != null) {
             try {

@@ -140,7 +140,7 @@ public final class TcpTransport implements Transport {
                 if (len < 0 || len > MAX_FRAME_BYTES) throw new IOException("frame of " + len + " bytes from rank " + src);
                 byte[] b = new byte[len];
                 in.readFully(b);
-                inbox.put(src, msg, MemorySegment.ofArray(b));
+                inbox.put(src, msg, Inbox.copyOf(MemorySegment.ofArray(b)));
             }
         } catch (IOException e) {
             lost[src] = true;
@@ -181,8 +181,7 @@ public final class TcpTransport implements Transport {
         @Override
         public void send(int dst, Msg msg, MemorySegment payload, long deadlineNanos) {
             if (dst == rank) {
-                byte[] copy = payload.toArray(java.lang.foreign.ValueLayout.JAVA_BYTE);
-                inbox.put(rank, msg, MemorySegment.ofArray(copy));
+                inbox.put(rank, msg, Inbox.copyOf(payload));
                 return;
             }
             if (lost[dst] || closed) throw new PeerTimeout(dst);
