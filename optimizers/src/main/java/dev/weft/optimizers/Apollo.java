@@ -60,6 +60,9 @@ public final class Apollo extends ParameterOptimizer {
     private final Settings s;
     private final String name;
     private final Map<String, Slot> slots = new LinkedHashMap<>();
+    // The last step's limiter figures: matrices it could act on, how many it cut, the sum of its factors.
+    private int limiterSeen, limiterCut;
+    private double limiterSum;
 
     public Apollo(String name, Map<String, Tensor> parameters, Settings settings) {
         super(parameters);
@@ -95,6 +98,8 @@ public final class Apollo extends ParameterOptimizer {
     @Override
     public void step(double lr) {
         steps++;
+        limiterSeen = limiterCut = 0;
+        limiterSum = 0;
         for (var e : slots.entrySet()) {
             Tensor p = params.get(e.getKey());
             if (p.grad() == null) continue;
@@ -135,6 +140,9 @@ public final class Apollo extends ParameterOptimizer {
                         float limiter = Math.max(norm / (sl.lastNorm + 1e-8f), 1.01f) / 1.01f;
                         for (long i = 0; i < mn; i++) u.setAtIndex(Mat.F, i, u.getAtIndex(Mat.F, i) / limiter);
                         sl.lastNorm = norm / limiter;
+                        limiterSeen++;
+                        limiterSum += limiter;
+                        if (limiter > 1) limiterCut++;
                     } else {
                         sl.lastNorm = norm;
                     }
@@ -171,6 +179,21 @@ public final class Apollo extends ParameterOptimizer {
             f[i] = (float) (Math.sqrt(a) / (Math.sqrt(b) + 1e-8));
         }
         return f;
+    }
+
+    /**
+     * "NAME/limited": the fraction of matrices whose update the limiter cut in the last step;
+     * "NAME/limiter": the mean factor it divided them by (1 = not cut). A limiter that cuts most steps
+     * is setting the learning rate itself: the update then follows the smallest recent norm, growing
+     * 1% per step.
+     */
+    @Override
+    public Map<String, Double> stepStats() {
+        if (limiterSeen == 0) return Map.of();
+        Map<String, Double> out = new LinkedHashMap<>();
+        out.put(name + "/limited", (double) limiterCut / limiterSeen);
+        out.put(name + "/limiter", limiterSum / limiterSeen);
+        return out;
     }
 
     @Override

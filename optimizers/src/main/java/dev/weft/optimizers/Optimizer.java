@@ -33,6 +33,15 @@ public interface Optimizer extends AutoCloseable {
         return Map.of();
     }
 
+    /**
+     * Figures about the last step for the metrics log, by name ("apollo_mini/limited"): what a user
+     * needs to see why an optimizer trains as it does, such as how often APOLLO's norm-growth limiter
+     * cut the update. Not state: never checkpointed, empty for most optimizers.
+     */
+    default Map<String, Double> stepStats() {
+        return Map.of();
+    }
+
     /** Restores the state saved from {@link #stateTensors()}, {@link #stateScalars()} and {@link #steps()}. */
     void loadState(Map<String, Tensor> tensors, Map<String, String> scalars, long steps);
 

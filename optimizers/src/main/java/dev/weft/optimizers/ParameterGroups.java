@@ -128,6 +128,13 @@ public final class ParameterGroups implements Optimizer {
     }
 
     @Override
+    public Map<String, Double> stepStats() {
+        Map<String, Double> out = new LinkedHashMap<>();
+        for (Group g : groups) out.putAll(g.optimizer().stepStats());
+        return out;
+    }
+
+    @Override
     public void loadState(Map<String, Tensor> tensors, Map<String, String> scalars, long steps) {
         Map<String, Tensor> own = stateTensors();
         for (String n : tensors.keySet())

@@ -18,7 +18,8 @@
  *       by Woodbury before Adam; the history is cleared on a refresh, the moments are kept.</li>
  *   <li>APOLLO / APOLLO-Mini: apollo_torch's rule, limiter and √scale; the Gaussian projector uses our
  *       own generator (same distribution, other numbers) and is regenerated from the seed every step
- *       instead of stored. Moments are kept across a refresh, like the reference.</li>
+ *       instead of stored. Moments are kept across a refresh, like the reference. Each step
+ *       reports how many matrices the limiter cut and by how much (step stats, in metrics.jsonl).</li>
  *   <li>FRUGAL: SVD projection; Adam moments are reset (and bias correction restarts) on a refresh;
  *       the state-free part is signSGD with step lr·free_lr_scale.</li>
  *   <li>Muon: Newton–Schulz in float32 (the reference uses bfloat16); lerp momentum, √max(1, m/n).</li>

@@ -187,6 +187,7 @@ public final class Trainer implements AutoCloseable {
         printHeader(baseline);
 
         List<Double> losses = new ArrayList<>();
+        Map<String, double[]> statTotals = new LinkedHashMap<>(); // optimizer step stats: {sum, count}
         double lastLoss = Double.NaN, lastVal = Double.NaN;
         ProgressBar bar = new ProgressBar(out, t.steps(), ProgressBar.isTerminal());
         try (MetricsLog metrics = leader() ? openMetrics(metricsFile, true) : null) {
@@ -208,6 +209,12 @@ public final class Trainer implements AutoCloseable {
                 rec.put("tokens", tokensSeen);
                 rec.put("step_seconds", seconds);
                 rec.put("tokens_per_second", tokensPerStep() / seconds);
+                optimizer.stepStats().forEach((k, v) -> {
+                    rec.put(k, v);
+                    double[] tot = statTotals.computeIfAbsent(k, x -> new double[2]);
+                    tot[0] += v;
+                    tot[1]++;
+                });
                 boolean last = step + 1 == end;
                 if (t.evalEvery() > 0 && ((step + 1) % t.evalEvery() == 0 || last)) {
                     lastVal = evaluate();
@@ -235,6 +242,11 @@ public final class Trainer implements AutoCloseable {
         }
         out.printf("memory: peak live %s, weights %s, gradients %s, optimizer state %s%n", Bytes.human(MemoryPool.host().peakLiveBytes()),
                 Bytes.human(model.parameterCount() * 4), Bytes.human(model.parameterCount() * 4), Bytes.human(optimizer.stateBytes()));
+        if (!statTotals.isEmpty()) {
+            List<String> parts = new ArrayList<>();
+            statTotals.forEach((k, tot) -> parts.add(String.format("%s %.3f", k, tot[0] / tot[1])));
+            out.println("optimizer stats, mean per step: " + String.join(", ", parts));
+        }
         if (leader()) out.println("metrics: " + metricsFile + ", loss curve: " + outDir.resolve("loss.png"));
         List<double[]> valCurve = new ArrayList<>();
         for (Map<String, Object> r : history)
