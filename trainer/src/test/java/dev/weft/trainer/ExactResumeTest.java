@@ -11,6 +11,8 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 
 import static org.junit.jupiter.api.Assertions.*;
 
@@ -67,6 +69,21 @@ class ExactResumeTest {
         if (List.of("galore", "natural_galore", "frugal", "apollo").contains(name)) extra.add("optimizer.rank=4");
         if (name.equals("adamw8bit")) extra.add("optimizer.min_8bit_size=256");
         checkResume(name + "-", extra);
+        if (name.startsWith("apollo")) limiterStatsReachTheMetricsLog(dir.resolve(name + "-straight/metrics.jsonl"), name);
+    }
+
+    /** APOLLO's step stats land in every metrics record after the first step (which has no earlier norm to limit against). */
+    private static void limiterStatsReachTheMetricsLog(Path metrics, String name) throws IOException {
+        List<String> records = Files.readAllLines(metrics);
+        assertEquals(8, records.size());
+        Pattern limited = Pattern.compile("\"" + name + "/limited\":([0-9.eE-]+)"), limiter = Pattern.compile("\"" + name + "/limiter\":([0-9.eE-]+)");
+        assertFalse(limited.matcher(records.get(0)).find(), records.get(0));
+        for (String r : records.subList(1, records.size())) {
+            Matcher f = limited.matcher(r), l = limiter.matcher(r);
+            assertTrue(f.find() && l.find(), "no limiter stats in " + r);
+            double fraction = Double.parseDouble(f.group(1)), factor = Double.parseDouble(l.group(1));
+            assertTrue(fraction >= 0 && fraction <= 1 && factor >= 1 && (fraction > 0) == (factor > 1), r);
+        }
     }
 
     private void checkResume(String prefix, List<String> extra) throws IOException {
