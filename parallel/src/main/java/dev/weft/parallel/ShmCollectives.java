@@ -51,7 +51,7 @@ final class ShmCollectives implements SharedMemoryPath {
     /** Buffers in the ring: pieces in flight plus room for a rank that runs ahead. */
     static final int DEPTH = 4;
     private static final long FLAG_STRIDE = 128; // one counter per cache-line pair: no false sharing
-    private static final int PUBLISHED = 0, REDUCED = 1, COLLECTED = 2;
+    private static final int PUBLISHED = 0, REDUCED = 1, COLLECTED = 2, STAGES = 3;
     private static final int CORES = Runtime.getRuntime().availableProcessors(), SPIN = 200;
     private static final VarHandle LONG = ValueLayout.JAVA_LONG.varHandle();
 
@@ -72,11 +72,16 @@ final class ShmCollectives implements SharedMemoryPath {
         this.region = region;
         this.arena = arena;
         this.file = file;
-        this.buffers = align(FLAG_STRIDE * 3 * n);
+        this.buffers = countersBytes(n);
     }
 
     static long regionBytes(int n) {
-        return align(FLAG_STRIDE * 3 * n) + DEPTH * (n + 1) * PIECE;
+        return countersBytes(n) + DEPTH * (n + 1) * PIECE;
+    }
+
+    /** The counters at the start of the region (one per stage and rank), rounded up to a page: the ring follows. */
+    private static long countersBytes(int n) {
+        return align(FLAG_STRIDE * STAGES * n);
     }
 
     private static long align(long x) {
