@@ -12,7 +12,11 @@ import java.util.List;
 import static org.junit.jupiter.api.Assertions.*;
 
 class InJvmTransportTest {
-    /** Empty, tiny, odd, just past the direct/ring switch (16384 floats), multi-chunk, and more shared-memory pieces (65536 floats) than its ring holds. */
+    /**
+     * Empty, tiny, odd, just past the direct/ring switch (16384 floats), multi-chunk, and several
+     * shared-memory pieces (262144 floats each). The piece count runs on across calls, so these
+     * calls wrap the 4-deep ring many times; one call that wraps it on its own is checked below.
+     */
     static final int[] SIZES = {0, 1, 3, 7, 1001, 16411, 50_003, 300_007};
 
     @ParameterizedTest
@@ -88,6 +92,26 @@ class InJvmTransportTest {
             assertEquals(List.of(1), e.missingRanks());
             assertTrue(e.getMessage().contains("barrier #1 in group 'world'"), e.getMessage());
         }
+    }
+
+    @ParameterizedTest
+    @ValueSource(ints = {2, 3})
+    void oneSharedMemoryAllReduceWrapsItsRing(int n) {
+        // more pieces than the ring holds in a single call, starting at piece 0, so every buffer is
+        // reused within the call and the last piece is a single float. Small integers: exact sums.
+        int numel = (int) ((ShmCollectives.DEPTH + 1) * ShmCollectives.PIECE / 4 + 1);
+        List<float[]> got = InJvmTransport.run(n, Duration.ofSeconds(30), g -> {
+            try (Scope scope = Scope.open()) {
+                float[] mine = new float[numel];
+                for (int i = 0; i < numel; i++) mine[i] = (g.rank() + 1) * (i % 97);
+                Tensor t = Tensor.of(mine, numel);
+                g.allReduce(t, ReduceOp.SUM);
+                return t.toArray();
+            }
+        });
+        for (int r = 0; r < n; r++)
+            for (int i = 0; i < numel; i++)
+                if (got.get(r)[i] != (float) (i % 97) * n * (n + 1) / 2) fail("rank " + r + ", element " + i + ": " + got.get(r)[i]);
     }
 
     @Test
