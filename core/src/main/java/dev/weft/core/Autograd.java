@@ -133,6 +133,10 @@ public final class Autograd {
 
     private static void accumulateLeaf(Tensor leaf, Tensor g) {
         Tensor current = leaf.grad();
+        if (current == null && leaf.gradSource() != null) {
+            current = leaf.gradSource().get(); // zeroed: 0 + g is g, bit for bit
+            leaf.setGrad(current);
+        }
         if (current == null) {
             Tensor fresh = Scope.outside(() -> Tensor.empty(DType.F32, "gradients", leaf.shape()));
             fresh.copyFrom(g);

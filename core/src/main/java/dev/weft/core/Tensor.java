@@ -31,6 +31,7 @@ public final class Tensor implements AutoCloseable {
     private GradFn gradFn;
     private String name;
     private List<Consumer<Tensor>> gradReadyHooks;
+    private java.util.function.Supplier<Tensor> gradSource;
 
     private Tensor(Storage storage, long offset, int[] shape, long[] strides, DType dtype) {
         this.storage = storage;
@@ -357,6 +358,29 @@ public final class Tensor implements AutoCloseable {
 
     void setGrad(Tensor g) {
         this.grad = g;
+    }
+
+    /**
+     * Makes {@code g} (same shape, contiguous f32, usually a view into a flat gradient buffer) this
+     * leaf's gradient: backward accumulates into it in place. Null detaches the current one
+     * without closing it.
+     */
+    public void useGrad(Tensor g) {
+        if (g != null && !Arrays.equals(g.shape, shape))
+            throw new IllegalArgumentException("gradient of shape " + Arrays.toString(g.shape) + " for a tensor of shape " + Arrays.toString(shape));
+        this.grad = g;
+    }
+
+    /**
+     * Where backward gets this leaf's gradient when it has none: a zero-filled tensor of its shape
+     * (a gradient-sync layer hands out views into buffers it owns). Null: a fresh tensor.
+     */
+    public void gradSource(java.util.function.Supplier<Tensor> source) {
+        this.gradSource = source;
+    }
+
+    java.util.function.Supplier<Tensor> gradSource() {
+        return gradSource;
     }
 
     /** Zeroes the accumulated gradient (keeps its memory). */

@@ -132,7 +132,7 @@ public final class OptimizerBenchCommand implements Callable<Integer> {
             op = new TrainConfig.Optim(op.name(), op.lr() * scale, op.minLr() * scale, op.warmupSteps(), op.weightDecay(), op.beta1(),
                     op.beta2(), op.eps(), op.gradClip(), op.groups(), op.fallback());
         }
-        return new TrainConfig(cfg.model(), cfg.data(), cfg.train(), op, cfg.sample(), cfg.distributed(), cfg.source());
+        return new TrainConfig(cfg.model(), cfg.data(), cfg.train(), op, cfg.sample(), cfg.distributed(), cfg.parallel(), cfg.source());
     }
 
     /** The learning rate the hidden matrices train at. */
@@ -148,7 +148,7 @@ public final class OptimizerBenchCommand implements Callable<Integer> {
         pool.resetPeaks();
         try (Trainer trainer = new Trainer(cfg, System.out)) {
             Trainer.Result result = trainer.run(false, 0);
-            Trainer.Timing t = trainer.timing();
+            dev.weft.trainer.StepRunner.Timing t = trainer.timing();
             long matrixState = 0;
             Predicate<String> matrix = isHiddenMatrix();
             for (Map.Entry<String, Long> e : trainer.optimizer().stateBytesByParameter().entrySet())

@@ -38,11 +38,21 @@ public final class AdamW8bit extends ParameterOptimizer {
     private final Map<String, Object> moments = new LinkedHashMap<>(); // Quantised or Tensor[]{m, v}
 
     public AdamW8bit(Map<String, Tensor> parameters, Settings settings) {
+        this(parameters, null, settings);
+    }
+
+    /**
+     * Over tensors that may be flat shards of parameters whose full shapes {@code globalShapes}
+     * gives (null: their own): whether a tensor keeps float32 moments is decided by its full size,
+     * so a shard is stored exactly as its part of the whole would be.
+     */
+    public AdamW8bit(Map<String, Tensor> parameters, Map<String, int[]> globalShapes, Settings settings) {
         super(parameters);
         this.s = settings;
         params.forEach((n, p) -> {
             long numel = p.numel();
-            if (numel < s.min8bitSize()) {
+            long wholeNumel = globalShapes == null ? numel : Tensor.numel(globalShapes.get(n));
+            if (wholeNumel < s.min8bitSize()) {
                 moments.put(n, new Tensor[] {newState(n, "exp_avg", p.shape()), newState(n, "exp_avg_sq", p.shape())});
             } else {
                 int packed = Math.toIntExact((numel + 3) / 4), blocks = Math.toIntExact((numel + s.blockSize() - 1) / s.blockSize());

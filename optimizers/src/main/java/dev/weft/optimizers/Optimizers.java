@@ -119,6 +119,27 @@ public final class Optimizers {
      * rejected naming the key and what is allowed.
      */
     public static Optimizer create(String name, Map<String, Tensor> parameters, Map<String, ?> values) {
+        return create(name, parameters, null, values);
+    }
+
+    /**
+     * How optimizer {@code name} with {@code values} may be split across ranks under ZeRO (see
+     * {@link Sharding}), known before it is built.
+     */
+    public static Sharding sharding(String name, Map<String, ?> values) {
+        if (matrixOnly(name)) return Sharding.WHOLE_MATRIX;
+        if (known(name).equals("adamw8bit"))
+            return Sharding.blocks(values.get("block_size") instanceof Number n ? n.intValue()
+                    : (Integer) settings(name).stream().filter(st -> st.key().equals("block_size")).findFirst().orElseThrow().fallback());
+        return Sharding.ELEMENTWISE;
+    }
+
+    /**
+     * Like {@link #create(String, Map, Map)} over tensors that may be flat shards of parameters:
+     * {@code globalShapes} (null: the tensors' own) gives each parameter's full shape, for the
+     * decisions an optimizer takes per parameter (8-bit AdamW keeps small tensors in float32).
+     */
+    public static Optimizer create(String name, Map<String, Tensor> parameters, Map<String, int[]> globalShapes, Map<String, ?> values) {
         List<Setting> list = settings(name);
         Map<String, Object> v = new LinkedHashMap<>();
         List<String> allowed = new ArrayList<>();
@@ -135,7 +156,7 @@ public final class Optimizers {
         return switch (name) {
             case "adamw" -> new AdamW(parameters, adam(v));
             case "sgd" -> new Sgd(parameters, new Sgd.Settings(num(v, "momentum"), num(v, "dampening"), (Boolean) v.get("nesterov"), wd));
-            case "adamw8bit" -> new AdamW8bit(parameters, new AdamW8bit.Settings(adam(v), integer(v, "block_size"), integer(v, "min_8bit_size")));
+            case "adamw8bit" -> new AdamW8bit(parameters, globalShapes, new AdamW8bit.Settings(adam(v), integer(v, "block_size"), integer(v, "min_8bit_size")));
             case "galore" -> new GaLore(parameters, galore(v));
             case "natural_galore" -> new NaturalGaLore(parameters, new NaturalGaLore.Settings(galore(v), integer(v, "history"), num(v, "damping")));
             case "apollo", "apollo_mini" -> new Apollo(name, parameters, new Apollo.Settings(integer(v, "rank"), integer(v, "update_proj_gap"),

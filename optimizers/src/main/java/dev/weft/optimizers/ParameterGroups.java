@@ -41,7 +41,43 @@ public final class ParameterGroups implements Optimizer {
      * that matches no parameter is an error (it is almost always a typo); an empty group is dropped.
      */
     public ParameterGroups(Map<String, Tensor> parameters, List<Spec> specs, Spec fallback) {
-        List<Map<String, Tensor>> members = new ArrayList<>();
+        this(parameters, null, specs, fallback);
+    }
+
+    /**
+     * Groups over the part of the model this rank steps (ZeRO): {@code local} holds whole parameters
+     * or flat shards of them, {@code globalShapes} every parameter of the model with its full shape.
+     * Groups are formed, and patterns checked, over the whole model, so every rank has the same
+     * groups (and the same {@link #name()}) even where it steps nothing of one.
+     */
+    public ParameterGroups(Map<String, Tensor> local, Map<String, int[]> globalShapes, List<Spec> specs, Spec fallback) {
+        Map<String, int[]> shapes = globalShapes;
+        if (shapes == null) {
+            shapes = new LinkedHashMap<>();
+            for (var e : local.entrySet()) shapes.put(e.getKey(), e.getValue().shape());
+        }
+        Map<String, Spec> assigned = assign(shapes.keySet(), specs, fallback);
+        for (int g = 0; g <= specs.size(); g++) {
+            int index = g < specs.size() ? g : -1;
+            Spec spec = index < 0 ? fallback : specs.get(g);
+            Map<String, Tensor> members = new LinkedHashMap<>();
+            Map<String, int[]> memberShapes = new LinkedHashMap<>();
+            boolean any = false;
+            for (var e : assigned.entrySet()) {
+                if (e.getValue() != spec) continue;
+                any = true;
+                memberShapes.put(e.getKey(), shapes.get(e.getKey()));
+                if (local.containsKey(e.getKey())) members.put(e.getKey(), local.get(e.getKey()));
+            }
+            if (any) add(spec, members, memberShapes, index);
+        }
+    }
+
+    /**
+     * Which spec each parameter name falls to: the first group with a matching pattern, else the
+     * fallback. A pattern that matches no name is an error.
+     */
+    public static Map<String, Spec> assign(java.util.Collection<String> names, List<Spec> specs, Spec fallback) {
         List<List<Predicate<String>>> matchers = new ArrayList<>();
         for (Spec s : specs) {
             Optimizers.settings(s.optimizer()); // unknown names fail here, listing the known ones
@@ -49,35 +85,32 @@ public final class ParameterGroups implements Optimizer {
             List<Predicate<String>> ms = new ArrayList<>();
             for (String p : s.patterns()) {
                 Predicate<String> m = matcher(p);
-                if (parameters.keySet().stream().noneMatch(m))
+                if (names.stream().noneMatch(m))
                     throw new IllegalArgumentException("parameter pattern '" + p + "' (group " + s.optimizer() + ") matches no parameter; names look like "
-                            + String.join(", ", parameters.keySet().stream().limit(4).toList()));
+                            + String.join(", ", names.stream().limit(4).toList()));
                 ms.add(m);
             }
             matchers.add(ms);
-            members.add(new LinkedHashMap<>());
         }
-        Map<String, Tensor> rest = new LinkedHashMap<>();
+        Map<String, Spec> out = new LinkedHashMap<>();
         outer:
-        for (var e : parameters.entrySet()) {
+        for (String n : names) {
             for (int g = 0; g < specs.size(); g++) {
                 for (Predicate<String> m : matchers.get(g)) {
-                    if (m.test(e.getKey())) {
-                        members.get(g).put(e.getKey(), e.getValue());
+                    if (m.test(n)) {
+                        out.put(n, specs.get(g));
                         continue outer;
                     }
                 }
             }
-            rest.put(e.getKey(), e.getValue());
+            out.put(n, fallback);
         }
-        for (int g = 0; g < specs.size(); g++) add(specs.get(g), members.get(g), g);
-        if (!rest.isEmpty()) add(fallback, rest, -1);
+        return out;
     }
 
-    private void add(Spec s, Map<String, Tensor> params, int index) {
-        if (params.isEmpty()) return;
+    private void add(Spec s, Map<String, Tensor> params, Map<String, int[]> shapes, int index) {
         String label = (index < 0 ? "default" : "group " + index) + " (" + s.optimizer() + ")";
-        groups.add(new Group(label, List.copyOf(params.keySet()), Optimizers.create(s.optimizer(), params, s.settings()), s.lrScale()));
+        groups.add(new Group(label, List.copyOf(params.keySet()), Optimizers.create(s.optimizer(), params, shapes, s.settings()), s.lrScale()));
     }
 
     /** A glob (or {@code re:} regex) over whole parameter names. */

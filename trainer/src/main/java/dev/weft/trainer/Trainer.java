@@ -8,11 +8,9 @@ import dev.weft.core.Tensor;
 import dev.weft.core.model.Llama;
 import dev.weft.core.ops.CrossEntropy;
 import dev.weft.core.ops.Elementwise;
-import dev.weft.optimizers.GradientClipping;
-import dev.weft.optimizers.Optimizer;
 import dev.weft.optimizers.ParameterGroups;
-import dev.weft.parallel.DistributedDataParallel;
-import dev.weft.parallel.ReduceOp;
+import dev.weft.parallel.DataParallel;
+import dev.weft.parallel.DeviceMesh;
 import dev.weft.trainer.config.TrainConfig;
 import dev.weft.trainer.data.BatchSampler;
 import dev.weft.trainer.data.Prepare;
@@ -52,8 +50,6 @@ public final class Trainer implements AutoCloseable {
     public record Result(long steps, double lastTrainLoss, double lastValLoss, double unigramBaseline, String sample,
                          List<Double> trainLosses, List<double[]> valCurve, Path outDir) {}
 
-    /** Time spent per phase, in nanoseconds, over the steps run. */
-    public record Timing(long data, long forward, long backward, long optimizer, long steps) {}
 
     private final TrainConfig cfg;
     private final PrintStream out;
@@ -61,12 +57,13 @@ public final class Trainer implements AutoCloseable {
     private final TokenShard trainShard, valShard;
     private final BatchSampler trainSampler, valSampler;
     private final Llama model;
-    private final ParameterGroups optimizer;
     private final LrSchedule schedule;
     /** Null on a single process. */
     private final DistributedContext dist;
-    private final DistributedDataParallel ddp;
-    private long tData, tForward, tBackward, tOptimizer, timedSteps;
+    private final DeviceMesh mesh;
+    private final Parallelize.Layout layout;
+    private final ParameterGroups optimizer;
+    private final StepRunner steps;
 
     public Trainer(TrainConfig cfg, PrintStream out) {
         this(cfg, out, null);
@@ -93,20 +90,24 @@ public final class Trainer implements AutoCloseable {
         this.trainSampler = new BatchSampler(trainShard, t.seqLen(), t.microBatch(), world, t.gradAccum(), t.seed());
         // every rank evaluates the global batch geometry, so val loss matches a single process on the same global batch
         this.valSampler = new BatchSampler(valShard, t.seqLen(), t.microBatch() * world, 1, t.seed());
+        DeviceMesh.Shape shape = cfg.meshShape(world);
+        this.mesh = dist == null ? null : new DeviceMesh(dist.group(), shape);
+        if (dist != null && dist.isLeader()) out.print(DeviceMesh.table(shape) + "data parallel: " + describeStage(cfg.parallel().zero()) + "\n");
         this.model = new Llama(cfg.model(), t.seed());
         TrainConfig.Optim o = cfg.optimizer();
-        try {
-            this.optimizer = new ParameterGroups(model.namedParameters(), o.groups(), o.fallback());
-        } catch (IllegalArgumentException e) {
-            throw new dev.weft.trainer.config.ConfigException("optimizer: " + e.getMessage());
-        }
+        this.layout = Parallelize.apply(model, mesh, cfg);
+        this.optimizer = layout.optimizer();
         this.schedule = LrSchedule.warmupCosine(o.lr(), o.minLr(), o.warmupSteps(), t.steps());
-        if (dist != null) {
-            DistributedDataParallel.verifyIdenticalWeights(dist.group(), model.namedParameters());
-            this.ddp = new DistributedDataParallel(model.namedParameters(), dist.group(), cfg.distributed().bucketBytes());
-        } else {
-            this.ddp = null;
-        }
+        this.steps = new StepRunner(model, trainSampler, layout.sync(), optimizer, o.gradClip(), t.gradAccum(), mesh == null ? 0 : mesh.dpIndex());
+    }
+
+    private static String describeStage(int zero) {
+        return switch (zero) {
+            case 0 -> "DDP (every rank holds the whole training state)";
+            case 1 -> "ZeRO-1 (optimizer state sharded)";
+            case 2 -> "ZeRO-2 (optimizer state and gradients sharded)";
+            default -> "ZeRO-3 (optimizer state, gradients and parameters sharded)";
+        };
     }
 
     private boolean leader() {
@@ -131,8 +132,8 @@ public final class Trainer implements AutoCloseable {
         return optimizer;
     }
 
-    public Timing timing() {
-        return new Timing(tData, tForward, tBackward, tOptimizer, timedSteps);
+    public StepRunner.Timing timing() {
+        return steps.timing();
     }
 
     /** Trains to {@code train.steps}, resuming from the newest checkpoint when {@code resume} is set. */
@@ -172,7 +173,7 @@ public final class Trainer implements AutoCloseable {
             } else {
                 Checkpoint.loadModel(ckpt, model);
                 Checkpoint.State st = Checkpoint.loadTraining(ckpt, optimizer);
-                if (ddp != null) DistributedDataParallel.verifyIdenticalWeights(dist.group(), model.namedParameters());
+                if (mesh != null) DataParallel.verifyIdenticalWeights(mesh.dp(), model.namedParameters());
                 if (st.seed() != t.seed())
                     throw new IllegalArgumentException(ckpt + " was trained with train.seed = " + st.seed() + ", the config says " + t.seed()
                             + "; resuming with another seed would not continue the same run");
@@ -196,8 +197,8 @@ public final class Trainer implements AutoCloseable {
                 if (dist != null) dist.beforeStep().accept(step);
                 long t0 = System.nanoTime();
                 double lr = schedule.lr(step);
-                double[] lossAndNorm = trainStep(step, lr);
-                lastLoss = lossAndNorm[0];
+                StepRunner.Step result = steps.run(step, lr);
+                lastLoss = result.loss();
                 losses.add(lastLoss);
                 tokensSeen += tokensPerStep();
                 double seconds = (System.nanoTime() - t0) / 1e9;
@@ -205,7 +206,7 @@ public final class Trainer implements AutoCloseable {
                 rec.put("step", step + 1);
                 rec.put("loss", lastLoss);
                 rec.put("lr", lr);
-                rec.put("grad_norm", lossAndNorm[1]);
+                rec.put("grad_norm", result.gradNorm());
                 rec.put("tokens", tokensSeen);
                 rec.put("step_seconds", seconds);
                 rec.put("tokens_per_second", tokensPerStep() / seconds);
@@ -252,50 +253,6 @@ public final class Trainer implements AutoCloseable {
         for (Map<String, Object> r : history)
             if (r.get("val_loss") instanceof Number v) valCurve.add(new double[]{((Number) r.get("step")).doubleValue(), v.doubleValue()});
         return new Result(t.steps(), lastLoss, lastVal, baseline, sample, losses, valCurve, outDir);
-    }
-
-    /** One optimizer step over grad_accum micro-batches; returns {mean loss, gradient norm}. */
-    double[] trainStep(long step, double lr) {
-        TrainConfig.Train t = cfg.train();
-        int accum = t.gradAccum();
-        double lossSum = 0;
-        for (Tensor p : model.namedParameters().values()) p.zeroGrad();
-        for (int micro = 0; micro < accum; micro++) {
-            if (ddp != null) ddp.beginMicroStep(micro == accum - 1); // only the final micro-step synchronises
-            long a = System.nanoTime();
-            BatchSampler.Batch b = trainSampler.batch(step, micro, dist == null ? 0 : dist.rank());
-            long bt = System.nanoTime();
-            tData += bt - a;
-            try (Scope s = Scope.open()) {
-                Tensor logits = model.forward(b.inputs(), b.rows(), b.seqLen());
-                Tensor loss = CrossEntropy.loss(logits, b.targets(), -1);
-                lossSum += loss.item();
-                Tensor scaled = accum == 1 ? loss : Elementwise.scale(loss, 1f / accum);
-                long ft = System.nanoTime();
-                tForward += ft - bt;
-                scaled.backward();
-                tBackward += System.nanoTime() - ft;
-            }
-        }
-        long o = System.nanoTime();
-        if (ddp != null) {
-            ddp.finishGradients();
-            lossSum = globalMean(lossSum);
-        }
-        double norm = GradientClipping.clip(model.namedParameters().values(), cfg.optimizer().gradClip());
-        optimizer.step(lr);
-        tOptimizer += System.nanoTime() - o;
-        timedSteps++;
-        return new double[] {lossSum / accum, norm};
-    }
-
-    /** The mean of {@code value} over the data-parallel ranks (bit-identical on every rank). */
-    private double globalMean(double value) {
-        try (Scope s = Scope.open()) {
-            Tensor v = Tensor.of(new float[] {(float) value}, 1);
-            dist.group().allReduce(v, ReduceOp.AVG);
-            return v.item();
-        }
     }
 
     /** Mean validation loss over eval_batches fixed batches. */
@@ -395,8 +352,7 @@ public final class Trainer implements AutoCloseable {
 
     @Override
     public void close() {
-        if (ddp != null) ddp.close();
-        optimizer.close();
+        layout.close();
         model.close();
         trainShard.close();
         valShard.close();

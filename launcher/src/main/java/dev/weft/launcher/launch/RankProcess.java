@@ -1,5 +1,7 @@
 package dev.weft.launcher.launch;
 
+import dev.weft.trainer.metrics.ProgressBar;
+
 import java.io.BufferedReader;
 import java.io.IOException;
 import java.io.InputStreamReader;
@@ -56,6 +58,7 @@ final class RankProcess {
                     if (tail.size() == TAIL_LINES) tail.removeFirst();
                     tail.addLast(line);
                 }
+                if (rank != 0 && ProgressBar.isProgressLine(line)) continue; // one bar on the console: rank 0's
                 synchronized (consoleLock) {
                     console.println("[rank " + rank + "] " + line);
                     console.flush();

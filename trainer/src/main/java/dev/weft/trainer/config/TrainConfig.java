@@ -12,6 +12,7 @@ import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import dev.weft.optimizers.Optimizers;
+import dev.weft.parallel.DeviceMesh;
 import dev.weft.optimizers.ParameterGroups;
 
 import java.util.ArrayList;
@@ -25,7 +26,7 @@ import java.util.Map;
  * examples/tinyshakespeare.yaml for a documented example of every section.
  */
 public record TrainConfig(LlamaConfig model, Data data, Train train, Optim optimizer, Sample sample, Distributed distributed,
-                          Path source) {
+                          Parallel parallel, Path source) {
 
     /** Where the tokens come from. */
     public record Data(Path text, String tokenizer, double valFraction, Path cacheDir) {}
@@ -60,6 +61,34 @@ public record TrainConfig(LlamaConfig model, Data data, Train train, Optim optim
      * global batch is micro_batch x grad_accum x world size.
      */
     public record Distributed(String transport, long bucketBytes, int timeoutSeconds, int rendezvousTimeoutSeconds) {}
+
+    /**
+     * The parallel layout: mesh axes (one may be -1, inferred from the world size) and the ZeRO
+     * stage on the data-parallel axis (0 = DDP, 1 = optimizer state sharded, 2 = gradients too,
+     * 3 = parameters too). {@code zeroMinNumel}: under ZeRO-3, parameters with fewer elements stay
+     * replicated (gathering them would cost more in latency than it saves in memory).
+     */
+    public record Parallel(int dp, int tp, int pp, int zero, int zeroMinNumel) {}
+
+    /**
+     * The mesh this config asks for on {@code world} ranks, checked against the model: the axes'
+     * product must be the world size and tp must divide the heads. Errors name keys and values.
+     */
+    public DeviceMesh.Shape meshShape(int world) {
+        DeviceMesh.Shape shape;
+        try {
+            shape = DeviceMesh.Shape.resolve(world, parallel.dp(), parallel.tp(), parallel.pp());
+        } catch (IllegalArgumentException e) {
+            throw new ConfigException(e.getMessage() + (world == 1 ? " (weft train runs one process; use weft launch for more)" : ""));
+        }
+        if (model.heads() % shape.tp() != 0 || model.kvHeads() % shape.tp() != 0)
+            throw new ConfigException("parallel.tp = " + shape.tp() + " must divide model.heads = " + model.heads() + " and model.kv_heads = "
+                    + model.kvHeads() + "; each tensor-parallel rank holds whole heads");
+        if (shape.tp() > 1 || shape.pp() > 1)
+            throw new ConfigException("parallel.tp = " + shape.tp() + ", parallel.pp = " + shape.pp()
+                    + ": tensor and pipeline parallelism are not available yet; use parallel.tp: 1 and parallel.pp: 1 (data parallelism with ZeRO works)");
+        return shape;
+    }
 
     public static TrainConfig load(Path file, List<String> overrides) {
         Map<String, Object> root;
@@ -162,8 +191,16 @@ public record TrainConfig(LlamaConfig model, Data data, Train train, Optim optim
         Distributed distributed = new Distributed(dist.string("transport", "aeron", "aeron", "tcp"), dist.integer("bucket_kib", 4096, 1, 1 << 21) * 1024L,
                 dist.integer("timeout_seconds", 120, 1, 86_400), dist.integer("rendezvous_timeout_seconds", 120, 1, 86_400));
         dist.finish();
+        ConfigSection par = top.section("parallel");
+        Parallel parallel = new Parallel(par.integer("dp", -1, -1, 1 << 20), par.integer("tp", 1, -1, 1 << 20), par.integer("pp", 1, -1, 1 << 20),
+                par.integer("zero", 0, 0, 3), par.integer("zero_min_numel", 1024, 0, Integer.MAX_VALUE));
+        for (String k : List.of("dp", "tp", "pp")) {
+            int v = switch (k) { case "dp" -> parallel.dp(); case "tp" -> parallel.tp(); default -> parallel.pp(); };
+            if (v == 0) throw new ConfigException("parallel." + k + " = 0 is invalid: expected a positive integer, or -1 to infer it from the world size");
+        }
+        par.finish();
         top.finish();
-        return new TrainConfig(model, data, train, optim, sample, distributed, source);
+        return new TrainConfig(model, data, train, optim, sample, distributed, parallel, source);
     }
 
     /**

@@ -135,6 +135,13 @@ public final class ProgressBar {
 
     // ---- formatting -------------------------------------------------------------------------------
 
+    private static final java.util.regex.Pattern PROGRESS = java.util.regex.Pattern.compile("^step \\d+/\\d+ \\[[#.]*\\] .*");
+
+    /** True for a line this bar printed (non-interactive mode): the launcher shows only rank 0's on the console. */
+    public static boolean isProgressLine(String line) {
+        return PROGRESS.matcher(line).matches();
+    }
+
     static String render(long step, long total, double loss, double tokensPerSecond, double etaSeconds) {
         long clamped = Math.clamp(step, 0, total);
         int filled = (int) (clamped * BAR_WIDTH / total);

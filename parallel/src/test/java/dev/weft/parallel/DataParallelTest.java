@@ -23,7 +23,7 @@ import java.util.concurrent.atomic.AtomicInteger;
 import static org.junit.jupiter.api.Assertions.*;
 
 /** DDP on in-JVM ranks: buckets fire during backward, accumulation does not synchronise, gradients equal one process's. */
-class DistributedDataParallelTest {
+class DataParallelTest {
     private static final Duration T = Duration.ofSeconds(30);
     private static final LlamaConfig CFG = new LlamaConfig(2, 32, 4, 2, 64, 64, 16, 10000f, 1e-5f, false, 0.02);
     private static final int SEQ = 8, ROWS_PER_RANK = 2;
@@ -108,9 +108,9 @@ class DistributedDataParallelTest {
     private static List<RankResult> runDdp(int world, int accum, long bucketBytes) {
         return InJvmTransport.run(world, T, g -> {
             Counting c = Counting.wrap(g);
-            try (Owned o = new Owned(new Llama(CFG, 7)); DistributedDataParallel ddp = new DistributedDataParallel(o.model().namedParameters(), c.group(), bucketBytes)) {
+            try (Owned o = new Owned(new Llama(CFG, 7)); DataParallel ddp = DataParallel.ddp(o.model().namedParameters(), c.group(), bucketBytes)) {
                 Llama m = o.model();
-                DistributedDataParallel.verifyIdenticalWeights(c.group(), m.namedParameters());
+                DataParallel.verifyIdenticalWeights(c.group(), m.namedParameters());
                 int before = -1;
                 int start = c.allReduces().get();
                 for (int micro = 0; micro < accum; micro++) {
@@ -176,7 +176,7 @@ class DistributedDataParallelTest {
                     p.data().set(java.lang.foreign.ValueLayout.JAVA_FLOAT, 0, p.data().get(java.lang.foreign.ValueLayout.JAVA_FLOAT, 0) + 1e-3f);
                 }
                 IllegalStateException e = assertThrows(IllegalStateException.class,
-                        () -> DistributedDataParallel.verifyIdenticalWeights(g, m.namedParameters()));
+                        () -> DataParallel.verifyIdenticalWeights(g, m.namedParameters()));
                 return e.getMessage() + "|" + names.get(3);
             }
         });
@@ -192,7 +192,7 @@ class DistributedDataParallelTest {
         InJvmTransport.run(2, T, g -> {
             try (Owned o = new Owned(new Llama(CFG, 7))) {
                 Llama m = o.model();
-                DistributedDataParallel.verifyIdenticalWeights(g, m.namedParameters());
+                DataParallel.verifyIdenticalWeights(g, m.namedParameters());
                 return null;
             }
         });
@@ -201,13 +201,114 @@ class DistributedDataParallelTest {
     @Test
     void finishWithoutSynchronisingMicroStepIsAnError() {
         InJvmTransport.run(1, T, g -> {
-            try (Owned o = new Owned(new Llama(CFG, 7)); DistributedDataParallel ddp = new DistributedDataParallel(o.model().namedParameters(), g, 1024)) {
+            try (Owned o = new Owned(new Llama(CFG, 7)); DataParallel ddp = DataParallel.ddp(o.model().namedParameters(), g, 1024)) {
                 Llama m = o.model();
                 ddp.beginMicroStep(false);
                 assertThrows(IllegalStateException.class, ddp::finishGradients);
-                assertThrows(IllegalArgumentException.class, () -> new DistributedDataParallel(m.namedParameters(), g, 0));
+                assertThrows(IllegalArgumentException.class, () -> DataParallel.ddp(m.namedParameters(), g, 0));
                 return null;
             }
         });
+    }
+
+    // ---- ZeRO stages 1 and 2 -----------------------------------------------------------------------
+
+    private record ZeroResult(Map<String, float[]> shardGrads, Map<String, long[]> shards, Map<String, float[]> weights, long bucketsLive) {}
+
+    /**
+     * One step under ZeRO {@code stage}: the grads this rank's optimizer sees, where its shards lie,
+     * and the weights after a plain SGD step (w -= 0.1 g) on the shards and the all-gather.
+     */
+    private static List<ZeroResult> runZero(int world, int accum, long bucketBytes, int stage, java.util.function.Predicate<String> whole, int align) {
+        return InJvmTransport.run(world, T, g -> {
+            try (Owned o = new Owned(new Llama(CFG, 7));
+                 DataParallel zero = DataParallel.zero(stage, o.model().namedParameters(), g, bucketBytes, whole, align)) {
+                Llama m = o.model();
+                zero.beginStep();
+                for (int micro = 0; micro < accum; micro++) {
+                    zero.beginMicroStep(micro == accum - 1);
+                    int[][] b = batch(100 + micro, world * ROWS_PER_RANK);
+                    backward(m, slice(b[0], g.rank(), ROWS_PER_RANK), slice(b[1], g.rank(), ROWS_PER_RANK), ROWS_PER_RANK, 1f / accum);
+                }
+                zero.finishGradients();
+                g.barrier(); // in-JVM ranks share one memory pool: look once every rank is done
+                long live = bucketBytesLive();
+                Map<String, float[]> grads = new LinkedHashMap<>();
+                Map<String, long[]> shards = new LinkedHashMap<>();
+                zero.optimizerParameters().forEach((k, p) -> {
+                    grads.put(k, p.grad().toArray());
+                    shards.put(k, zero.shardOf(k));
+                    float[] w = p.toArray(), gr = p.grad().toArray();
+                    for (int i = 0; i < w.length; i++) w[i] -= 0.1f * gr[i];
+                    p.copyFrom(w);
+                });
+                zero.afterOptimizerStep();
+                Map<String, float[]> weights = new LinkedHashMap<>();
+                m.namedParameters().forEach((k, p) -> weights.put(k, p.toArray()));
+                return new ZeroResult(grads, shards, weights, live);
+            }
+        });
+    }
+
+    private static long bucketBytesLive() {
+        String live = dev.weft.core.MemoryPool.host().describeLive(100);
+        return live.contains("gradient buckets") ? 1 : 0;
+    }
+
+    private static void checkZero(int world, int accum, long bucketBytes, int stage, java.util.function.Predicate<String> whole, int align) {
+        Map<String, float[]> ref = reference(world, accum);
+        Map<String, float[]> start = new LinkedHashMap<>();
+        try (Owned o = new Owned(new Llama(CFG, 7))) {
+            o.model().namedParameters().forEach((k, p) -> start.put(k, p.toArray()));
+        }
+        List<ZeroResult> rs = runZero(world, accum, bucketBytes, stage, whole, align);
+        String what = "ZeRO-" + stage + " on " + world + " ranks, accum " + accum;
+        for (var e : ref.entrySet()) {
+            String name = e.getKey();
+            float[] full = e.getValue();
+            int[] covered = new int[full.length];
+            for (ZeroResult r : rs) {
+                long[] sh = r.shards().get(name);
+                if (sh == null) continue;
+                float[] got = r.shardGrads().get(name);
+                assertEquals(sh[1], got.length, what + ": " + name);
+                if (whole.test(name)) assertEquals(full.length, got.length, what + ": " + name + " is stepped whole by its owner");
+                if (align > 1 && sh[0] + sh[1] < full.length) assertEquals(0, sh[1] % align, what + ": shard edge of " + name + " off the block");
+                double maxAbs = 0;
+                for (float v : full) maxAbs = Math.max(maxAbs, Math.abs(v));
+                for (int i = 0; i < got.length; i++) {
+                    covered[(int) sh[0] + i]++;
+                    assertEquals(full[(int) sh[0] + i], got[i], 1e-5 * maxAbs + 1e-9, what + ": grad " + name + "[" + (sh[0] + i) + "]");
+                }
+            }
+            for (int i = 0; i < covered.length; i++) assertEquals(1, covered[i], what + ": " + name + "[" + i + "] owned by exactly one rank");
+            // after the SGD step and the gather, every rank holds the same, updated weights
+            float[] expect = start.get(name).clone();
+            for (int i = 0; i < expect.length; i++) expect[i] -= 0.1f * full[i];
+            for (ZeroResult r : rs) {
+                assertArrayEquals(rs.get(0).weights().get(name), r.weights().get(name), what + ": ranks agree on " + name);
+                float[] w = r.weights().get(name);
+                for (int i = 0; i < w.length; i++) assertEquals(expect[i], w[i], 1e-6, what + ": weight " + name + "[" + i + "]");
+            }
+        }
+        if (stage == 2) for (ZeroResult r : rs) assertEquals(0, r.bucketsLive(), what + ": no gradient bucket outlives its reduction");
+    }
+
+    @Test
+    void zeroOneShardsTheOptimizerAndGathersTheWeights() {
+        checkZero(2, 1, 4096, 1, n -> false, 1);
+        checkZero(3, 2, 4096, 1, n -> n.endsWith("q_proj.weight") || n.endsWith("down_proj.weight"), 1);
+    }
+
+    @Test
+    void zeroTwoReduceScattersEveryMicroStepAndKeepsOnlyTheShard() {
+        checkZero(2, 1, 4096, 2, n -> false, 1);
+        checkZero(4, 3, 16 << 10, 2, n -> false, 1);
+        checkZero(2, 2, 4096, 2, n -> n.contains("mlp"), 1);
+    }
+
+    @Test
+    void shardEdgesFallOnTheOptimizersBlocks() {
+        checkZero(3, 1, 1L << 30, 2, n -> false, 64);
     }
 }
