@@ -123,6 +123,13 @@ public final class MemoryPool {
         cache.clear();
     }
 
+    /** Live bytes per allocation label ("parameters", "gradients", "optimizer state", ...). */
+    public synchronized Map<String, Long> liveBytesByLabel() {
+        Map<String, Long> out = new TreeMap<>();
+        for (var e : live.entrySet()) out.merge(e.getKey().label(), e.getValue(), Long::sum);
+        return out;
+    }
+
     /** A short report of live memory grouped by label, largest first. */
     public synchronized String describeLive(int maxLines) {
         Map<String, long[]> byLabel = new HashMap<>();

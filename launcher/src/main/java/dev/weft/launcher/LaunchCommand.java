@@ -66,6 +66,7 @@ public final class LaunchCommand implements Callable<Integer> {
     public Integer call() {
         if (nprocPerNode < 1) throw new IllegalArgumentException("--nproc-per-node must be >= 1, got " + nprocPerNode);
         TrainConfig cfg = TrainConfig.load(config, overrides); // fail on a bad config here, not N times in the ranks
+        if (nnodes >= 1) cfg.meshShape(nprocPerNode * nnodes); // and on a mesh that cannot work on this many ranks
         List<String> args = new ArrayList<>(overrides);
         List<String> command = RankCommand.build(nprocPerNode, config, args);
         if (resume) command.add("--resume");

@@ -39,6 +39,10 @@ class LaunchTest {
 
     /** A tiny model; train.micro_batch is per rank under launch. */
     private Path config(int steps, int saveEvery) throws IOException {
+        return config(dir, steps, saveEvery);
+    }
+
+    static Path config(Path dir, int steps, int saveEvery) throws IOException {
         Files.writeString(dir.resolve("corpus.txt"), corpus());
         Path cfg = dir.resolve("tiny.yaml");
         Files.writeString(cfg, """
@@ -52,13 +56,13 @@ class LaunchTest {
         return cfg;
     }
 
-    private static List<Double> losses(Path run) throws IOException {
+    static List<Double> losses(Path run) throws IOException {
         List<Double> l = new ArrayList<>();
         for (Map<String, Object> r : MetricsLog.read(run.resolve("metrics.jsonl"))) l.add(((Number) r.get("loss")).doubleValue());
         return l;
     }
 
-    private void assertSameLosses(List<Double> single, List<Double> dp, String what) {
+    static void assertSameLosses(List<Double> single, List<Double> dp, String what) {
         assertEquals(single.size(), dp.size(), what);
         for (int i = 0; i < single.size(); i++) {
             double rel = Math.abs(single.get(i) - dp.get(i)) / Math.abs(single.get(i));

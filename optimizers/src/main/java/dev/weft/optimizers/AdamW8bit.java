@@ -75,6 +75,13 @@ public final class AdamW8bit extends ParameterOptimizer {
     }
 
     @Override
+    public int stateStride(String stateName) {
+        if (stateName.endsWith("_codes")) return 4;
+        if (stateName.endsWith("_absmax")) return s.blockSize();
+        return 1;
+    }
+
+    @Override
     public Sharding sharding() {
         return Sharding.blocks(s.blockSize());
     }

@@ -65,16 +65,25 @@ public final class Apollo extends ParameterOptimizer {
     private double limiterSum;
 
     public Apollo(String name, Map<String, Tensor> parameters, Settings settings) {
+        this(name, parameters, null, settings);
+    }
+
+    /**
+     * Over part of a group (ZeRO: the matrices this rank owns); {@code group} lists every member in
+     * order (null: {@code parameters} is the whole group), so each matrix gets the seed it would get
+     * on one process.
+     */
+    public Apollo(String name, Map<String, Tensor> parameters, java.util.Collection<String> group, Settings settings) {
         super(parameters);
         this.s = settings;
         this.name = name;
-        long index = 0;
+        java.util.List<String> members = java.util.List.copyOf(group == null ? params.keySet() : group);
         for (var e : params.entrySet()) {
             int[] mn = matrixShape(name, e.getKey(), e.getValue());
             Subspace sp = new Subspace(mn[0], mn[1], s.rank());
-            // Like the reference, each parameter gets its own seed from its position (offset by the configured seed).
+            // Like the reference, each parameter gets its own seed from its position in the group (offset by the configured seed).
             slots.put(e.getKey(), new Slot(sp, newState(e.getKey(), "exp_avg", sp.lowShape()), newState(e.getKey(), "exp_avg_sq", sp.lowShape()),
-                    s.seed() + ++index));
+                    s.seed() + 1 + members.indexOf(e.getKey())));
         }
     }
 

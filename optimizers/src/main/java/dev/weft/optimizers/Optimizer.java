@@ -60,6 +60,16 @@ public interface Optimizer extends AutoCloseable {
         return b;
     }
 
+    /**
+     * How many elements of its parameter one element of state tensor {@code stateName} stands for:
+     * 1 for moments shaped like the parameter, more for packed or per-block state (8-bit AdamW's
+     * codes, four to a slot, and its per-block scales). A checkpoint places a flat shard's state
+     * within the whole by it.
+     */
+    default int stateStride(String stateName) {
+        return 1;
+    }
+
     /** How this optimizer's parameters may be split across ranks under ZeRO sharding. */
     default Sharding sharding() {
         return Sharding.ELEMENTWISE;

@@ -159,7 +159,7 @@ public final class Optimizers {
             case "adamw8bit" -> new AdamW8bit(parameters, globalShapes, new AdamW8bit.Settings(adam(v), integer(v, "block_size"), integer(v, "min_8bit_size")));
             case "galore" -> new GaLore(parameters, galore(v));
             case "natural_galore" -> new NaturalGaLore(parameters, new NaturalGaLore.Settings(galore(v), integer(v, "history"), num(v, "damping")));
-            case "apollo", "apollo_mini" -> new Apollo(name, parameters, new Apollo.Settings(integer(v, "rank"), integer(v, "update_proj_gap"),
+            case "apollo", "apollo_mini" -> new Apollo(name, parameters, globalShapes == null ? null : globalShapes.keySet(), new Apollo.Settings(integer(v, "rank"), integer(v, "update_proj_gap"),
                     num(v, "scale"), Apollo.ScaleType.valueOf(((String) v.get("scale_type")).toUpperCase(Locale.ROOT)), integer(v, "seed"),
                     (Boolean) v.get("limiter"), num(v, "beta1"), num(v, "beta2"), num(v, "eps"), wd));
             case "frugal" -> new Frugal(parameters, new Frugal.Settings(integer(v, "rank"), integer(v, "update_proj_gap"), num(v, "free_lr_scale"),

@@ -178,6 +178,12 @@ public final class ParameterGroups implements Optimizer {
     }
 
     @Override
+    public int stateStride(String stateName) {
+        for (Group g : groups) if (g.optimizer().stateTensors().containsKey(stateName)) return g.optimizer().stateStride(stateName);
+        return 1;
+    }
+
+    @Override
     public Map<String, Long> stateBytesByParameter() {
         Map<String, Long> out = new LinkedHashMap<>();
         for (Group g : groups) out.putAll(g.optimizer().stateBytesByParameter());

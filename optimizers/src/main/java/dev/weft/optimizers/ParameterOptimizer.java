@@ -29,7 +29,7 @@ abstract class ParameterOptimizer implements Optimizer {
 
     /** A zero-filled state tensor of {@code param}, named "param/what", registered for checkpoints and accounting. */
     protected final Tensor newState(String param, String what, int... shape) {
-        Tensor t = Scope.outside(() -> Tensor.zeros(shape).name(param + "/" + what));
+        Tensor t = Scope.outside(() -> Tensor.empty(dev.weft.core.DType.F32, "optimizer state", shape).fill(0f).name(param + "/" + what));
         state.put(t.name(), t);
         byParam.get(param).add(t);
         return t;

@@ -445,6 +445,7 @@ public final class DataParallel implements GradientSync {
      * Where this rank's share of parameter {@code name} lies: {offset, length} in its flattened
      * elements, or null when this rank holds none of its optimizer state.
      */
+    @Override
     public long[] shardOf(String name) {
         Tensor v = optimizerParameters.get(name);
         if (v == null) return null;

@@ -34,6 +34,14 @@ public interface GradientSync extends AutoCloseable {
      */
     Map<String, Tensor> optimizerParameters();
 
+    /**
+     * Where this rank's part of parameter {@code name} lies, {offset, length} in its flattened
+     * elements, or null when the rank holds all of it.
+     */
+    default long[] shardOf(String name) {
+        return null;
+    }
+
     /** Sums a per-rank value over the ranks that share the optimizer's work (identity for none and DDP). */
     DoubleUnaryOperator groupSum();
 

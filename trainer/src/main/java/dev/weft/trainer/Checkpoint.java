@@ -30,7 +30,9 @@ import java.util.stream.Stream;
  * <pre>
  *   step-00000100/model.safetensors      weights, Hugging Face names
  *   step-00000100/config.json            Hugging Face LlamaConfig (the directory loads in transformers)
- *   step-00000100/optimizer.safetensors  optimizer state, named "FQN/state"; scalar state in the metadata
+ *   step-00000100/optimizer/rank-00000.safetensors
+ *                                        each rank's optimizer state, as layout-independent chunks
+ *                                        (see OptimizerChunks); scalar state in the metadata
  *   step-00000100/trainer.yaml           step, tokens seen, data position, seeds, optimizer steps
  *   latest                               the name of the newest complete step directory
  * </pre>
@@ -40,36 +42,58 @@ import java.util.stream.Stream;
 public final class Checkpoint {
     private Checkpoint() {}
 
-    /** Prefix of the optimizer's scalar state (step and refresh counters, seeds, limiter norms) in optimizer.safetensors' metadata. */
-    static final String SCALAR = "state:";
-
     /** What the loop needs besides tensors to continue exactly. */
     public record State(long step, long tokensSeen, long seed, long optimizerSteps, String optimizer) {}
 
+    /**
+     * The ranks that write one checkpoint together: each writes its own optimizer chunks, rank 0
+     * the weights and the rest, and {@code barrier} holds them together around it.
+     */
+    public record Writers(int rank, int count, Runnable barrier, OptimizerChunks.Placement placement) {
+        /** One process, holding everything. */
+        public static Writers single(Map<String, Tensor> parameters) {
+            return new Writers(0, 1, () -> {}, new OptimizerChunks.Placement() {
+                @Override public long[] shardOf(String name) { return null; }
+                @Override public int[] globalShape(String name) { return parameters.get(name).shape(); }
+            });
+        }
+    }
+
     public static Path save(Path outDir, State state, Llama model, String tokenizer, Optimizer optimizer, int keep) {
+        return save(outDir, state, model, tokenizer, optimizer, keep, Writers.single(model.namedParameters()));
+    }
+
+    /** Every rank of {@code writers} calls this with the same state; rank 0 returns the directory. */
+    public static Path save(Path outDir, State state, Llama model, String tokenizer, Optimizer optimizer, int keep, Writers writers) {
         Path root = outDir.resolve("checkpoints");
         String name = String.format("step-%08d", state.step());
         Path tmp = root.resolve(name + ".tmp");
         Path dir = root.resolve(name);
+        boolean leader = writers.rank() == 0;
         try {
-            Files.createDirectories(root);
-            deleteRecursively(tmp);
-            Files.createDirectories(tmp);
-            Safetensors.write(tmp.resolve("model.safetensors"), model.namedParameters(), Map.of("format", "pt", "weft.step", Long.toString(state.step())));
-            HfConfig.write(tmp.resolve("config.json"), model.config(), tokenizer);
-            Map<String, String> meta = new LinkedHashMap<>();
-            meta.put("optimizer", optimizer.name());
-            optimizer.stateScalars().forEach((k, v) -> meta.put(SCALAR + k, v));
-            Safetensors.write(tmp.resolve("optimizer.safetensors"), optimizer.stateTensors(), meta);
-            Map<String, Object> y = new LinkedHashMap<>();
-            y.put("step", state.step());
-            y.put("tokens_seen", state.tokensSeen());
-            y.put("seed", state.seed());
-            y.put("optimizer", state.optimizer());
-            y.put("optimizer_steps", state.optimizerSteps());
-            DumperOptions opts = new DumperOptions();
-            opts.setDefaultFlowStyle(DumperOptions.FlowStyle.BLOCK);
-            Files.writeString(tmp.resolve("trainer.yaml"), new Yaml(opts).dump(y));
+            if (leader) {
+                Files.createDirectories(root);
+                deleteRecursively(tmp);
+                Files.createDirectories(tmp.resolve("optimizer"));
+            }
+            writers.barrier().run();
+            OptimizerChunks.write(tmp.resolve("optimizer").resolve(String.format("rank-%05d.safetensors", writers.rank())), optimizer, writers.placement());
+            if (leader) {
+                Safetensors.write(tmp.resolve("model.safetensors"), model.namedParameters(), Map.of("format", "pt", "weft.step", Long.toString(state.step())));
+                HfConfig.write(tmp.resolve("config.json"), model.config(), tokenizer);
+                Map<String, Object> y = new LinkedHashMap<>();
+                y.put("step", state.step());
+                y.put("tokens_seen", state.tokensSeen());
+                y.put("seed", state.seed());
+                y.put("optimizer", state.optimizer());
+                y.put("optimizer_steps", state.optimizerSteps());
+                y.put("optimizer_ranks", writers.count());
+                DumperOptions opts = new DumperOptions();
+                opts.setDefaultFlowStyle(DumperOptions.FlowStyle.BLOCK);
+                Files.writeString(tmp.resolve("trainer.yaml"), new Yaml(opts).dump(y));
+            }
+            writers.barrier().run();
+            if (!leader) return dir;
             deleteRecursively(dir);
             Files.move(tmp, dir, StandardCopyOption.ATOMIC_MOVE);
             Path latestTmp = root.resolve("latest.tmp");
@@ -119,20 +143,20 @@ public final class Checkpoint {
         }
     }
 
-    /** Restores optimizer state and returns the trainer state. */
+    /** Restores optimizer state (one process holding everything) and returns the trainer state. */
     public static State loadTraining(Path dir, Optimizer optimizer) {
+        return loadTraining(dir, optimizer, Writers.single(java.util.Collections.emptyMap()).placement());
+    }
+
+    /**
+     * Restores the optimizer state this rank holds under {@code placement}, whatever layout wrote
+     * it, and returns the trainer state.
+     */
+    public static State loadTraining(Path dir, Optimizer optimizer, OptimizerChunks.Placement placement) {
         State st = readState(dir);
         if (!st.optimizer().equals(optimizer.name()))
             throw new IllegalArgumentException(dir + " was saved with optimizer '" + st.optimizer() + "', the config asks for '" + optimizer.name() + "'");
-        try (SafetensorsFile f = open(dir.resolve("optimizer.safetensors")); Scope s = Scope.open()) {
-            Map<String, Tensor> tensors = new LinkedHashMap<>();
-            for (String n : f.names()) tensors.put(n, f.load(n));
-            Map<String, String> scalars = new LinkedHashMap<>();
-            f.metadata().forEach((k, v) -> {
-                if (k.startsWith(SCALAR)) scalars.put(k.substring(SCALAR.length()), v);
-            });
-            optimizer.loadState(tensors, scalars, st.optimizerSteps());
-        }
+        OptimizerChunks.read(OptimizerChunks.files(dir), optimizer, placement, st.optimizerSteps());
         return st;
     }
 

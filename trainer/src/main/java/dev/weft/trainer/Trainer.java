@@ -101,6 +101,16 @@ public final class Trainer implements AutoCloseable {
         this.steps = new StepRunner(model, trainSampler, layout.sync(), optimizer, o.gradClip(), t.gradAccum(), mesh == null ? 0 : mesh.dpIndex());
     }
 
+    /** The ranks that write a checkpoint together, and where each one's optimizer state lies. */
+    private Checkpoint.Writers writers() {
+        Map<String, Tensor> params = model.namedParameters();
+        if (mesh == null) return Checkpoint.Writers.single(params);
+        return new Checkpoint.Writers(mesh.dpIndex(), mesh.dp().size(), () -> mesh.dp().barrier(), new OptimizerChunks.Placement() {
+            @Override public long[] shardOf(String name) { return layout.sync().shardOf(name); }
+            @Override public int[] globalShape(String name) { return params.get(name).shape(); }
+        });
+    }
+
     private static String describeStage(int zero) {
         return switch (zero) {
             case 0 -> "DDP (every rank holds the whole training state)";
@@ -172,7 +182,7 @@ public final class Trainer implements AutoCloseable {
                 out.println("weft: --resume given but " + outDir.resolve("checkpoints") + " holds no checkpoint; starting from step 0");
             } else {
                 Checkpoint.loadModel(ckpt, model);
-                Checkpoint.State st = Checkpoint.loadTraining(ckpt, optimizer);
+                Checkpoint.State st = Checkpoint.loadTraining(ckpt, optimizer, writers().placement());
                 if (mesh != null) DataParallel.verifyIdenticalWeights(mesh.dp(), model.namedParameters());
                 if (st.seed() != t.seed())
                     throw new IllegalArgumentException(ckpt + " was trained with train.seed = " + st.seed() + ", the config says " + t.seed()
@@ -225,9 +235,9 @@ public final class Trainer implements AutoCloseable {
                 if (metrics != null) metrics.log(rec);
                 history.add(rec);
                 bar.update(step + 1, lastLoss, tokensPerStep() / seconds);
-                if (leader() && (t.saveEvery() > 0 && (step + 1) % t.saveEvery() == 0 || last && (t.saveEvery() > 0 || end < t.steps()))) {
+                if (t.saveEvery() > 0 && (step + 1) % t.saveEvery() == 0 || last && (t.saveEvery() > 0 || end < t.steps())) {
                     Checkpoint.save(outDir, new Checkpoint.State(step + 1, tokensSeen, t.seed(), optimizer.steps(), optimizer.name()),
-                            model, tokenizer.name(), optimizer, t.keepCheckpoints());
+                            model, tokenizer.name(), optimizer, t.keepCheckpoints(), writers());
                 }
             }
         }
@@ -241,8 +251,14 @@ public final class Trainer implements AutoCloseable {
             out.printf("%nfinal: train loss %.4f, val loss %.4f, unigram baseline %.4f nats/token (%s)%n", lastLoss, lastVal, baseline,
                     lastVal < baseline ? String.format("%.1f%% below", 100 * (1 - lastVal / baseline)) : "NOT below the baseline");
         }
+        Map<String, Long> live = MemoryPool.host().liveBytesByLabel();
         out.printf("memory: peak live %s, weights %s, gradients %s, optimizer state %s%n", Bytes.human(MemoryPool.host().peakLiveBytes()),
-                Bytes.human(model.parameterCount() * 4), Bytes.human(model.parameterCount() * 4), Bytes.human(optimizer.stateBytes()));
+                Bytes.human(live.getOrDefault("parameters", 0L)), Bytes.human(live.getOrDefault("gradients", 0L)),
+                Bytes.human(live.getOrDefault("optimizer state", 0L)));
+        if (mesh != null)
+            out.printf("model state on this rank: parameters %d B, gradients %d B, optimizer state %d B (%s, %d parameters)%n",
+                    live.getOrDefault("parameters", 0L), live.getOrDefault("gradients", 0L), live.getOrDefault("optimizer state", 0L),
+                    describeStage(cfg.parallel().zero()).replaceAll(" \\(.*", ""), model.parameterCount());
         if (!statTotals.isEmpty()) {
             List<String> parts = new ArrayList<>();
             statTotals.forEach((k, tot) -> parts.add(String.format("%s %.3f", k, tot[0] / tot[1])));
