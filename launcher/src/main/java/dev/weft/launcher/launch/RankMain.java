@@ -53,7 +53,9 @@ public final class RankMain {
                 }
             }
             if (config == null) throw new IllegalArgumentException("usage: RankMain CONFIG [--set KEY=VALUE]... [--resume]");
-            train(env, TrainConfig.load(config, overrides), resume || env.restartCount() > 0);
+            TrainConfig cfg = TrainConfig.load(config, overrides);
+            for (String notice : cfg.notices()) System.out.println("weft rank " + rank + ": notice: " + notice);
+            train(env, cfg, resume || env.restartCount() > 0);
             System.out.flush();
             System.exit(0);
         } catch (Throwable e) {
