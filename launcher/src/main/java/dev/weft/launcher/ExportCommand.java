@@ -5,6 +5,10 @@ import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
 import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.file.AccessDeniedException;
+import java.nio.file.FileAlreadyExistsException;
+import java.nio.file.FileSystemException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
@@ -28,10 +32,41 @@ public final class ExportCommand implements Callable<Integer> {
     public Integer call() throws IOException {
         Path dir = GenerateCommand.resolve(checkpoint);
         HfConfig.Loaded cfg = HfConfig.read(dir.resolve("config.json")); // validates before anything is written
-        Files.createDirectories(out);
-        HfConfig.write(out.resolve("config.json"), cfg.model(), cfg.tokenizer() == null ? "unknown" : cfg.tokenizer());
-        Files.copy(dir.resolve("model.safetensors"), out.resolve("model.safetensors"), StandardCopyOption.REPLACE_EXISTING);
+        try {
+            Files.createDirectories(out);
+            HfConfig.write(out.resolve("config.json"), cfg.model(), cfg.tokenizer() == null ? "unknown" : cfg.tokenizer());
+            Files.copy(dir.resolve("model.safetensors"), out.resolve("model.safetensors"), StandardCopyOption.REPLACE_EXISTING);
+        } catch (FileSystemException e) {
+            throw cannotWrite(e);
+        } catch (UncheckedIOException e) {
+            if (e.getCause() instanceof FileSystemException f) throw cannotWrite(f);
+            throw e;
+        }
         System.out.println("exported " + dir + " to " + out + " (config.json, model.safetensors)");
         return 0;
+    }
+
+    /**
+     * The JDK's message for a failed write is often the bare path (an AccessDeniedException's is),
+     * or "PATH: Not a directory" for a path whose parent is not a directory: this says which path
+     * weft could not write and, in words, why.
+     */
+    static IOException cannotWrite(FileSystemException e) {
+        Path file = Path.of(e.getFile());
+        return new IOException("cannot write " + file + ": " + why(e, file), e);
+    }
+
+    private static String why(FileSystemException e, Path file) {
+        if (e instanceof AccessDeniedException) return "permission denied";
+        if (e instanceof FileAlreadyExistsException && Files.isRegularFile(file)) return "it is a file, not a directory";
+        if (Files.isDirectory(file)) return "it is a directory";
+        for (Path p = file.toAbsolutePath().getParent(); p != null; p = p.getParent())
+            if (Files.exists(p)) {
+                if (!Files.isDirectory(p)) return p + " is not a directory";
+                break;
+            }
+        String reason = e.getReason();
+        if (reason == null || reason.isBlank()) return e.getClass().getSimpleName();
+        return Character.toLowerCase(reason.charAt(0)) + reason.substring(1);
     }
 }

@@ -32,6 +32,7 @@ public final class TrainCommand implements Callable<Integer> {
     @Override
     public Integer call() {
         TrainConfig cfg = TrainConfig.load(config, overrides);
+        for (String notice : cfg.notices()) System.out.println("weft train: notice: " + notice);
         try (Trainer trainer = new Trainer(cfg, System.out)) {
             if (stopAfter < 0) throw new IllegalArgumentException("--stop-after must be >= 0, got " + stopAfter);
             trainer.run(resume, stopAfter);

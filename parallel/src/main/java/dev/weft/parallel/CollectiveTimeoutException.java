@@ -1,5 +1,7 @@
 package dev.weft.parallel;
 
+import dev.weft.core.UserError;
+
 import java.time.Duration;
 import java.util.List;
 
@@ -8,7 +10,7 @@ import java.util.List;
  * operation, the group, the operation's sequence number in that group and the ranks that never
  * arrived, so a hang becomes a diagnosis.
  */
-public final class CollectiveTimeoutException extends RuntimeException {
+public final class CollectiveTimeoutException extends RuntimeException implements UserError {
     private final String operation;
     private final String group;
     private final long sequence;

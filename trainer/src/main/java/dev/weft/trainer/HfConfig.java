@@ -1,5 +1,7 @@
 package dev.weft.trainer;
 
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.weft.core.model.LlamaConfig;
 import org.yaml.snakeyaml.LoaderOptions;
 import org.yaml.snakeyaml.Yaml;
@@ -10,7 +12,6 @@ import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
-import java.util.Locale;
 import java.util.Map;
 
 /**
@@ -25,33 +26,32 @@ public final class HfConfig {
     /** A model shape plus the tokenizer it was trained with (null for foreign checkpoints). */
     public record Loaded(LlamaConfig model, String tokenizer) {}
 
+    /** Jackson keeps an ObjectNode's keys in insertion order, so the file reads top to bottom as transformers documents it. */
+    private static final ObjectMapper JSON = new ObjectMapper();
+
     public static void write(Path file, LlamaConfig c, String tokenizer) {
-        String json = String.format(Locale.ROOT, """
-                {
-                  "architectures": ["LlamaForCausalLM"],
-                  "model_type": "llama",
-                  "hidden_act": "silu",
-                  "hidden_size": %d,
-                  "intermediate_size": %d,
-                  "num_hidden_layers": %d,
-                  "num_attention_heads": %d,
-                  "num_key_value_heads": %d,
-                  "head_dim": %d,
-                  "vocab_size": %d,
-                  "max_position_embeddings": %d,
-                  "rope_theta": %s,
-                  "rms_norm_eps": %s,
-                  "tie_word_embeddings": %s,
-                  "initializer_range": %s,
-                  "attention_bias": false,
-                  "mlp_bias": false,
-                  "torch_dtype": "float32",
-                  "weft_tokenizer": "%s"
-                }
-                """, c.dModel(), c.ffnDim(), c.layers(), c.heads(), c.kvHeads(), c.headDim(), c.vocab(), c.maxSeqLen(),
-                Float.toString(c.ropeTheta()), Float.toString(c.normEps()), c.tiedEmbeddings(), Double.toString(c.initStd()), tokenizer);
+        ObjectNode j = JSON.createObjectNode();
+        j.putArray("architectures").add("LlamaForCausalLM");
+        j.put("model_type", "llama");
+        j.put("hidden_act", "silu");
+        j.put("hidden_size", c.dModel());
+        j.put("intermediate_size", c.ffnDim());
+        j.put("num_hidden_layers", c.layers());
+        j.put("num_attention_heads", c.heads());
+        j.put("num_key_value_heads", c.kvHeads());
+        j.put("head_dim", c.headDim());
+        j.put("vocab_size", c.vocab());
+        j.put("max_position_embeddings", c.maxSeqLen());
+        j.put("rope_theta", c.ropeTheta());
+        j.put("rms_norm_eps", c.normEps());
+        j.put("tie_word_embeddings", c.tiedEmbeddings());
+        j.put("initializer_range", c.initStd());
+        j.put("attention_bias", false);
+        j.put("mlp_bias", false);
+        j.put("torch_dtype", "float32");
+        j.put("weft_tokenizer", tokenizer);
         try {
-            Files.writeString(file, json);
+            Files.writeString(file, JSON.writerWithDefaultPrettyPrinter().writeValueAsString(j) + "\n");
         } catch (IOException e) {
             throw new UncheckedIOException("cannot write " + file + ": " + e.getMessage(), e);
         }

@@ -1,5 +1,7 @@
 package dev.weft.core.io;
 
+import dev.weft.core.UserError;
+
 import java.nio.file.Path;
 
 /**
@@ -7,7 +9,7 @@ import java.nio.file.Path;
  * names the file and what is wrong with it. Unchecked, because a malformed checkpoint is a
  * problem with the input that the caller cannot retry its way out of.
  */
-public class SafetensorsFormatException extends RuntimeException {
+public class SafetensorsFormatException extends RuntimeException implements UserError {
     private final Path file;
 
     public SafetensorsFormatException(Path file, String problem) {

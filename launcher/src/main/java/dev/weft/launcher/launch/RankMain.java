@@ -1,5 +1,6 @@
 package dev.weft.launcher.launch;
 
+import dev.weft.core.UserError;
 import dev.weft.parallel.ProcessGroup;
 import dev.weft.parallel.Transport;
 import dev.weft.parallel.rendezvous.JobSecret;
@@ -8,6 +9,7 @@ import dev.weft.trainer.DistributedContext;
 import dev.weft.trainer.Trainer;
 import dev.weft.trainer.config.TrainConfig;
 
+import java.io.PrintStream;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -51,17 +53,13 @@ public final class RankMain {
                 }
             }
             if (config == null) throw new IllegalArgumentException("usage: RankMain CONFIG [--set KEY=VALUE]... [--resume]");
-            train(env, TrainConfig.load(config, overrides), resume || env.restartCount() > 0);
+            TrainConfig cfg = TrainConfig.load(config, overrides);
+            for (String notice : cfg.notices()) System.out.println("weft rank " + rank + ": notice: " + notice);
+            train(env, cfg, resume || env.restartCount() > 0);
             System.out.flush();
             System.exit(0);
         } catch (Throwable e) {
-            String who = rank >= 0 ? "weft rank " + rank : "weft rank";
-            if (isUserError(e)) {
-                System.out.println(who + ": error: " + e.getMessage());
-            } else {
-                System.out.println(who + ": failed: " + e);
-                e.printStackTrace(System.out);
-            }
+            reportFailure(rank >= 0 ? "weft rank " + rank : "weft rank", e, System.out);
             System.out.flush();
             System.exit(1);
         }
@@ -99,9 +97,19 @@ public final class RankMain {
         };
     }
 
-    private static boolean isUserError(Throwable e) {
-        return e instanceof IllegalArgumentException || e instanceof IllegalStateException || e instanceof java.io.UncheckedIOException
-                || e instanceof dev.weft.parallel.CollectiveTimeoutException || e instanceof dev.weft.parallel.rendezvous.RendezvousException
-                || e.getClass().getSimpleName().endsWith("ConfigException");
+    /**
+     * Bad input gets its message on one line; a bug gets its stack trace. A rank also keeps an
+     * IllegalStateException to one line: here it is the transport's set-up failing (a port in use,
+     * a host that does not resolve, a media driver that will not start), and the launcher's failure
+     * report quotes only the log's last {@value RankProcess#TAIL_LINES} lines, which a stack trace
+     * would fill before the message.
+     */
+    static void reportFailure(String who, Throwable e, PrintStream out) {
+        if (UserError.isUserError(e) || e instanceof IllegalStateException) {
+            out.println(who + ": error: " + e.getMessage());
+        } else {
+            out.println(who + ": failed: " + e);
+            e.printStackTrace(out);
+        }
     }
 }

@@ -1,7 +1,9 @@
 package dev.weft.trainer.config;
 
+import dev.weft.core.UserError;
+
 /** A config that cannot be used; the message names the key, the value and what is allowed. */
-public final class ConfigException extends IllegalArgumentException {
+public final class ConfigException extends IllegalArgumentException implements UserError {
     public ConfigException(String message) {
         super(message);
     }

@@ -179,8 +179,6 @@ public record TrainConfig(LlamaConfig model, Data data, Train train, Optim optim
         }
         Optim optim = new Optim(optName, lr, minLr, warmup, (Double) common.get("weight_decay"), (Double) common.get("beta1"),
                 (Double) common.get("beta2"), (Double) common.get("eps"), gradClip, List.copyOf(groups), fallback);
-        if (optim.warmupSteps() > train.steps())
-            throw new ConfigException("optimizer.warmup_steps = " + optim.warmupSteps() + " is invalid: expected at most train.steps = " + train.steps());
         o.finish();
 
         ConfigSection s = top.section("sample");
@@ -220,6 +218,18 @@ public record TrainConfig(LlamaConfig model, Data data, Train train, Optim optim
             out.put(k, v);
         }
         return out;
+    }
+
+    /**
+     * Where the run will differ from what the config says, one line each, for the command that trains
+     * to print at start-up. A warmup longer than the run is clamped (by {@link
+     * dev.weft.trainer.schedule.LrSchedule#warmupCosine}) rather than refused, so that a short trial
+     * run of a real config ({@code --set train.steps=20}) needs no second override.
+     */
+    public List<String> notices() {
+        if (optimizer.warmupSteps() <= train.steps()) return List.of();
+        return List.of("optimizer.warmup_steps = " + optimizer.warmupSteps() + " is more than train.steps = " + train.steps()
+                + ": warming up over all " + train.steps() + " steps");
     }
 
     /** Applies one {@code a.b.c=value}; the value is read as a YAML scalar (so 3 is a number, true a boolean). */

@@ -1,9 +1,11 @@
 package dev.weft.trainer.data;
 
+import dev.weft.core.UserError;
+
 import java.nio.file.Path;
 
 /** A token shard that cannot be trusted: truncated, not a shard, corrupted, or inconsistent. */
-public final class ShardFormatException extends RuntimeException {
+public final class ShardFormatException extends RuntimeException implements UserError {
     private final Path file;
 
     ShardFormatException(Path file, String problem) {

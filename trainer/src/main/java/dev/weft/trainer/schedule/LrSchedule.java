@@ -27,9 +27,10 @@ public interface LrSchedule {
      *   <li>{@code step >= totalSteps}: {@code minLr}.</li>
      * </ul>
      * {@code warmupSteps} may be 0 (decay from the first step) and may equal {@code totalSteps}
-     * (warmup, then {@code minLr}).
+     * (warmup, then {@code minLr}); above {@code totalSteps} it is clamped to it, so a run shorter
+     * than its config's warmup warms up throughout and still reaches {@code peakLr} on its last step.
      */
     static LrSchedule warmupCosine(double peakLr, double minLr, long warmupSteps, long totalSteps) {
-        return new WarmupCosine(peakLr, minLr, warmupSteps, totalSteps);
+        return new WarmupCosine(peakLr, minLr, Math.min(warmupSteps, totalSteps), totalSteps);
     }
 }

@@ -44,6 +44,13 @@ class TrainConfigTest {
     }
 
     @Test
+    void aWarmupLongerThanTheRunIsANoticeNotAnError() throws IOException {
+        TrainConfig c = TrainConfig.load(write("data: {text: a.txt}\noptimizer: {warmup_steps: 50}\n"), List.of("train.steps=20"));
+        assertEquals(List.of("optimizer.warmup_steps = 50 is more than train.steps = 20: warming up over all 20 steps"), c.notices());
+        assertEquals(List.of(), TrainConfig.load(write("data: {text: a.txt}\noptimizer: {warmup_steps: 20}\n"), List.of("train.steps=20")).notices());
+    }
+
+    @Test
     void unknownKeysAreNamedWithTheAllowedOnes() throws IOException {
         String m = error("data: {text: a.txt}\ntrain: {stepz: 10}\n");
         assertTrue(m.contains("train.stepz") && m.contains("allowed") && m.contains("steps"), m);

@@ -1,5 +1,7 @@
 package dev.weft.trainer.hf;
 
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.weft.core.model.LlamaConfig;
 import dev.weft.trainer.HfConfig;
 import org.junit.jupiter.api.Test;
@@ -8,6 +10,8 @@ import org.junit.jupiter.api.io.TempDir;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
 
 import static org.junit.jupiter.api.Assertions.*;
 
@@ -32,6 +36,46 @@ class HfConfigCompatibilityTest {
 
     String rejected(String extra) {
         return assertThrows(IllegalArgumentException.class, () -> read(extra)).getMessage();
+    }
+
+    /** What transformers reads: exactly these keys, in this order, each with its JSON type. */
+    @Test
+    void writtenConfigIsTheLlamaConfigTransformersReads() throws IOException {
+        LlamaConfig c = new LlamaConfig(2, 32, 4, 2, 48, 64, 64, 500000f, 1e-5f, true, 0.02);
+        String tokenizer = "bpe:C:\\vocab \"v2\".json"; // a path a user may name, with JSON's two special characters
+        Path f = dir.resolve("config.json");
+        HfConfig.write(f, c, tokenizer);
+
+        JsonNode j = new ObjectMapper().readTree(f.toFile());
+        List<String> keys = new ArrayList<>();
+        j.fieldNames().forEachRemaining(keys::add);
+        assertEquals(List.of("architectures", "model_type", "hidden_act", "hidden_size", "intermediate_size", "num_hidden_layers",
+                "num_attention_heads", "num_key_value_heads", "head_dim", "vocab_size", "max_position_embeddings", "rope_theta",
+                "rms_norm_eps", "tie_word_embeddings", "initializer_range", "attention_bias", "mlp_bias", "torch_dtype",
+                "weft_tokenizer"), keys);
+        assertEquals("[\"LlamaForCausalLM\"]", j.get("architectures").toString());
+        assertEquals("llama", j.get("model_type").textValue());
+        assertEquals("silu", j.get("hidden_act").textValue());
+        assertEquals(32, j.get("hidden_size").intValue());
+        assertEquals(48, j.get("intermediate_size").intValue());
+        assertEquals(2, j.get("num_hidden_layers").intValue());
+        assertEquals(4, j.get("num_attention_heads").intValue());
+        assertEquals(2, j.get("num_key_value_heads").intValue());
+        assertEquals(8, j.get("head_dim").intValue());
+        assertEquals(64, j.get("vocab_size").intValue());
+        assertEquals(64, j.get("max_position_embeddings").intValue());
+        assertEquals(500000.0, j.get("rope_theta").doubleValue());
+        assertEquals(1e-5f, j.get("rms_norm_eps").floatValue());
+        assertTrue(j.get("tie_word_embeddings").booleanValue());
+        assertEquals(0.02, j.get("initializer_range").doubleValue());
+        assertFalse(j.get("attention_bias").booleanValue());
+        assertFalse(j.get("mlp_bias").booleanValue());
+        assertEquals("float32", j.get("torch_dtype").textValue());
+        assertEquals(tokenizer, j.get("weft_tokenizer").textValue());
+
+        HfConfig.Loaded back = HfConfig.read(f);
+        assertEquals(c, back.model());
+        assertEquals(tokenizer, back.tokenizer());
     }
 
     @Test

@@ -39,6 +39,16 @@ class LrScheduleTest {
         assertEquals(0.5, allWarmup.lr(4), EPS);
     }
 
+    /** A trial run shorter than its config's warmup: the warmup is clamped to the run, not refused. */
+    @Test
+    void aWarmupLongerThanTheRunIsTheWholeRun() {
+        LrSchedule s = LrSchedule.warmupCosine(2.0, 0.5, 20, 4);
+        assertEquals(LrSchedule.warmupCosine(2.0, 0.5, 4, 4).toString(), s.toString());
+        assertEquals(0.5, s.lr(0), EPS);
+        assertEquals(2.0, s.lr(3), EPS);
+        assertEquals(0.5, s.lr(4), EPS);
+    }
+
     @Test
     void constant() {
         LrSchedule c = LrSchedule.constant(3e-4);
@@ -55,7 +65,6 @@ class LrScheduleTest {
         assertMessage("minLr must be in [0, peakLr=0.001], got -1.0", () -> LrSchedule.warmupCosine(1e-3, -1, 0, 10));
         assertMessage("warmupSteps must be >= 0, got -1", () -> LrSchedule.warmupCosine(1e-3, 0, -1, 10));
         assertMessage("totalSteps must be >= 1, got 0", () -> LrSchedule.warmupCosine(1e-3, 0, 0, 0));
-        assertMessage("warmupSteps (20) must not exceed totalSteps (10)", () -> LrSchedule.warmupCosine(1e-3, 0, 20, 10));
         assertMessage("learning rate must be a finite number >= 0, got Infinity", () -> LrSchedule.constant(Double.POSITIVE_INFINITY));
         assertMessage("step must be >= 0, got -1", () -> LrSchedule.warmupCosine(1e-3, 0, 0, 10).lr(-1));
         assertMessage("step must be >= 0, got -5", () -> LrSchedule.constant(1).lr(-5));
