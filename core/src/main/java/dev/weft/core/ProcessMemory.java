@@ -24,6 +24,13 @@ public final class ProcessMemory {
         return read("VmHWM:");
     }
 
+    /** "process rss 512.0 MiB (peak 600.0 MiB)" for reports, or "process rss unavailable". */
+    public static String summary() {
+        long rss = rssBytes(), peak = peakRssBytes();
+        if (rss < 0) return "process rss unavailable";
+        return "process rss " + Bytes.human(rss) + (peak < 0 ? "" : " (peak " + Bytes.human(peak) + ")");
+    }
+
     private static long read(String key) {
         try {
             return parseKib(Files.readString(STATUS), key);
