@@ -1,5 +1,8 @@
 package dev.weft.launcher;
 
+import dev.weft.core.Bytes;
+import dev.weft.core.MemoryPool;
+import dev.weft.core.ProcessMemory;
 import dev.weft.core.model.Llama;
 import dev.weft.trainer.Checkpoint;
 import dev.weft.trainer.Generator;
@@ -52,6 +55,9 @@ public final class GenerateCommand implements Callable<Integer> {
         if (ids.length == 0) ids = new int[] {tokenizer.endOfText()};
         int[] out = new Generator(model, seed).generate(ids, tokens, temperature, topK);
         System.out.println(prompt + tokenizer.decode(out));
+        // stderr, so that the text on stdout can be piped on as it is
+        System.err.printf("memory: pool peak live %s, peak reserved %s; %s%n", Bytes.human(MemoryPool.host().peakLiveBytes()),
+                Bytes.human(MemoryPool.host().peakReservedBytes()), ProcessMemory.summary());
         model.close();
         return 0;
     }

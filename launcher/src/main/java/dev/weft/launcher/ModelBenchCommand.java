@@ -3,6 +3,7 @@ package dev.weft.launcher;
 import dev.weft.core.Bytes;
 import dev.weft.core.DType;
 import dev.weft.core.MemoryPool;
+import dev.weft.core.ProcessMemory;
 import dev.weft.core.Scope;
 import dev.weft.core.Tensor;
 import dev.weft.core.model.Llama;
@@ -142,8 +143,8 @@ public final class ModelBenchCommand implements Callable<Integer> {
             System.out.printf("%nnon-embedding parameters: %,d; model FLOPs per step: %.2f GFLOP%n", c.nonEmbeddingParameters(), flops / 1e9);
             System.out.printf("tokens/s: %,.0f%n", batch * seq / total);
             System.out.printf("achieved: %.1f GFLOP/s; MFU vs measured sgemm (%.1f GFLOP/s): %.1f%%%n", achieved, sgemm, 100 * achieved / sgemm);
-            System.out.printf("memory: peak live %s, peak reserved %s (weights %s, optimizer state %s)%n", Bytes.human(peakLive),
-                    Bytes.human(peakReserved), Bytes.human(weights), Bytes.human(optimizerState));
+            System.out.printf("memory: peak live %s, peak reserved %s (weights %s, optimizer state %s); %s%n", Bytes.human(peakLive),
+                    Bytes.human(peakReserved), Bytes.human(weights), Bytes.human(optimizerState), ProcessMemory.summary());
         }
     }
 

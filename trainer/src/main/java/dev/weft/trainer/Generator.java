@@ -3,22 +3,36 @@ package dev.weft.trainer;
 import dev.weft.core.Autograd;
 import dev.weft.core.Scope;
 import dev.weft.core.Tensor;
+import dev.weft.core.model.KvCache;
 import dev.weft.core.model.Llama;
 
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
 import java.util.Arrays;
 import java.util.SplittableRandom;
 
 /**
- * Autoregressive sampling with temperature and top-k. Each new token re-reads the last
- * max_seq_len tokens (no KV cache: samples here are short and the model small).
+ * Autoregressive sampling with temperature and top-k. While the sequence fits in max_seq_len, a
+ * KV cache holds every earlier position, so each new token runs the model over that one token.
+ * Once it is longer, the window of the last max_seq_len tokens slides, every token's position
+ * changes and the cached keys no longer apply: each step then re-reads the whole window, as a
+ * model trained at positions 0..max_seq_len-1 expects.
  */
 public final class Generator {
     private final Llama model;
     private final SplittableRandom random;
 
+    private final boolean kvCache;
+
     public Generator(Llama model, long seed) {
+        this(model, seed, true);
+    }
+
+    /** {@code kvCache} false re-reads the whole context for every token (the reference the cache is tested against). */
+    Generator(Llama model, long seed, boolean kvCache) {
         this.model = model;
         this.random = new SplittableRandom(seed);
+        this.kvCache = kvCache;
     }
 
     /**
@@ -31,16 +45,23 @@ public final class Generator {
         int window = model.config().maxSeqLen();
         int[] seq = Arrays.copyOf(prompt, prompt.length + count);
         int len = prompt.length;
-        try (var ng = Autograd.noGrad()) {
+        float[] last = new float[model.config().vocab()];
+        try (var ng = Autograd.noGrad(); KvCache cache = kvCache ? new KvCache(model.config(), 1) : null) {
             for (int i = 0; i < count; i++) {
                 int from = Math.max(0, len - window);
-                int[] ctx = Arrays.copyOfRange(seq, from, len);
                 try (Scope s = Scope.open()) {
-                    Tensor logits = model.forward(ctx, 1, ctx.length);
-                    float[] last = new float[model.config().vocab()];
-                    int v = last.length;
-                    java.lang.foreign.MemorySegment.copy(logits.data(), java.lang.foreign.ValueLayout.JAVA_FLOAT,
-                            (long) (ctx.length - 1) * v * 4, last, 0, v);
+                    Tensor logits;
+                    int rows;
+                    if (cache != null && from == 0) {
+                        int[] fresh = Arrays.copyOfRange(seq, cache.length(), len);
+                        logits = model.forward(fresh, 1, fresh.length, cache);
+                        rows = fresh.length;
+                    } else {
+                        int[] ctx = Arrays.copyOfRange(seq, from, len);
+                        logits = model.forward(ctx, 1, ctx.length);
+                        rows = ctx.length;
+                    }
+                    MemorySegment.copy(logits.data(), ValueLayout.JAVA_FLOAT, (long) (rows - 1) * last.length * 4, last, 0, last.length);
                     seq[len++] = pick(last, temperature, topK);
                 }
             }

@@ -73,28 +73,59 @@ public final class FlashAttention {
                 for (int task = from; task < to; task++) {
                     int bh = task / qTiles;
                     int i0 = balancedTile(task % qTiles, qTiles) * qTile;
-                    forwardRows(s, scale, kvTile, bh / s.qHeads, bh % s.qHeads, i0, Math.min(qTile, s.seq - i0),
+                    forwardRows(s, 0, s.seq, scale, kvTile, bh / s.qHeads, bh % s.qHeads, i0, Math.min(qTile, s.seq - i0),
                             q, k, v, out, lse, sc, rowMax, rowSum);
                 }
             }
         });
     }
 
-    /** One block of query rows [i0, i0 + br) of one head against every key at or before them. */
-    private static void forwardRows(Shape s, float scale, int kvTile, int b, int h, int i0, int br,
+    /**
+     * Forward for queries that continue a cached prefix (generation with a KV cache): q, out and
+     * lse are shaped by {@code s}, whose seq is the number of new queries, at positions
+     * [past, past + s.seq); k and v are [B, capacity, Hkv, D] caches whose first past + s.seq rows
+     * hold every position up to the last query. Each query row runs exactly the arithmetic of
+     * {@link #forward} for that row, over the same key tiles.
+     */
+    public static void forwardAfterPrefix(Shape s, int past, int capacity, float scale, int qTile, int kvTile, MemorySegment q,
+                                          MemorySegment k, MemorySegment v, MemorySegment out, MemorySegment lse) {
+        checkTiles(qTile, kvTile);
+        if (past < 0 || (long) past + s.seq > capacity)
+            throw new IllegalArgumentException("attention: " + s.seq + " queries after " + past + " cached positions exceed the cache of " + capacity);
+        int qTiles = ceilDiv(s.seq, qTile);
+        int tasks = s.batch * s.qHeads * qTiles;
+        Parallel.forRange(tasks, 1, (from, to) -> {
+            try (Tensor scores = scratch(qTile * kvTile)) {
+                float[] rowMax = new float[qTile], rowSum = new float[qTile];
+                MemorySegment sc = scores.data();
+                for (int task = from; task < to; task++) {
+                    int bh = task / qTiles;
+                    int i0 = (task % qTiles) * qTile;
+                    forwardRows(s, past, capacity, scale, kvTile, bh / s.qHeads, bh % s.qHeads, i0, Math.min(qTile, s.seq - i0),
+                            q, k, v, out, lse, sc, rowMax, rowSum);
+                }
+            }
+        });
+    }
+
+    /**
+     * One block of query rows [i0, i0 + br) of one head against every key at or before them. Query
+     * row i sits at position {@code past + i}; k and v hold {@code kvSeq} rows per batch entry.
+     */
+    private static void forwardRows(Shape s, int past, int kvSeq, float scale, int kvTile, int b, int h, int i0, int br,
                                     MemorySegment q, MemorySegment k, MemorySegment v, MemorySegment out, MemorySegment lse,
                                     MemorySegment sc, float[] rowMax, float[] rowSum) {
         int d = s.headDim, ldq = s.qHeads * d, ldk = s.kvHeads * d, g = h / s.group();
         long qOff = s.qRow(b, i0, h);
-        int keysEnd = i0 + br; // causal: these rows see keys [0, keysEnd) at most
+        int keysEnd = past + i0 + br; // causal: these rows see keys [0, keysEnd) at most
         for (int j0 = 0; j0 < keysEnd; j0 += kvTile) {
             int bc = Math.min(kvTile, keysEnd - j0);
-            long kOff = s.kvRow(b, j0, g);
+            long kOff = (((long) b * kvSeq + j0) * s.kvHeads + g) * d;
             boolean first = j0 == 0;
             Gemm.sgemm(false, true, br, bc, d, scale, q, qOff, ldq, k, kOff, ldk, 0f, sc, 0, bc);
             for (int r = 0; r < br; r++) {
                 long row = (long) r * bc;
-                int valid = Math.min(bc, i0 + r - j0 + 1);
+                int valid = Math.min(bc, past + i0 + r - j0 + 1);
                 if (valid <= 0) { // the whole tile lies after this row's position
                     zero(sc, row, bc);
                     continue;

@@ -44,6 +44,24 @@ public final class Llama extends Module {
         return forward(ids, batch, seq, 0);
     }
 
+    /**
+     * Logits for the next {@code seq} tokens of each of {@code batch} sequences whose earlier tokens
+     * are in {@code cache} (positions from {@code cache.length()} on), as [batch * seq, vocab]; the
+     * new tokens' keys and values are added to the cache. Under no-grad only.
+     */
+    public Tensor forward(int[] ids, int batch, int seq, KvCache cache) {
+        if (ids.length != batch * seq)
+            throw new IllegalArgumentException("forward: " + ids.length + " ids for batch " + batch + " x seq " + seq);
+        if (batch != cache.batch())
+            throw new IllegalArgumentException("forward: batch " + batch + " does not match the KV cache's batch " + cache.batch());
+        int position = cache.length();
+        if (position + seq > config.maxSeqLen())
+            throw new IllegalArgumentException("sequence of " + (position + seq) + " tokens exceeds model.max_seq_len = " + config.maxSeqLen());
+        Tensor h = model.forward(ids, batch, seq, position, cache).view(batch * seq, config.dModel());
+        cache.advance(seq);
+        return lmHead != null ? lmHead.forward(h) : Matmul.linear(h, model.embedTokens.weight());
+    }
+
     @Override
     public String toString() {
         return "Llama" + config + " with " + parameterCount() + " parameters";

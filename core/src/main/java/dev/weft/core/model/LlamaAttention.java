@@ -24,11 +24,17 @@ final class LlamaAttention extends Module {
 
     /** x [B, T, d] → [B, T, d]; {@code position} is the absolute position of x's first token. */
     Tensor forward(Tensor x, int position) {
+        return forward(x, position, null, 0);
+    }
+
+    /** As {@link #forward(Tensor, int)}, attending also to the positions before x held in {@code cache} (if not null). */
+    Tensor forward(Tensor x, int position, KvCache cache, int layer) {
         int b = x.size(0), t = x.size(1), hd = c.headDim();
         Tensor qh = Rope.apply(q.forward(x).view(b, t, c.heads(), hd), position, c.ropeTheta());
         Tensor kh = Rope.apply(k.forward(x).view(b, t, c.kvHeads(), hd), position, c.ropeTheta());
         Tensor vh = v.forward(x).view(b, t, c.kvHeads(), hd);
-        Tensor a = Attention.causal(qh, kh, vh, (float) (1.0 / Math.sqrt(hd)));
+        float scale = (float) (1.0 / Math.sqrt(hd));
+        Tensor a = cache == null ? Attention.causal(qh, kh, vh, scale) : cache.attend(layer, qh, kh, vh, position, scale);
         return o.forward(a.view(b, t, c.heads() * hd));
     }
 }

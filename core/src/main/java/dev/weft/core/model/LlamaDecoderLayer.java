@@ -19,7 +19,11 @@ final class LlamaDecoderLayer extends Module {
     }
 
     Tensor forward(Tensor x, int position) {
-        Tensor h = Elementwise.add(x, attention.forward(inputNorm.forward(x), position));
+        return forward(x, position, null, 0);
+    }
+
+    Tensor forward(Tensor x, int position, KvCache cache, int index) {
+        Tensor h = Elementwise.add(x, attention.forward(inputNorm.forward(x), position, cache, index));
         return Elementwise.add(h, mlp.forward(postAttentionNorm.forward(h)));
     }
 }

@@ -24,8 +24,13 @@ final class LlamaModel extends Module {
 
     /** ids laid out [b, t] → hidden states [b, t, d]. */
     Tensor forward(int[] ids, int b, int t, int position) {
+        return forward(ids, b, t, position, null);
+    }
+
+    /** As above; with a cache, each layer also attends to (and adds to) the positions it holds. */
+    Tensor forward(int[] ids, int b, int t, int position, KvCache cache) {
         Tensor h = embedTokens.forward(ids, b, t);
-        for (LlamaDecoderLayer layer : layers) h = layer.forward(h, position);
+        for (int i = 0; i < layers.size(); i++) h = layers.get(i).forward(h, position, cache, i);
         return norm.forward(h);
     }
 

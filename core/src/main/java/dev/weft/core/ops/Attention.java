@@ -75,6 +75,42 @@ public final class Attention {
         return out;
     }
 
+    /**
+     * Attention of new queries against a key/value cache, for generation under no-grad: q is
+     * [B, Tq, Hq, D] at positions [past, past + Tq); kCache and vCache are [B, capacity, Hkv, D]
+     * and already hold positions [0, past + Tq). Each query row gets the same result as in
+     * {@link #causal} over the whole sequence, up to the float rounding of the tile products.
+     * Returns [B, Tq, Hq, D].
+     */
+    public static Tensor causalAfterPrefix(Tensor q, Tensor kCache, Tensor vCache, int past, float scale) {
+        requireRank("q", q, "[B, Tq, Hq, D]");
+        requireRank("k", kCache, "[B, capacity, Hkv, D]");
+        requireRank("v", vCache, "[B, capacity, Hkv, D]");
+        if (Autograd.needsGrad(q, kCache, vCache))
+            throw new IllegalStateException("Attention.causalAfterPrefix has no backward: use it under Autograd.noGrad()");
+        if (!Arrays.equals(kCache.shape(), vCache.shape()))
+            throw new IllegalArgumentException("Attention.causalAfterPrefix: k cache " + Arrays.toString(kCache.shape())
+                    + " and v cache " + Arrays.toString(vCache.shape()) + " must have the same shape");
+        int b = q.size(0), t = q.size(1), hq = q.size(2), d = q.size(3), capacity = kCache.size(1), hkv = kCache.size(2);
+        if (kCache.size(0) != b || kCache.size(3) != d || hkv == 0 || hq % hkv != 0)
+            throw new IllegalArgumentException("Attention.causalAfterPrefix: cache " + Arrays.toString(kCache.shape())
+                    + " does not fit q " + Arrays.toString(q.shape()) + " (batch and head dimension must agree, Hq a multiple of Hkv)");
+        if (past < 0 || (long) past + t > capacity)
+            throw new IllegalArgumentException("Attention.causalAfterPrefix: " + t + " queries after " + past
+                    + " cached positions do not fit a cache of " + capacity);
+        if (!Float.isFinite(scale)) throw new IllegalArgumentException("Attention.causalAfterPrefix: scale must be finite, got " + scale);
+        FlashAttention.Shape s = new FlashAttention.Shape(b, t, hq, hkv, d);
+        int[] tiles = tiles(d);
+        Tensor qc = q.contiguous();
+        Tensor out = Tensor.empty(DType.F32, "attention", b, t, hq, d);
+        try (Tensor lse = Tensor.empty(DType.F32, "attention.lse", b, hq, t)) {
+            FlashAttention.forwardAfterPrefix(s, past, capacity, scale, tiles[0], tiles[1], qc.data(), kCache.contiguous().data(),
+                    vCache.contiguous().data(), out.data(), lse.data());
+        }
+        if (qc != q) qc.close();
+        return out;
+    }
+
     private static FlashAttention.Shape shapeOf(Tensor q, Tensor k, Tensor v) {
         requireRank("q", q, "[B, T, Hq, D]");
         requireRank("k", k, "[B, T, Hkv, D]");
