@@ -11,6 +11,7 @@ import org.agrona.MutableDirectBuffer;
 import org.agrona.concurrent.BackoffIdleStrategy;
 import org.agrona.concurrent.IdleStrategy;
 import org.agrona.concurrent.SleepingMillisIdleStrategy;
+import org.agrona.concurrent.UnsafeBuffer;
 
 import java.lang.foreign.MemorySegment;
 import java.net.InetAddress;
@@ -35,6 +36,13 @@ import java.util.concurrent.locks.ReentrantLock;
  * receiver thread: a rank that waits (for a frame, or on back-pressure) polls its subscriptions
  * and files frames for whoever they belong to, and waits with a backoff that ends in parking, so
  * an idle rank does not spin on a core the others compute on.
+ *
+ * <p>Nothing is allocated per frame. A send claims log-buffer space with its publication's own
+ * {@link BufferClaim} and copies the tensor bytes in; a received fragment is read in place (its
+ * header through {@link FrameHeader}) and its payload copied into a pooled {@link Frame}, which the
+ * receiver gives back once consumed. Senders are the threads that run collectives (a caller inline,
+ * each group's lanes), so several may send to one peer at once: a publication's claim is used under
+ * its lock. Fragments are read only by the thread holding the poll lock.
  */
 public final class AeronTransport implements Transport {
     /** Environment variable naming the node's media driver directory (set by the launcher). */
@@ -55,8 +63,11 @@ public final class AeronTransport implements Transport {
     private final Subscription udp;
     private final int udpPort;
     private final Inbox inbox = new Inbox();
+    private final FramePool pool = new FramePool();
     private final ReentrantLock pollLock = new ReentrantLock();
     private final FragmentHandler handler = this::onFragment;
+    /** A view over the pooled frame a fragment is copied into; used under the poll lock only. */
+    private final UnsafeBuffer landing = new UnsafeBuffer();
     private final List<Publication> publications = new ArrayList<>();
     private volatile boolean closed;
 
@@ -206,16 +217,41 @@ public final class AeronTransport implements Transport {
     // ---- receiving ----------------------------------------------------------------------------
 
     private void onFragment(DirectBuffer buf, int offset, int length, io.aeron.logbuffer.Header header) {
-        int src = buf.getInt(offset, java.nio.ByteOrder.LITTLE_ENDIAN);
-        int group = buf.getInt(offset + 4, ByteOrder.LITTLE_ENDIAN);
-        int kind = buf.getInt(offset + 8, ByteOrder.LITTLE_ENDIAN);
-        int step = buf.getInt(offset + 12, ByteOrder.LITTLE_ENDIAN);
-        long seq = buf.getLong(offset + 16, ByteOrder.LITTLE_ENDIAN);
-        int chunk = buf.getInt(offset + 24, ByteOrder.LITTLE_ENDIAN);
-        // native, not a byte[]: the reduction kernels must only ever see native segments (see Inbox.copyOf)
-        MemorySegment payload = java.lang.foreign.Arena.ofAuto().allocate(length - HEADER, 8);
-        buf.getBytes(offset + HEADER, payload.asByteBuffer(), 0, length - HEADER);
-        inbox.put(src, new Msg(group, kind, seq, step, chunk), payload);
+        int len = length - HEADER;
+        Frame f = pool.take(len).addressed(FrameHeader.src(buf, offset), FrameHeader.group(buf, offset), FrameHeader.kind(buf, offset),
+                FrameHeader.seq(buf, offset), FrameHeader.step(buf, offset), FrameHeader.chunk(buf, offset));
+        if (len > 0) {
+            landing.wrap(f.data.address(), len);
+            buf.getBytes(offset + HEADER, landing, 0, len);
+        }
+        inbox.put(f);
+    }
+
+    /**
+     * The frame header, read and written in place in the log buffer (a flyweight: no object per
+     * frame). Little-endian: sender rank, group, kind, step, seq (8 bytes), chunk, payload length.
+     */
+    static final class FrameHeader {
+        private static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
+
+        private FrameHeader() {}
+
+        static void write(MutableDirectBuffer b, int o, int src, Msg msg, int length) {
+            b.putInt(o, src, LE);
+            b.putInt(o + 4, msg.group, LE);
+            b.putInt(o + 8, msg.kind, LE);
+            b.putInt(o + 12, msg.step, LE);
+            b.putLong(o + 16, msg.seq, LE);
+            b.putInt(o + 24, msg.chunk, LE);
+            b.putInt(o + 28, length, LE);
+        }
+
+        static int src(DirectBuffer b, int o) { return b.getInt(o, LE); }
+        static int group(DirectBuffer b, int o) { return b.getInt(o + 4, LE); }
+        static int kind(DirectBuffer b, int o) { return b.getInt(o + 8, LE); }
+        static int step(DirectBuffer b, int o) { return b.getInt(o + 12, LE); }
+        static long seq(DirectBuffer b, int o) { return b.getLong(o + 16, LE); }
+        static int chunk(DirectBuffer b, int o) { return b.getInt(o + 24, LE); }
     }
 
     /** Files whatever has arrived; returns the number of frames. Only one thread polls at a time. */
@@ -228,19 +264,38 @@ public final class AeronTransport implements Transport {
         }
     }
 
+    // Spin briefly (a frame is usually microseconds away inside a collective), then yield, then
+    // park with growing pauses up to 200 us, so a long wait costs almost no CPU. A park costs at
+    // least ~50 us on Linux, so a synchronous caller, whose thread has nothing else to do, yields
+    // for a few hundred microseconds first (a 4 KiB all-reduce: 22-40 us instead of 24-122).
+    // On the collective lane a long yield phase would cost the rank's own compute threads
+    // (under CFS a yielding thread keeps its share of the core): DDP steps slowed by half.
+    // Each thread makes its two strategies once, so a wait allocates nothing.
+    private static final ThreadLocal<IdleStrategy[]> WAITS = ThreadLocal.withInitial(() -> new IdleStrategy[]{
+            new BackoffIdleStrategy(64, 400, 1_000, 200_000), new BackoffIdleStrategy(64, 16, 1_000, 200_000)});
+
     private static IdleStrategy waitStrategy() {
-        // Spin briefly (a frame is usually microseconds away inside a collective), then yield, then
-        // park with growing pauses up to 200 us, so a long wait costs almost no CPU. A park costs at
-        // least ~50 us on Linux, so a synchronous caller, whose thread has nothing else to do, yields
-        // for a few hundred microseconds first (a 4 KiB all-reduce: 22-40 us instead of 24-122).
-        // On the collective lane a long yield phase would cost the rank's own compute threads
-        // (under CFS a yielding thread keeps its share of the core): DDP steps slowed by half.
-        return new BackoffIdleStrategy(64, FabricGroup.callerWaits() ? 400 : 16, 1_000, 200_000);
+        IdleStrategy s = WAITS.get()[FabricGroup.callerWaits() ? 0 : 1];
+        s.reset();
+        return s;
+    }
+
+    /** One peer's publication with the claim its senders reuse, under its lock. */
+    private static final class Publisher {
+        final Publication publication;
+        final BufferClaim bufferClaim = new BufferClaim();
+        /** A view over the tensor bytes being sent (native tensors); used under the lock. */
+        final UnsafeBuffer source = new UnsafeBuffer();
+
+        Publisher(Publication publication) {
+            this.publication = publication;
+        }
     }
 
     private final class AeronFabric implements Fabric, SharedMemoryCapable {
         private final int rank;
         private final Publication[] pubs;
+        private final Publisher[] publishers;
         private final boolean[] local;
         private final int[] streams;
 
@@ -249,6 +304,8 @@ public final class AeronTransport implements Transport {
             this.pubs = pubs;
             this.local = local;
             this.streams = streams;
+            this.publishers = new Publisher[pubs.length];
+            for (int i = 0; i < pubs.length; i++) if (pubs[i] != null) publishers[i] = new Publisher(pubs[i]);
         }
 
         /**
@@ -270,29 +327,30 @@ public final class AeronTransport implements Transport {
         @Override public int maxFrameBytes() { return MTU - 32 - HEADER; }
 
         @Override
-        public void send(int dst, Msg msg, MemorySegment payload, long deadlineNanos) {
-            Publication pub = pubs[dst];
-            int len = (int) payload.byteSize();
-            BufferClaim claim = new BufferClaim();
+        public void send(int dst, Msg msg, MemorySegment payload, long offset, int length, long deadlineNanos) {
+            Publisher p = publishers[dst];
             IdleStrategy idle = null;
             while (true) {
-                long r = pub.tryClaim(HEADER + len, claim);
-                if (r > 0) {
-                    MutableDirectBuffer b = claim.buffer();
-                    int o = claim.offset();
-                    b.putInt(o, rank, ByteOrder.LITTLE_ENDIAN);
-                    b.putInt(o + 4, msg.group(), ByteOrder.LITTLE_ENDIAN);
-                    b.putInt(o + 8, msg.kind(), ByteOrder.LITTLE_ENDIAN);
-                    b.putInt(o + 12, msg.step(), ByteOrder.LITTLE_ENDIAN);
-                    b.putLong(o + 16, msg.seq(), ByteOrder.LITTLE_ENDIAN);
-                    b.putInt(o + 24, msg.chunk(), ByteOrder.LITTLE_ENDIAN);
-                    b.putInt(o + 28, len, ByteOrder.LITTLE_ENDIAN);
-                    if (len > 0) {
-                        MemorySegment dst2 = MemorySegment.ofAddress(b.addressOffset() + o + HEADER).reinterpret(len);
-                        MemorySegment.copy(payload, 0, dst2, 0, len);
+                long r;
+                synchronized (p) {
+                    BufferClaim claim = p.bufferClaim;
+                    r = p.publication.tryClaim(HEADER + length, claim);
+                    if (r > 0) {
+                        MutableDirectBuffer b = claim.buffer();
+                        int o = claim.offset();
+                        FrameHeader.write(b, o, rank, msg, length);
+                        if (length > 0) {
+                            if (payload.isNative()) {
+                                p.source.wrap(payload.address() + offset, length);
+                                b.putBytes(o + HEADER, p.source, 0, length);
+                            } else {
+                                MemorySegment into = MemorySegment.ofAddress(b.addressOffset() + o + HEADER).reinterpret(length);
+                                MemorySegment.copy(payload, offset, into, 0, length);
+                            }
+                        }
+                        claim.commit();
+                        return;
                     }
-                    claim.commit();
-                    return;
                 }
                 if (r == Publication.CLOSED || r == Publication.MAX_POSITION_EXCEEDED)
                     throw new IllegalStateException("Aeron publication to rank " + dst + " failed: " + Publication.errorString(r));
@@ -306,10 +364,10 @@ public final class AeronTransport implements Transport {
         }
 
         @Override
-        public MemorySegment receive(int src, Msg msg, long deadlineNanos) {
+        public Frame receive(int src, Msg msg, long deadlineNanos) {
             IdleStrategy idle = null;
             while (true) {
-                MemorySegment f = inbox.poll(src, msg);
+                Frame f = inbox.poll(src, msg);
                 if (f != null) return f;
                 int work = progress();
                 if (work > 0) continue;
@@ -323,6 +381,16 @@ public final class AeronTransport implements Transport {
                     idle.idle(0);
                 }
             }
+        }
+
+        @Override
+        public void release(Frame frame) {
+            pool.give(frame);
+        }
+
+        @Override
+        public FramePool framePool() {
+            return pool;
         }
 
         @Override

@@ -1,6 +1,5 @@
 package dev.weft.parallel;
 
-import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.util.ArrayList;
 import java.util.List;
@@ -49,7 +48,7 @@ final class Collectives {
         int n = op.size(), r = op.rank();
         long bytes = numel * 4;
         for (int p = 0; p < n; p++) if (p != r) op.send(p, 0, data, 0, bytes);
-        MemorySegment acc = Arena.ofAuto().allocate(bytes, 64); // native, as the kernels need (see Inbox.copyOf)
+        MemorySegment acc = op.scratch(1, bytes); // slot 1: reduce() passes its own scratch (slot 0) in as data
         for (int q = 0; q < n; q++) {
             if (q == r) {
                 if (q == 0) MemorySegment.copy(data, 0, acc, 0, bytes);
@@ -113,7 +112,7 @@ final class Collectives {
         if (input.asOverlappingSlice(output).isPresent()) {
             // in place (the output is this rank's block of the input, as ZeRO uses it): both
             // algorithms below write the output before they have read all of the input
-            MemorySegment separate = Arena.ofAuto().allocate(Math.max(1, bytes), 64);
+            MemorySegment separate = op.scratch(0, bytes);
             reduceScatter(op, input, separate, block, rop);
             MemorySegment.copy(separate, 0, output, 0, bytes);
             return;
@@ -134,7 +133,7 @@ final class Collectives {
         } else {
             // Ring, out of place: the partial sums travel in a scratch block; the input is untouched.
             int next = mod(r + 1, n), prev = mod(r - 1, n);
-            MemorySegment scratch = n > 2 ? Arena.ofAuto().allocate(Math.max(1, bytes), 64) : null;
+            MemorySegment scratch = n > 2 ? op.scratch(1, bytes) : null; // slot 1: the in-place form above holds slot 0
             for (int s = 0; s < n - 1; s++) {
                 int sb = mod(r - s - 1, n), rb = mod(r - s - 2, n);
                 if (s == 0) op.send(next, s, input, sb * bytes, bytes);
@@ -190,7 +189,7 @@ final class Collectives {
     /** Reduces onto {@code root} through a scratch copy, so the other ranks' tensors stay as they were. */
     static void reduce(Op op, MemorySegment data, long numel, int root, ReduceOp rop) {
         if (op.size() == 1) return;
-        MemorySegment scratch = Arena.ofAuto().allocate(Math.max(4, numel * 4), 64);
+        MemorySegment scratch = op.scratch(0, numel * 4);
         MemorySegment.copy(data, 0, scratch, 0, numel * 4);
         allReduce(op, scratch, numel, rop);
         if (op.rank() == root) MemorySegment.copy(scratch, 0, data, 0, numel * 4);
@@ -215,8 +214,7 @@ final class Collectives {
     /** Every rank tells every other that it arrived; a timeout names all that did not. */
     static void barrier(Op op) {
         int n = op.size(), r = op.rank();
-        MemorySegment empty = MemorySegment.ofArray(new byte[0]);
-        for (int p = 0; p < n; p++) if (p != r) op.send(p, 0, empty, 0, 0);
+        for (int p = 0; p < n; p++) if (p != r) op.send(p, 0, MemorySegment.NULL, 0, 0);
         List<Integer> missing = new ArrayList<>();
         for (int q = 0; q < n; q++) {
             if (q == r) continue;

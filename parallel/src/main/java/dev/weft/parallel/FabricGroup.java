@@ -3,6 +3,7 @@ package dev.weft.parallel;
 import dev.weft.core.DType;
 import dev.weft.core.Tensor;
 
+import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.time.Duration;
 import java.util.Arrays;
@@ -37,6 +38,9 @@ final class FabricGroup implements ProcessGroup {
     private ExecutorService sendLane;
     private ExecutorService recvLane;
     private volatile boolean closed;
+    /** Scratch of the collective algorithms (see Op.scratch); grows to the largest call, then is reused. */
+    private final MemorySegment[] scratch = new MemorySegment[2];
+    private long scratchAllocations;
 
     FabricGroup(Fabric fabric, String name, int id, int[] worldRanks, int rank, Duration timeout, boolean ownsFabric) {
         if (timeout == null || timeout.isNegative() || timeout.isZero())
@@ -239,6 +243,27 @@ final class FabricGroup implements ProcessGroup {
     }
 
     // ---- plumbing -----------------------------------------------------------------------------
+
+    /**
+     * Scratch slot {@code slot} of at least {@code bytes}. Only the running collective uses it, and
+     * collectives run one at a time (inline under this group's lock, or on its lane, which the lock
+     * hands them to), so no two threads ever hold it at once.
+     */
+    MemorySegment scratch(int slot, long bytes) {
+        MemorySegment s = scratch[slot];
+        if (s == null || s.byteSize() < bytes) {
+            scratchAllocations++;
+            // native, as the reduction kernels need (see Inbox); rounded up so that slowly growing
+            // calls do not allocate each time
+            s = scratch[slot] = Arena.ofAuto().allocate(Math.max(64, Long.highestOneBit(Math.max(1, bytes - 1)) << 1), 64);
+        }
+        return s;
+    }
+
+    /** How many times a scratch slot had to grow: constant once every size in use has been seen. */
+    long scratchAllocations() {
+        return scratchAllocations;
+    }
 
     /**
      * The shared-memory path for a collective over numel floats in all, or null for frames. Only

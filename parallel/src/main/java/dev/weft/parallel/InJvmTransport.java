@@ -34,6 +34,8 @@ public final class InJvmTransport implements Transport {
     private final long id = IDS.incrementAndGet();
     private final int maxFrameBytes;
     private final Inbox inbox = new Inbox();
+    /** Frames filed into this rank's inbox; its senders take them, its receivers give them back. */
+    private final FramePool pool = new FramePool();
     private volatile boolean closed;
 
     public InJvmTransport() {
@@ -69,7 +71,7 @@ public final class InJvmTransport implements Transport {
         }
         int[] world = new int[peers.length];
         for (int i = 0; i < world.length; i++) world[i] = i;
-        return new FabricGroup(new Fabric(rank, peers), "world", 0, world, rank, timeout, false);
+        return new FabricGroup(new Fabric(rank, peers, true), "world", 0, world, rank, timeout, false);
     }
 
     private static long parseId(String endpoint) {
@@ -93,6 +95,14 @@ public final class InJvmTransport implements Transport {
 
     /** n connected world groups whose frames carry at most {@code maxFrameBytes}. */
     public static List<ProcessGroup> world(int n, Duration timeout, int maxFrameBytes) {
+        return world(n, timeout, maxFrameBytes, true);
+    }
+
+    /**
+     * n connected world groups; with {@code sharedMemory} false every collective goes as frames (as
+     * between hosts), so tests cover the frame algorithms for every operation.
+     */
+    static List<ProcessGroup> world(int n, Duration timeout, int maxFrameBytes, boolean sharedMemory) {
         if (n < 1) throw new IllegalArgumentException("world size must be at least 1, got " + n);
         List<InJvmTransport> ts = new ArrayList<>();
         for (int i = 0; i < n; i++) ts.add(new InJvmTransport(maxFrameBytes));
@@ -101,7 +111,7 @@ public final class InJvmTransport implements Transport {
         for (int i = 0; i < n; i++) {
             InJvmTransport t = ts.get(i);
             // The world group owns its transport here, so closing the group releases everything.
-            groups.add(new FabricGroup(t.new Fabric(i, ts.toArray(InJvmTransport[]::new)), "world", 0, range(n), i, timeout, true));
+            groups.add(new FabricGroup(t.new Fabric(i, ts.toArray(InJvmTransport[]::new), sharedMemory), "world", 0, range(n), i, timeout, true));
         }
         return groups;
     }
@@ -112,7 +122,16 @@ public final class InJvmTransport implements Transport {
      * {@code timeout} times four plus ten seconds, so a broken algorithm fails instead of hanging.
      */
     public static <T> List<T> run(int n, Duration timeout, int maxFrameBytes, Function<ProcessGroup, T> body) {
-        List<ProcessGroup> groups = world(n, timeout, maxFrameBytes);
+        return run(world(n, timeout, maxFrameBytes), timeout, body);
+    }
+
+    /** Like {@link #run(int, Duration, int, Function)}, every collective as frames when {@code sharedMemory} is false. */
+    static <T> List<T> run(int n, Duration timeout, int maxFrameBytes, boolean sharedMemory, Function<ProcessGroup, T> body) {
+        return run(world(n, timeout, maxFrameBytes, sharedMemory), timeout, body);
+    }
+
+    private static <T> List<T> run(List<ProcessGroup> groups, Duration timeout, Function<ProcessGroup, T> body) {
+        int n = groups.size();
         ExecutorService pool = Executors.newFixedThreadPool(n, r -> {
             Thread t = new Thread(r, "weft-injvm-rank");
             t.setDaemon(true);
@@ -162,7 +181,7 @@ public final class InJvmTransport implements Transport {
         @Override
         public SharedMemoryPath sharedMemory(FabricGroup group) {
             int[] members = group.worldRanks();
-            if (members.length < 2) return null;
+            if (members.length < 2 || !sharedMemory) return null;
             String key = peers[members[0]].id + "/" + group.id;
             MemorySegment region = REGIONS.computeIfAbsent(key,
                     k -> java.lang.foreign.Arena.ofAuto().allocate(ShmCollectives.regionBytes(members.length), 4096));
@@ -171,10 +190,17 @@ public final class InJvmTransport implements Transport {
 
         private final int rank;
         private final InJvmTransport[] peers;
+        private final boolean sharedMemory;
 
-        Fabric(int rank, InJvmTransport[] peers) {
+        Fabric(int rank, InJvmTransport[] peers, boolean sharedMemory) {
             this.rank = rank;
             this.peers = peers;
+            this.sharedMemory = sharedMemory;
+        }
+
+        @Override
+        public FramePool framePool() {
+            return pool;
         }
 
         @Override public int rank() { return rank; }
@@ -182,17 +208,22 @@ public final class InJvmTransport implements Transport {
         @Override public int maxFrameBytes() { return maxFrameBytes; }
 
         @Override
-        public void send(int dst, Msg msg, MemorySegment payload, long deadlineNanos) {
+        public void send(int dst, Msg msg, MemorySegment payload, long offset, int length, long deadlineNanos) {
             InJvmTransport p = peers[dst];
             if (p.closed) throw new PeerTimeout(dst);
-            p.inbox.put(rank, msg, Inbox.copyOf(payload));
+            p.inbox.put(Inbox.copyOf(p.pool, rank, msg, payload, offset, length));
         }
 
         @Override
-        public MemorySegment receive(int src, Msg msg, long deadlineNanos) {
-            MemorySegment f = inbox.take(src, msg, deadlineNanos, Long.MAX_VALUE);
+        public Frame receive(int src, Msg msg, long deadlineNanos) {
+            Frame f = inbox.take(src, msg, deadlineNanos, Long.MAX_VALUE);
             if (f == null) throw new PeerTimeout(src);
             return f;
+        }
+
+        @Override
+        public void release(Frame frame) {
+            pool.give(frame);
         }
 
         @Override

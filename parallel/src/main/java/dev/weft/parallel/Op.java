@@ -20,6 +20,8 @@ final class Op {
     final long seq;
     final int kind;
     final long deadline;
+    /** The address of the frame being sent or received; re-pointed per frame (an Op runs on one thread). */
+    private final Msg address;
 
     Op(FabricGroup group, String name, int kind, long seq) {
         this.group = group;
@@ -27,6 +29,7 @@ final class Op {
         this.kind = kind;
         this.seq = seq;
         this.deadline = System.nanoTime() + group.timeout().toNanos();
+        this.address = new Msg(group.id, kind, seq);
     }
 
     int rank() {
@@ -50,9 +53,9 @@ final class Op {
         int worldDst = group.worldRank(dst);
         for (long c = 0; c < n; c++) {
             long o = c * f;
-            long len = Math.min(f, bytes - o);
+            int len = (int) Math.max(0, Math.min(f, bytes - o));
             try {
-                group.fabric.send(worldDst, msg(step, c), data.asSlice(off + o, Math.max(0, len)), deadline);
+                group.fabric.send(worldDst, msg(step, c), data, off + o, len, deadline);
             } catch (PeerTimeout t) {
                 throw timeout(dst);
             }
@@ -67,17 +70,21 @@ final class Op {
         for (long c = 0; c < n; c++) {
             long o = c * f;
             long len = Math.max(0, Math.min(f, bytes - o));
-            MemorySegment frame;
+            Frame frame;
             try {
                 frame = group.fabric.receive(worldSrc, msg(step, c), deadline);
             } catch (PeerTimeout t) {
                 throw timeout(src);
             }
-            if (frame.byteSize() != len)
-                throw new IllegalStateException(String.format(
-                        "%s #%d in group '%s': rank %d sent %d bytes for chunk %d where %d were expected; do all ranks pass tensors of the same size?",
-                        name, seq, group.name(), src, frame.byteSize(), c, len));
-            sink.accept(frame, off + o, len / 4);
+            try {
+                if (frame.length != len)
+                    throw new IllegalStateException(String.format(
+                            "%s #%d in group '%s': rank %d sent %d bytes for chunk %d where %d were expected; do all ranks pass tensors of the same size?",
+                            name, seq, group.name(), src, frame.length, c, len));
+                sink.accept(frame.data, off + o, len / 4);
+            } finally {
+                group.fabric.release(frame);
+            }
         }
     }
 
@@ -94,7 +101,7 @@ final class Op {
     /** Receives an empty frame from {@code src} before {@code deadlineNanos}; false if it did not come. */
     boolean tryReceiveEmpty(int src, int step, long deadlineNanos) {
         try {
-            group.fabric.receive(group.worldRank(src), msg(step, 0), deadlineNanos);
+            group.fabric.release(group.fabric.receive(group.worldRank(src), msg(step, 0), deadlineNanos));
             return true;
         } catch (PeerTimeout t) {
             return false;
@@ -102,7 +109,15 @@ final class Op {
     }
 
     private Msg msg(int step, long chunk) {
-        return new Msg(group.id, kind, seq, step, Math.toIntExact(chunk));
+        return address.at(step, Math.toIntExact(chunk));
+    }
+
+    /**
+     * The group's scratch buffer {@code slot} (0 or 1: an algorithm may need two at once), at least
+     * {@code bytes} long and native. Collectives of a group run one at a time, so they share it.
+     */
+    MemorySegment scratch(int slot, long bytes) {
+        return group.scratch(slot, bytes);
     }
 
     CollectiveTimeoutException timeout(int missingRank) {

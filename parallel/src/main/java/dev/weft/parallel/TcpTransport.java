@@ -6,6 +6,7 @@ import java.io.DataInputStream;
 import java.io.DataOutputStream;
 import java.io.IOException;
 import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
 import java.net.InetSocketAddress;
 import java.net.ServerSocket;
 import java.net.Socket;
@@ -31,8 +32,10 @@ public final class TcpTransport implements Transport {
     private final ServerSocket server;
     private final String host;
     private final Inbox inbox = new Inbox();
+    private final FramePool pool = new FramePool();
     private Socket[] sockets;
     private DataOutputStream[] outs;
+    private byte[][] sendBuffers;
     private volatile boolean[] lost;
     private volatile boolean closed;
 
@@ -65,6 +68,7 @@ public final class TcpTransport implements Transport {
             throw new IllegalArgumentException("endpoint of rank " + rank + " is " + endpoints.get(rank) + ", not this transport's " + localEndpoint());
         sockets = new Socket[n];
         outs = new DataOutputStream[n];
+        sendBuffers = new byte[n][];
         lost = new boolean[n];
         long deadline = System.nanoTime() + timeout.toNanos();
         try {
@@ -91,6 +95,7 @@ public final class TcpTransport implements Transport {
             if (p == rank) continue;
             try {
                 outs[p] = new DataOutputStream(new BufferedOutputStream(sockets[p].getOutputStream(), 1 << 16));
+                sendBuffers[p] = new byte[MAX_FRAME_BYTES];
                 DataInputStream in = new DataInputStream(new BufferedInputStream(sockets[p].getInputStream(), 1 << 16));
                 int src = p;
                 Thread.ofPlatform().daemon().name("weft-tcp-r" + rank + "-from-" + p).start(() -> read(src, in));
@@ -133,14 +138,18 @@ public final class TcpTransport implements Transport {
     }
 
     private void read(int src, DataInputStream in) {
+        byte[] b = new byte[MAX_FRAME_BYTES]; // this reader's landing buffer, reused for every frame
         try {
             while (true) {
-                Msg msg = new Msg(in.readInt(), in.readInt(), in.readLong(), in.readInt(), in.readInt());
+                int group = in.readInt(), kind = in.readInt();
+                long seq = in.readLong();
+                int step = in.readInt(), chunk = in.readInt();
                 int len = in.readInt();
                 if (len < 0 || len > MAX_FRAME_BYTES) throw new IOException("frame of " + len + " bytes from rank " + src);
-                byte[] b = new byte[len];
-                in.readFully(b);
-                inbox.put(src, msg, Inbox.copyOf(MemorySegment.ofArray(b)));
+                in.readFully(b, 0, len);
+                Frame f = pool.take(len).addressed(src, group, kind, seq, step, chunk);
+                MemorySegment.copy(b, 0, f.data, ValueLayout.JAVA_BYTE, 0, len);
+                inbox.put(f);
             }
         } catch (IOException e) {
             lost[src] = true;
@@ -179,23 +188,24 @@ public final class TcpTransport implements Transport {
         @Override public int maxFrameBytes() { return MAX_FRAME_BYTES; }
 
         @Override
-        public void send(int dst, Msg msg, MemorySegment payload, long deadlineNanos) {
+        public void send(int dst, Msg msg, MemorySegment payload, long offset, int length, long deadlineNanos) {
             if (dst == rank) {
-                inbox.put(rank, msg, Inbox.copyOf(payload));
+                inbox.put(Inbox.copyOf(pool, rank, msg, payload, offset, length));
                 return;
             }
             if (lost[dst] || closed) throw new PeerTimeout(dst);
             DataOutputStream o = outs[dst];
-            byte[] b = payload.toArray(java.lang.foreign.ValueLayout.JAVA_BYTE);
             synchronized (o) {
                 try {
-                    o.writeInt(msg.group());
-                    o.writeInt(msg.kind());
-                    o.writeLong(msg.seq());
-                    o.writeInt(msg.step());
-                    o.writeInt(msg.chunk());
-                    o.writeInt(b.length);
-                    o.write(b);
+                    byte[] b = sendBuffers[dst]; // this connection's staging buffer, under its lock
+                    MemorySegment.copy(payload, ValueLayout.JAVA_BYTE, offset, b, 0, length);
+                    o.writeInt(msg.group);
+                    o.writeInt(msg.kind);
+                    o.writeLong(msg.seq);
+                    o.writeInt(msg.step);
+                    o.writeInt(msg.chunk);
+                    o.writeInt(length);
+                    o.write(b, 0, length);
                     o.flush();
                 } catch (IOException e) {
                     lost[dst] = true;
@@ -205,12 +215,22 @@ public final class TcpTransport implements Transport {
         }
 
         @Override
-        public MemorySegment receive(int src, Msg msg, long deadlineNanos) {
+        public Frame receive(int src, Msg msg, long deadlineNanos) {
             while (true) {
-                MemorySegment f = inbox.take(src, msg, deadlineNanos, POLL_NANOS);
+                Frame f = inbox.take(src, msg, deadlineNanos, POLL_NANOS);
                 if (f != null) return f;
                 if (lost[src] || closed || System.nanoTime() - deadlineNanos >= 0) throw new PeerTimeout(src);
             }
+        }
+
+        @Override
+        public void release(Frame frame) {
+            pool.give(frame);
+        }
+
+        @Override
+        public FramePool framePool() {
+            return pool;
         }
 
         @Override
