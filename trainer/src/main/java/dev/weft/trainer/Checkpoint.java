@@ -49,13 +49,18 @@ public final class Checkpoint {
      * The ranks that write one checkpoint together: each writes its own optimizer chunks, rank 0
      * the weights and the rest, and {@code barrier} holds them together around it.
      */
-    public record Writers(int rank, int count, Runnable barrier, OptimizerChunks.Placement placement) {
+    public record Writers(int rank, int count, Runnable barrier, OptimizerChunks.Placement placement, boolean writesOptimizer) {
         /** One process, holding everything. */
         public static Writers single(Map<String, Tensor> parameters) {
-            return new Writers(0, 1, () -> {}, new OptimizerChunks.Placement() {
+            return new Writers(0, 1, () -> {}, true, new OptimizerChunks.Placement() {
                 @Override public long[] shardOf(String name) { return null; }
                 @Override public int[] globalShape(String name) { return parameters.get(name).shape(); }
             });
+        }
+
+        /** {@code writesOptimizer}: false for a rank whose optimizer state is a replica of another's (DDP). */
+        public Writers(int rank, int count, Runnable barrier, boolean writesOptimizer, OptimizerChunks.Placement placement) {
+            this(rank, count, barrier, placement, writesOptimizer);
         }
     }
 
@@ -77,7 +82,7 @@ public final class Checkpoint {
                 Files.createDirectories(tmp.resolve("optimizer"));
             }
             writers.barrier().run();
-            OptimizerChunks.write(tmp.resolve("optimizer").resolve(String.format("rank-%05d.safetensors", writers.rank())), optimizer, writers.placement());
+            if (writers.writesOptimizer()) OptimizerChunks.write(tmp.resolve("optimizer").resolve(String.format("rank-%05d.safetensors", writers.rank())), optimizer, writers.placement());
             if (leader) {
                 Safetensors.write(tmp.resolve("model.safetensors"), model.namedParameters(), Map.of("format", "pt", "weft.step", Long.toString(state.step())));
                 HfConfig.write(tmp.resolve("config.json"), model.config(), tokenizer);

@@ -111,7 +111,7 @@ final class OptimizerChunks {
                 List<Chunk> chunks = index.get(name);
                 if (chunks == null) throw new IllegalArgumentException("optimizer state '" + name + "' missing from checkpoint " + files.getFirst().getParent());
                 Tensor out = Tensor.empty(e.getValue().shape());
-                long covered = 0;
+                List<long[]> pieces = new ArrayList<>();
                 for (Chunk c : chunks) {
                     if (!Arrays.equals(c.shape(), want.shape()))
                         throw new IllegalArgumentException(c.file() + ": optimizer state '" + name + "' has shape " + Arrays.toString(c.shape())
@@ -124,8 +124,9 @@ final class OptimizerChunks {
                                 + (c.offset() + c.length()) + ") is corrupt (CRC32C " + Integer.toHexString(crc(piece.data())) + ", stored " + c.crc() + ")");
                     // raw bytes: some state (8-bit codes) is packed into float slots and must not be converted
                     MemorySegment.copy(piece.data(), (from - c.offset()) * 4, out.data(), (from - want.offset()) * 4, (to - from) * 4);
-                    covered += to - from;
+                    pieces.add(new long[] {from, to});
                 }
+                long covered = covered(pieces);
                 if (covered != want.length())
                     throw new IllegalArgumentException("optimizer state '" + name + "' elements [" + want.offset() + ", " + (want.offset() + want.length())
                             + ") are not all in checkpoint " + files.getFirst().getParent() + " (" + covered + " of " + want.length() + " found)");
@@ -135,6 +136,18 @@ final class OptimizerChunks {
         } finally {
             for (SafetensorsFile f : open.values()) f.close();
         }
+    }
+
+    /** Elements covered by the union of [from, to) ranges (replicas of one range count once). */
+    private static long covered(List<long[]> ranges) {
+        ranges.sort((a, b) -> Long.compare(a[0], b[0]));
+        long total = 0, end = Long.MIN_VALUE;
+        for (long[] r : ranges) {
+            long from = Math.max(r[0], end);
+            if (r[1] > from) total += r[1] - from;
+            end = Math.max(end, r[1]);
+        }
+        return total;
     }
 
     /** The chunk files of a checkpoint directory: optimizer/rank-*.safetensors, or a single optimizer.safetensors. */

@@ -105,7 +105,8 @@ public final class Trainer implements AutoCloseable {
     private Checkpoint.Writers writers() {
         Map<String, Tensor> params = model.namedParameters();
         if (mesh == null) return Checkpoint.Writers.single(params);
-        return new Checkpoint.Writers(mesh.dpIndex(), mesh.dp().size(), () -> mesh.dp().barrier(), new OptimizerChunks.Placement() {
+        boolean holdsAShare = cfg.parallel().zero() > 0 || mesh.dpIndex() == 0; // DDP ranks hold replicas: one writes
+        return new Checkpoint.Writers(mesh.dpIndex(), mesh.dp().size(), () -> mesh.dp().barrier(), holdsAShare, new OptimizerChunks.Placement() {
             @Override public long[] shardOf(String name) { return layout.sync().shardOf(name); }
             @Override public int[] globalShape(String name) { return params.get(name).shape(); }
         });
