@@ -16,8 +16,9 @@ import java.util.function.Consumer;
 /**
  * A {@link ProcessGroup} over a {@link Fabric}: the same class serves every transport. Collectives
  * run one at a time, in issue order, on the group's collective lane (a thread), so asynchronous
- * calls overlap with the caller's computation; sends and receives have lanes of their own, so a
- * pipeline stage may post a receive and then a send without deadlocking itself.
+ * calls overlap with the caller's computation (a synchronous call with nothing queued runs on the
+ * caller's thread; with work queued it waits its turn on the lane); sends and receives have lanes
+ * of their own, so a pipeline stage may post a receive and then a send without deadlocking itself.
  */
 final class FabricGroup implements ProcessGroup {
     final Fabric fabric;
