@@ -6,6 +6,8 @@ import dev.weft.parallel.AeronDriver;
 import dev.weft.parallel.AeronTransport;
 import dev.weft.parallel.ProcessGroup;
 import dev.weft.parallel.ReduceOp;
+import dev.weft.parallel.Work;
+import dev.weft.core.ops.Matmul;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
@@ -47,6 +49,9 @@ public final class CollectivesBenchCommand implements Callable<Integer> {
     @Option(names = "--min-time", defaultValue = "0.3", description = "Seconds measured per case (default: ${DEFAULT-VALUE}).")
     double minTime;
 
+    @Option(names = "--async", description = "Also time 2-rank asynchronous reduce-scatter and all-gather, through frames and through shared memory, alone and beside a compute loop.")
+    boolean async;
+
     @CommandLine.Spec CommandLine.Model.CommandSpec spec;
 
     @Override
@@ -68,7 +73,7 @@ public final class CollectivesBenchCommand implements Callable<Integer> {
                 out.printf("%n%d ranks on this host (Aeron driver %s)%n", n, driver.directory());
                 out.printf("%-14s %10s %12s %12s %12s %9s%n", "op", "size", "time (us)", "algbw GB/s", "busbw GB/s", "bus/copy");
                 out.flush();
-                for (String line : runRanks(driver, n, min, max)) {
+                for (String line : runRanks(driver, n, min, max, "sync", null)) {
                     String[] f = line.split(" ");
                     String op = f[1];
                     long size = Long.parseLong(f[2]);
@@ -80,11 +85,35 @@ public final class CollectivesBenchCommand implements Callable<Integer> {
                     out.flush();
                 }
             }
+            if (async) asyncCases(out, driver);
         }
         return 0;
     }
 
-    private List<String> runRanks(AeronDriver driver, int n, long min, long max) throws IOException, InterruptedException {
+    /**
+     * ZeRO's pattern: an asynchronous reduce-scatter (gradients) or all-gather (parameters) issued
+     * and then a compute loop (GEMMs on the compute threads) run before it is awaited. For each
+     * path (frames: -Dweft.shm.async=false; shared memory) and size: the operation alone, the
+     * compute alone, both together, and what the operation added to the compute ("exposed").
+     * The two paths alternate, three rounds each, so that a slow phase of a shared machine falls
+     * on both.
+     */
+    private void asyncCases(PrintWriter out, AeronDriver driver) throws IOException, InterruptedException {
+        out.printf("%n2 ranks, asynchronous, beside a compute loop of 256x256x256 GEMMs (one per MiB of payload)%n");
+        out.printf("%-14s %8s %7s %5s %12s %12s %12s %12s%n", "op", "size", "path", "round", "alone (us)", "compute (us)", "both (us)", "exposed (us)");
+        for (int round = 1; round <= 3; round++) for (String path : new String[] {"frames", "shm"}) {
+            for (String line : runRanks(driver, 2, 4L << 20, 16L << 20, "async", "-Dweft.shm.async=" + path.equals("shm"))) {
+                String[] f = line.split(" ");
+                long size = Long.parseLong(f[2]);
+                double alone = Double.parseDouble(f[3]), compute = Double.parseDouble(f[4]), both = Double.parseDouble(f[5]);
+                out.printf("%-14s %8s %7s %5d %12.0f %12.0f %12.0f %12.0f%n", f[1], human(size), path, round, alone * 1e6, compute * 1e6, both * 1e6,
+                        (both - compute) * 1e6);
+                out.flush();
+            }
+        }
+    }
+
+    private List<String> runRanks(AeronDriver driver, int n, long min, long max, String mode, String property) throws IOException, InterruptedException {
         Path dir = Files.createTempDirectory("weft-bench-collectives");
         List<Process> procs = new ArrayList<>();
         try {
@@ -93,10 +122,11 @@ public final class CollectivesBenchCommand implements Callable<Integer> {
             for (String a : ManagementFactory.getRuntimeMXBean().getInputArguments())
                 if (!a.startsWith("-Xmx") && !a.startsWith("-agentlib") && !a.startsWith("-javaagent")) jvm.add(a);
             jvm.add("-Xmx" + Math.max(1024, (max >> 20) * 4 + 512) + "m");
+            if (property != null) jvm.add(property);
             for (int r = 0; r < n; r++) {
                 List<String> cmd = new ArrayList<>(jvm);
                 cmd.addAll(List.of("-cp", System.getProperty("java.class.path"), Rank.class.getName(),
-                        Integer.toString(r), Integer.toString(n), dir.toString(), Long.toString(min), Long.toString(max), Double.toString(minTime)));
+                        Integer.toString(r), Integer.toString(n), dir.toString(), Long.toString(min), Long.toString(max), Double.toString(minTime), mode));
                 ProcessBuilder pb = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(dir.resolve("rank" + r + ".log").toFile());
                 pb.environment().put(AeronTransport.DRIVER_DIR_ENV, driver.directory());
                 procs.add(pb.start());
@@ -147,6 +177,11 @@ public final class CollectivesBenchCommand implements Callable<Integer> {
             try (AeronTransport t = AeronTransport.withDriver(System.getenv(AeronTransport.DRIVER_DIR_ENV), "127.0.0.1");
                  ProcessGroup g = t.connect(rank, exchange(dir, rank, n, t.localEndpoint()), Duration.ofSeconds(60));
                  Scope scope = Scope.open()) {
+                if (args[6].equals("async")) {
+                    asyncCases(g, min, max, minTime);
+                    System.out.flush();
+                    System.exit(0);
+                }
                 // One untimed pass over every operation at the smallest size and at 1 MiB first: the
                 // JIT compiles the shared code paths there, not inside the first case measured.
                 for (long size : new long[] {min, Math.min(max, Math.max(min, 1L << 20))}) {
@@ -191,6 +226,46 @@ public final class CollectivesBenchCommand implements Callable<Integer> {
             g.allReduce(elapsed, ReduceOp.MAX);
             if (g.rank() == 0) System.out.println("CASE " + op + " " + bytes + " " + elapsed.item());
             System.out.flush();
+        }
+
+        /** Prints "CASE op size alone compute both" (seconds) per case; see CollectivesBenchCommand.asyncCases. */
+        private static void asyncCases(ProcessGroup g, long min, long max, double minTime) {
+            int n = g.size(), rank = g.rank();
+            Tensor a = Tensor.full(0.5f, 256, 256), b = Tensor.full(0.25f, 256, 256);
+            for (long size = min; size <= max; size *= 4) {
+                int numel = (int) (size / 4 / n * n);
+                Tensor full = Tensor.full(1f + rank, numel), block = Tensor.full(1f, numel / n);
+                int gemms = (int) Math.max(1, size >> 20);
+                Runnable compute = () -> {
+                    for (int i = 0; i < gemms; i++) try (Scope s = Scope.open()) { Matmul.matmul(a, b); }
+                };
+                for (String op : new String[] {"reduce-scatter", "all-gather"}) {
+                    java.util.function.Supplier<Work> issue = op.equals("reduce-scatter")
+                            ? () -> g.reduceScatterAsync(full, block, ReduceOp.SUM) : () -> g.allGatherAsync(block, full);
+                    double alone = timeAgreed(g, () -> issue.get().await(), minTime);
+                    double alu = timeAgreed(g, compute, minTime);
+                    double both = timeAgreed(g, () -> {
+                        Work w = issue.get();
+                        compute.run();
+                        w.await();
+                    }, minTime);
+                    if (rank == 0) System.out.println("CASE " + op + " " + numel * 4L + " " + alone + " " + alu + " " + both);
+                }
+                full.close();
+                block.close();
+            }
+        }
+
+        /** Seconds per run of body: warmed up, the count agreed from rank 0, the slowest rank's time. */
+        private static double timeAgreed(ProcessGroup g, Runnable body, double minTime) {
+            run(g, body, Math.max(20, agreedIterations(g, body, minTime / 2)));
+            int k = agreedIterations(g, body, minTime);
+            g.barrier();
+            long start = System.nanoTime();
+            for (int i = 0; i < k; i++) body.run();
+            Tensor elapsed = Tensor.scalar((float) ((System.nanoTime() - start) / 1e9 / k));
+            g.allReduce(elapsed, ReduceOp.MAX);
+            return elapsed.item();
         }
 
         /** How many operations fill {@code seconds}, from one timed on rank 0 and broadcast. */

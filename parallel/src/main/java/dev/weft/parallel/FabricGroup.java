@@ -16,8 +16,9 @@ import java.util.function.Consumer;
 /**
  * A {@link ProcessGroup} over a {@link Fabric}: the same class serves every transport. Collectives
  * run one at a time, in issue order, on the group's collective lane (a thread), so asynchronous
- * calls overlap with the caller's computation; sends and receives have lanes of their own, so a
- * pipeline stage may post a receive and then a send without deadlocking itself.
+ * calls overlap with the caller's computation (a synchronous call with nothing queued runs on the
+ * caller's thread; with work queued it waits its turn on the lane); sends and receives have lanes
+ * of their own, so a pipeline stage may post a receive and then a send without deadlocking itself.
  */
 final class FabricGroup implements ProcessGroup {
     final Fabric fabric;
@@ -107,9 +108,11 @@ final class FabricGroup implements ProcessGroup {
         if (input.numel() != block * size())
             throw new IllegalArgumentException(String.format("reduceScatter: input has %d elements; it must hold size()=%d blocks of output's %d",
                     input.numel(), size(), block));
-        boolean sync = INLINE.get();
+        // Asynchronous reduce-scatters (ZeRO's gradient buckets) take shared memory too, unless
+        // weft.shm.async=false; see ASYNC_SHM.
+        boolean shared = INLINE.get() || ASYNC_SHM;
         return collective("reduceScatter", o -> {
-            SharedMemoryPath path = sharedPath(sync, input.numel());
+            SharedMemoryPath path = sharedPath(shared, input.numel());
             if (path != null) path.reduceScatter(o, in, out, block, op);
             else Collectives.reduceScatter(o, in, out, block, op);
         });
@@ -123,9 +126,9 @@ final class FabricGroup implements ProcessGroup {
         if (output.numel() != block * size())
             throw new IllegalArgumentException(String.format("allGather: output has %d elements; it must hold size()=%d blocks of input's %d",
                     output.numel(), size(), block));
-        boolean sync = INLINE.get();
+        boolean shared = INLINE.get() || ASYNC_SHM;
         return collective("allGather", o -> {
-            SharedMemoryPath path = sharedPath(sync, output.numel());
+            SharedMemoryPath path = sharedPath(shared, output.numel());
             if (path != null) path.allGather(o, in, out, block);
             else Collectives.allGather(o, in, out, block);
         });
@@ -266,12 +269,21 @@ final class FabricGroup implements ProcessGroup {
     }
 
     /**
-     * The shared-memory path for a collective over numel floats in all, or null for frames. Only
-     * synchronous calls take it (see allReduceAsync); every rank issues the same call the same way,
-     * so all ranks agree on the path.
+     * Whether asynchronous reduce-scatter and all-gather take the shared-memory path (knob
+     * weft.shm.async, default true; every rank of a job gets the same JVM options, so all agree).
+     * They run on the collective lane, whose waits in ShmCollectives park soon instead of yielding,
+     * so the lane leaves the cores to the compute threads. See README's collectives section for
+     * the figures with and without a compute loop beside them.
      */
-    private SharedMemoryPath sharedPath(boolean sync, long numel) {
-        SharedMemoryPath path = sync ? sharedMemory() : null;
+    static final boolean ASYNC_SHM = !"false".equals(System.getProperty("weft.shm.async"));
+
+    /**
+     * The shared-memory path for a collective over numel floats in all, or null for frames. The
+     * caller says whether this call may take it (see allReduceAsync, ASYNC_SHM); every rank
+     * issues the same call the same way, so all ranks agree on the path and so on the bits.
+     */
+    private SharedMemoryPath sharedPath(boolean shared, long numel) {
+        SharedMemoryPath path = shared ? sharedMemory() : null;
         return path != null && path.handles(numel) ? path : null;
     }
 

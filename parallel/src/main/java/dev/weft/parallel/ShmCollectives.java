@@ -52,7 +52,7 @@ final class ShmCollectives implements SharedMemoryPath {
     static final int DEPTH = 4;
     private static final long FLAG_STRIDE = 128; // one counter per cache-line pair: no false sharing
     private static final int PUBLISHED = 0, REDUCED = 1, COLLECTED = 2, STAGES = 3;
-    private static final int CORES = Runtime.getRuntime().availableProcessors(), SPIN = 200;
+    private static final int CORES = Runtime.getRuntime().availableProcessors(), SPIN = 200, LANE_SPIN = 50;
     private static final VarHandle LONG = ValueLayout.JAVA_LONG.varHandle();
 
     private final int n;
@@ -277,12 +277,17 @@ final class ShmCollectives implements SharedMemoryPath {
         if (target <= 0) return;
         // spin briefly, then yield, then sleep in short naps. Where ranks outnumber cores a spinning
         // rank holds the core the rank it waits for needs, so it yields at once (4 ranks on 2
-        // cores: a 4 KiB all-reduce took 870 us spinning first).
-        int spins = n <= CORES ? 0 : SPIN;
+        // cores: a 4 KiB all-reduce took 870 us spinning first). On the collective lane (an
+        // asynchronous call) the rank's compute threads want the cores: under CFS a yielding thread
+        // keeps its share of the core, so the lane skips the yields and parks after a short spin.
+        boolean lane = !FabricGroup.callerWaits();
+        int spinUntil = n <= CORES ? (lane ? LANE_SPIN : SPIN) : 0;
+        int yieldUntil = lane ? spinUntil : spinUntil + SPIN;
+        int waits = 0;
         for (int q = 0; q < n; q++) {
             while ((long) LONG.getAcquire(region, counter(stage, q)) < target) {
-                if (++spins < SPIN) Thread.onSpinWait();
-                else if (spins < 2 * SPIN) Thread.yield();
+                if (++waits < spinUntil) Thread.onSpinWait();
+                else if (waits < yieldUntil) Thread.yield();
                 else {
                     if (System.nanoTime() - op.deadline > 0) throw timeout(op, stage, target);
                     LockSupport.parkNanos(20_000);

@@ -25,8 +25,7 @@
  * and the ranks that never arrived (for the ring: the neighbour it waited on; for barrier and the
  * shared-memory phases: every rank that had not signalled).
  *
- * <p><b>Same host: shared memory, not Aeron IPC, for synchronous all-reduce, reduce-scatter and
- * all-gather.</b> Measured with {@code weft bench collectives} on the 2-core development machine
+ * <p><b>Same host: shared memory, not Aeron IPC, for all-reduce, reduce-scatter and all-gather.</b> Measured with {@code weft bench collectives} on the 2-core development machine
  * (a VM on a shared host, so the figures are noisy): a 64 MiB all-reduce on 2 ranks ran at 0.3-0.6
  * GB/s bus bandwidth when every byte went through Aeron IPC frames, 2.1-3.0 GB/s through shared
  * memory in lockstep rounds, and 5.5-7.7 GB/s with the rounds pipelined. Over frames each byte is
@@ -35,11 +34,21 @@
  * copies each byte once in and once out and reduces straight out of the peers' slots
  * ({@code ShmCollectives}). A 4 KiB all-reduce also takes it: two counter waits cost less than a
  * round trip of frames. So a group whose ranks all share one node's driver runs those synchronous
- * collectives through a file in the driver's directory; asynchronous ones (DDP's buckets during
- * backward) stay on frames, because the collective lane shares the cores with the compute threads
- * and a hand-off through shared memory then waits for the scheduler (a 2-rank DDP step: 1.1-1.4 s
- * against 0.66-0.71 s). Aeron keeps the other collectives, point-to-point messages and all traffic
- * between hosts (UDP). {@code -Dweft.shm=false} turns the shared-memory path off, to compare.
+ * collectives through a file in the driver's directory, and asynchronous reduce-scatters and
+ * all-gathers too (ZeRO's gradient shards and parameter gathers): they run on the group's
+ * collective lane, in issue order with everything else the group issues, and give the synchronous
+ * bits. Asynchronous all-reduces (DDP's buckets during backward) stay on frames: the lane shares
+ * the cores with the compute threads, and a hand-off through shared memory every 512 KiB then
+ * waits for the scheduler (a 2-rank DDP step: 1.1-1.4 s against 0.66-0.71 s). Aeron keeps the
+ * other collectives, point-to-point messages and all traffic between hosts (UDP).
+ * {@code -Dweft.shm=false} turns the shared-memory path off, {@code -Dweft.shm.async=false} only
+ * for asynchronous calls, to compare.
+ *
+ * <p><b>Nothing allocated per frame.</b> Received frames are pooled native buffers
+ * ({@code FramePool}, by power-of-two size class) that the receiver gives back once consumed; the
+ * inbox chains them through a fixed table; a send reuses its publication's {@code BufferClaim};
+ * an operation re-points one frame address; the algorithms' scratch belongs to the group. The pool
+ * grows only to the most frames held at once.
  *
  * <p><b>Native memory only, for the kernels.</b> Frames that arrive before their receive are kept
  * in native memory, not byte arrays: once the Vector API has loaded from a heap segment anywhere

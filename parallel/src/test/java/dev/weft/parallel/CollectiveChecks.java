@@ -52,10 +52,10 @@ final class CollectiveChecks {
             for (int numel : sizes) {
                 for (ReduceOp op : ReduceOp.values()) {
                     salt++;
-                    // synchronous calls take the same-host shared-memory path where there is one,
-                    // asynchronous ones the frames. Each is deterministic (the hash, compared across
-                    // ranks, covers both), but from 3 ranks the ring sums in another order than the
-                    // shared memory's rank order, so the two agree with the reference, not bit for bit.
+                    // synchronous all-reduces take the same-host shared-memory path where there is
+                    // one, asynchronous ones the frames. Each is deterministic (the hash, compared
+                    // across ranks, covers both), but from 3 ranks the ring sums in another order than
+                    // the shared memory's rank order, so the two agree with the reference, not bit for bit.
                     Tensor t = Tensor.of(input(r, numel, salt), numel);
                     g.allReduce(t, op);
                     float[] got = t.toArray();
@@ -66,8 +66,8 @@ final class CollectiveChecks {
                     for (int i = 0; i < numel; i++) expectReduced("allReduceAsync " + op + " numel=" + numel, op, viaFrames[i], reduceRef(op, n, i, salt), i);
                     hash = mix(mix(hash, got), viaFrames);
                 }
-                // reduce-scatter and all-gather as well: synchronous (shared memory on one host) and
-                // asynchronous (frames)
+                // reduce-scatter and all-gather as well, synchronous and asynchronous (both through
+                // shared memory on one host, through frames otherwise)
                 for (boolean async : new boolean[]{false, true}) {
                     String how = async ? "Async" : "";
                     for (ReduceOp op : new ReduceOp[]{ReduceOp.SUM, ReduceOp.AVG, ReduceOp.MAX}) {
