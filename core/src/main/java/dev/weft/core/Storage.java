@@ -5,28 +5,61 @@ import java.lang.foreign.MemorySegment;
 /**
  * A block of off-heap memory owned by a {@link MemoryPool}. Tensors and their views share a
  * storage and count references to it; the last release returns the block to its pool.
+ *
+ * <p>A parameter sharded under ZeRO-3 keeps its tensor but not its memory: {@link #evict()} gives
+ * the block back, and {@link #bind(MemorySegment)} lends the storage memory owned elsewhere (its
+ * slice of a gathered buffer) while the parameter is in use. Touching an unbound storage is an
+ * error that names it, never a read of stale memory.
  */
 public final class Storage {
     private final MemoryPool pool;
     final MemorySegment block;   // the pool's (possibly larger, cached) block
-    private final MemorySegment segment; // exactly the requested bytes
+    private final long bytes;
+    private MemorySegment segment; // exactly the requested bytes; null while evicted and unbound
+    private boolean evicted;
     private final String label;
     private int refs = 1;
 
     Storage(MemoryPool pool, MemorySegment block, long bytes, String label) {
         this.pool = pool;
         this.block = block;
+        this.bytes = bytes;
         this.segment = block.asSlice(0, bytes);
         this.label = label;
     }
 
     public MemorySegment segment() {
+        MemorySegment s = segment;
+        if (s == null) throw new IllegalStateException("'" + label + "' is sharded and not gathered: its memory lives on other ranks until a gather binds it");
         if (refs <= 0) throw new IllegalStateException("use of released storage '" + label + "'");
-        return segment;
+        return s;
     }
 
     public long bytes() {
-        return segment.byteSize();
+        return bytes;
+    }
+
+    /** Gives the block back to the pool now; the storage stays, unbound, for {@link #bind}. */
+    public synchronized void evict() {
+        if (evicted) return;
+        evicted = true;
+        segment = null;
+        pool.giveBack(this);
+    }
+
+    /** Lends this evicted storage {@code memory} (exactly its size, owned by someone else) until {@link #unbind()}. */
+    public synchronized void bind(MemorySegment memory) {
+        if (!evicted) throw new IllegalStateException("bind of storage '" + label + "' that still holds its own memory");
+        if (memory.byteSize() != bytes) throw new IllegalArgumentException("bind of " + memory.byteSize() + " bytes to storage '" + label + "' of " + bytes);
+        segment = memory;
+    }
+
+    public synchronized void unbind() {
+        if (evicted) segment = null;
+    }
+
+    public synchronized boolean isBound() {
+        return segment != null;
     }
 
     public String label() {
@@ -48,7 +81,7 @@ public final class Storage {
             if (refs <= 0) return;
             last = --refs == 0;
         }
-        if (last) pool.giveBack(this);
+        if (last && !evicted) pool.giveBack(this);
     }
 
     synchronized boolean isReleased() {

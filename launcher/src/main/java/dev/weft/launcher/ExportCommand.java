@@ -1,5 +1,8 @@
 package dev.weft.launcher;
 
+import dev.weft.core.io.Safetensors;
+import dev.weft.core.model.Llama;
+import dev.weft.trainer.Checkpoint;
 import dev.weft.trainer.HfConfig;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
@@ -35,7 +38,18 @@ public final class ExportCommand implements Callable<Integer> {
         try {
             Files.createDirectories(out);
             HfConfig.write(out.resolve("config.json"), cfg.model(), cfg.tokenizer() == null ? "unknown" : cfg.tokenizer());
-            Files.copy(dir.resolve("model.safetensors"), out.resolve("model.safetensors"), StandardCopyOption.REPLACE_EXISTING);
+            if (Files.exists(dir.resolve("model.safetensors"))) {
+                Files.copy(dir.resolve("model.safetensors"), out.resolve("model.safetensors"), StandardCopyOption.REPLACE_EXISTING);
+            } else {
+                // sharded weights (ZeRO-3): assemble them from every rank's chunks
+                Llama model = new Llama(cfg.model(), 0);
+                try {
+                    Checkpoint.loadModel(dir, model);
+                    Safetensors.write(out.resolve("model.safetensors"), model.namedParameters(), java.util.Map.of("format", "pt"));
+                } finally {
+                    model.close();
+                }
+            }
         } catch (FileSystemException e) {
             throw cannotWrite(e);
         } catch (UncheckedIOException e) {

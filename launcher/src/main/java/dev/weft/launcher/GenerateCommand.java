@@ -66,6 +66,7 @@ public final class GenerateCommand implements Callable<Integer> {
     static Path resolve(Path p) {
         if (!Files.exists(p)) throw new IllegalArgumentException("checkpoint path not found: " + p);
         if (Files.exists(p.resolve("model.safetensors"))) return p;
+        if (Files.isDirectory(p.resolve("model")) && Files.exists(p.resolve("config.json"))) return p; // sharded weights (ZeRO-3)
         Path latest = Checkpoint.latest(p);
         if (latest == null) throw new IllegalArgumentException(p + " holds neither model.safetensors nor checkpoints/latest");
         return latest;

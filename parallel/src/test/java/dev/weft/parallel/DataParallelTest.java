@@ -311,4 +311,105 @@ class DataParallelTest {
     void shardEdgesFallOnTheOptimizersBlocks() {
         checkZero(3, 1, 1L << 30, 2, n -> false, 64);
     }
+
+    // ---- ZeRO-3 ---------------------------------------------------------------------------------
+
+    private record Zero3Result(Map<String, float[]> shardGrads, Map<String, long[]> shards, double lossAfter, boolean gatherLive, boolean bucketsLive,
+                               int bound, String live) {}
+
+    private static List<dev.weft.core.nn.Module> layers(Llama m) {
+        List<dev.weft.core.nn.Module> out = new ArrayList<>();
+        m.namedModules().forEach((path, mod) -> {
+            if (path.matches("model\\.layers\\.\\d+")) out.add(mod);
+        });
+        return out;
+    }
+
+    private static double loss(Llama m, int[][] b, int rows) {
+        try (Scope s = Scope.open(); var ng = dev.weft.core.Autograd.noGrad()) {
+            return CrossEntropy.loss(m.forward(b[0], rows, SEQ), b[1], -1).item();
+        }
+    }
+
+    private static void checkZero3(int world, int accum, int minNumel, java.util.function.Predicate<String> whole) {
+        Map<String, float[]> ref = reference(world, accum);
+        int[][] evalBatch = batch(999, 4);
+        double expectedLoss;
+        try (Owned o = new Owned(new Llama(CFG, 7))) {
+            for (var e : o.model().namedParameters().entrySet()) {
+                float[] w = e.getValue().toArray(), g = ref.get(e.getKey());
+                for (int i = 0; i < w.length; i++) w[i] -= 0.1f * g[i];
+                e.getValue().copyFrom(w);
+            }
+            expectedLoss = loss(o.model(), evalBatch, 4);
+        }
+        List<Zero3Result> rs = InJvmTransport.run(world, T, g -> {
+            try (Owned o = new Owned(new Llama(CFG, 7));
+                 FullyShardedDataParallel z = new FullyShardedDataParallel(o.model(), layers(o.model()), g, 4096, minNumel, n -> false, whole, 1)) {
+                Llama m = o.model();
+                z.beginStep();
+                for (int micro = 0; micro < accum; micro++) {
+                    z.beginMicroStep(micro == accum - 1);
+                    int[][] b = batch(100 + micro, world * ROWS_PER_RANK);
+                    backward(m, slice(b[0], g.rank(), ROWS_PER_RANK), slice(b[1], g.rank(), ROWS_PER_RANK), ROWS_PER_RANK, 1f / accum);
+                }
+                z.finishGradients();
+                g.barrier();
+                String live = dev.weft.core.MemoryPool.host().describeLive(100);
+                g.barrier(); // and nobody allocates again before every rank has looked
+                int bound = 0;
+                for (var e : m.namedParameters().entrySet()) if (z.isSharded(e.getKey()) && e.getValue().storage().isBound()) bound++;
+                Map<String, float[]> grads = new LinkedHashMap<>();
+                Map<String, long[]> shards = new LinkedHashMap<>();
+                z.optimizerParameters().forEach((k, p) -> {
+                    grads.put(k, p.grad().toArray());
+                    shards.put(k, z.shardOf(k));
+                    float[] w = p.toArray(), gr = p.grad().toArray();
+                    for (int i = 0; i < w.length; i++) w[i] -= 0.1f * gr[i];
+                    p.copyFrom(w);
+                });
+                z.afterOptimizerStep();
+                double after = loss(m, evalBatch, 4); // gathers each unit around its forward
+                g.barrier();
+                String liveAfter = dev.weft.core.MemoryPool.host().describeLive(100);
+                return new Zero3Result(grads, shards, after, live.contains("parameter gather") || liveAfter.contains("parameter gather"),
+                        live.contains("gradient buckets"), bound, live + "\nafter the step and a forward:\n" + liveAfter);
+            }
+        });
+        String what = "ZeRO-3 on " + world + " ranks, accum " + accum;
+        for (var e : ref.entrySet()) {
+            float[] full = e.getValue();
+            int[] covered = new int[full.length];
+            double maxAbs = 0;
+            for (float v : full) maxAbs = Math.max(maxAbs, Math.abs(v));
+            for (Zero3Result r : rs) {
+                long[] sh = r.shards().get(e.getKey());
+                float[] got = r.shardGrads().get(e.getKey());
+                if (sh == null || got == null) continue;
+                for (int i = 0; i < got.length; i++) {
+                    covered[(int) sh[0] + i]++;
+                    assertEquals(full[(int) sh[0] + i], got[i], 1e-5 * maxAbs + 1e-9, what + ": grad " + e.getKey() + "[" + (sh[0] + i) + "]");
+                }
+            }
+            for (int i = 0; i < covered.length; i++) assertEquals(1, covered[i], what + ": " + e.getKey() + "[" + i + "] owned by exactly one rank");
+        }
+        for (Zero3Result r : rs) {
+            assertEquals(expectedLoss, r.lossAfter(), 1e-5 * expectedLoss, what + ": loss after the step, every unit gathered for its forward");
+            assertFalse(r.gatherLive(), what + ": no gathered unit outlives its use; live after backward:\n" + r.live());
+            assertFalse(r.bucketsLive(), what + ": no gradient bucket outlives its reduction");
+            assertEquals(0, r.bound(), what + ": every sharded parameter is unbound between steps");
+        }
+    }
+
+    @Test
+    void zeroThreeGathersEachLayerAroundItsForwardAndBackward() {
+        checkZero3(2, 1, 0, n -> false);
+        checkZero3(3, 2, 0, n -> false);
+        checkZero3(4, 1, 0, n -> false);
+    }
+
+    @Test
+    void zeroThreeKeepsSmallAndWholeTensorsReplicated() {
+        checkZero3(2, 2, 100, n -> n.endsWith("o_proj.weight"));
+    }
 }

@@ -28,11 +28,11 @@ import java.util.stream.Stream;
 /**
  * A saved training state on disk: one directory per step under {@code OUT/checkpoints/}.
  * <pre>
- *   step-00000100/model.safetensors      weights, Hugging Face names
+ *   step-00000100/model.safetensors      weights, Hugging Face names (ZeRO-3: model/rank-*.safetensors, chunks)
  *   step-00000100/config.json            Hugging Face LlamaConfig (the directory loads in transformers)
  *   step-00000100/optimizer/rank-00000.safetensors
  *                                        each rank's optimizer state, as layout-independent chunks
- *                                        (see OptimizerChunks); scalar state in the metadata
+ *                                        (see Chunks); scalar state in the metadata
  *   step-00000100/trainer.yaml           step, tokens seen, data position, seeds, optimizer steps
  *   latest                               the name of the newest complete step directory
  * </pre>
@@ -46,21 +46,19 @@ public final class Checkpoint {
     public record State(long step, long tokensSeen, long seed, long optimizerSteps, String optimizer) {}
 
     /**
-     * The ranks that write one checkpoint together: each writes its own optimizer chunks, rank 0
-     * the weights and the rest, and {@code barrier} holds them together around it.
+     * The ranks that write one checkpoint together: each writes its own optimizer chunks (unless its
+     * state replicates another rank's, as under DDP), rank 0 the config and trainer state, and
+     * {@code barrier} holds them together around it. {@code weights} are the weights this rank
+     * writes as chunks, placed by {@code weightRange}; null: rank 0 writes model.safetensors whole.
      */
-    public record Writers(int rank, int count, Runnable barrier, OptimizerChunks.Placement placement, boolean writesOptimizer) {
+    public record Writers(int rank, int count, Runnable barrier, boolean writesOptimizer, Chunks.Placement placement,
+                          Map<String, Tensor> weights, java.util.function.Function<String, Chunks.Range> weightRange) {
         /** One process, holding everything. */
         public static Writers single(Map<String, Tensor> parameters) {
-            return new Writers(0, 1, () -> {}, true, new OptimizerChunks.Placement() {
+            return new Writers(0, 1, () -> {}, true, new Chunks.Placement() {
                 @Override public long[] shardOf(String name) { return null; }
                 @Override public int[] globalShape(String name) { return parameters.get(name).shape(); }
-            });
-        }
-
-        /** {@code writesOptimizer}: false for a rank whose optimizer state is a replica of another's (DDP). */
-        public Writers(int rank, int count, Runnable barrier, boolean writesOptimizer, OptimizerChunks.Placement placement) {
-            this(rank, count, barrier, placement, writesOptimizer);
+            }, null, null);
         }
     }
 
@@ -80,11 +78,18 @@ public final class Checkpoint {
                 Files.createDirectories(root);
                 deleteRecursively(tmp);
                 Files.createDirectories(tmp.resolve("optimizer"));
+                Files.createDirectories(tmp.resolve("model"));
             }
             writers.barrier().run();
-            if (writers.writesOptimizer()) OptimizerChunks.write(tmp.resolve("optimizer").resolve(String.format("rank-%05d.safetensors", writers.rank())), optimizer, writers.placement());
+            String mine = String.format("rank-%05d.safetensors", writers.rank());
+            if (writers.writesOptimizer()) Chunks.writeOptimizer(tmp.resolve("optimizer").resolve(mine), optimizer, writers.placement());
+            if (writers.weights() != null) {
+                Files.createDirectories(tmp.resolve("model"));
+                Chunks.write(tmp.resolve("model").resolve(mine), writers.weights(), writers.weightRange(), Map.of("weft.step", Long.toString(state.step())));
+            }
             if (leader) {
-                Safetensors.write(tmp.resolve("model.safetensors"), model.namedParameters(), Map.of("format", "pt", "weft.step", Long.toString(state.step())));
+                if (writers.weights() == null)
+                    Safetensors.write(tmp.resolve("model.safetensors"), model.namedParameters(), Map.of("format", "pt", "weft.step", Long.toString(state.step())));
                 HfConfig.write(tmp.resolve("config.json"), model.config(), tokenizer);
                 Map<String, Object> y = new LinkedHashMap<>();
                 y.put("step", state.step());
@@ -129,8 +134,16 @@ public final class Checkpoint {
         }
     }
 
-    /** Loads weights into {@code model}; names and shapes must match exactly. */
+    /**
+     * Loads weights into {@code model}; names and shapes must match exactly. A checkpoint written
+     * with sharded weights (model/rank-*.safetensors, ZeRO-3) is assembled from its chunks.
+     */
     public static void loadModel(Path dir, Llama model) {
+        if (Files.isDirectory(dir.resolve("model")) && !Files.exists(dir.resolve("model.safetensors"))) {
+            Map<String, Tensor> params = model.namedParameters();
+            Chunks.read(Chunks.files(dir, "model"), params, name -> Chunks.Range.whole(params.get(name)), "weight");
+            return;
+        }
         Path file = dir.resolve("model.safetensors");
         try (SafetensorsFile f = open(file); Scope s = Scope.open()) {
             for (var e : model.namedParameters().entrySet()) {
@@ -157,11 +170,19 @@ public final class Checkpoint {
      * Restores the optimizer state this rank holds under {@code placement}, whatever layout wrote
      * it, and returns the trainer state.
      */
-    public static State loadTraining(Path dir, Optimizer optimizer, OptimizerChunks.Placement placement) {
+    /**
+     * Loads the weights this rank holds, each placed in its whole parameter by {@code range}, from
+     * model.safetensors or the chunks of a sharded checkpoint.
+     */
+    public static void loadWeights(Path dir, Map<String, Tensor> held, java.util.function.Function<String, Chunks.Range> range) {
+        Chunks.read(Chunks.files(dir, "model"), held, range, "weight");
+    }
+
+    public static State loadTraining(Path dir, Optimizer optimizer, Chunks.Placement placement) {
         State st = readState(dir);
         if (!st.optimizer().equals(optimizer.name()))
             throw new IllegalArgumentException(dir + " was saved with optimizer '" + st.optimizer() + "', the config asks for '" + optimizer.name() + "'");
-        OptimizerChunks.read(OptimizerChunks.files(dir), optimizer, placement, st.optimizerSteps());
+        Chunks.readOptimizer(Chunks.files(dir, "optimizer"), optimizer, placement, st.optimizerSteps());
         return st;
     }
 

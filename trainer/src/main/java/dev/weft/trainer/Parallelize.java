@@ -5,13 +5,17 @@ import dev.weft.core.model.Llama;
 import dev.weft.optimizers.Optimizers;
 import dev.weft.optimizers.ParameterGroups;
 import dev.weft.optimizers.Sharding;
+import dev.weft.core.nn.Module;
 import dev.weft.parallel.DataParallel;
+import dev.weft.parallel.FullyShardedDataParallel;
 import dev.weft.parallel.DeviceMesh;
 import dev.weft.parallel.GradientSync;
 import dev.weft.trainer.config.ConfigException;
 import dev.weft.trainer.config.TrainConfig;
 
+import java.util.ArrayList;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
 import java.util.function.Predicate;
 
@@ -47,7 +51,7 @@ public final class Parallelize {
         } else if (stage == 0) {
             DataParallel.verifyIdenticalWeights(mesh.dp(), parameters);
             sync = DataParallel.ddp(parameters, mesh.dp(), cfg.distributed().bucketBytes());
-        } else if (stage <= 2) {
+        } else {
             DataParallel.verifyIdenticalWeights(mesh.dp(), parameters);
             Map<String, ParameterGroups.Spec> specs = assign(parameters, o);
             Predicate<String> whole = name -> sharding(specs.get(name)).kind() == Sharding.Kind.WHOLE_MATRIX;
@@ -56,9 +60,17 @@ public final class Parallelize {
                 Sharding sh = sharding(s);
                 if (sh.kind() == Sharding.Kind.ELEMENTWISE) alignment = Math.max(alignment, sh.alignment());
             }
-            sync = DataParallel.zero(stage, parameters, mesh.dp(), cfg.distributed().bucketBytes(), whole, alignment);
-        } else {
-            throw new ConfigException("parallel.zero = 3 (sharded parameters) is not available yet; use parallel.zero: 0, 1 or 2");
+            if (stage <= 2) {
+                sync = DataParallel.zero(stage, parameters, mesh.dp(), cfg.distributed().bucketBytes(), whole, alignment);
+            } else {
+                // ZeRO-3 wraps each decoder layer as a unit (gathered around its forward and backward); the root keeps the rest
+                List<Module> layers = new ArrayList<>();
+                model.namedModules().forEach((path, m) -> {
+                    if (ParameterGroups.matcher("model.layers.*").test(path) && !path.substring("model.layers.".length()).contains(".")) layers.add(m);
+                });
+                sync = new FullyShardedDataParallel(model, layers, mesh.dp(), cfg.distributed().bucketBytes(), cfg.parallel().zeroMinNumel(),
+                        name -> false, whole, alignment);
+            }
         }
         // 5. the optimizer, over exactly what this rank steps; groups are formed over the whole model.
         Map<String, int[]> globalShapes = new LinkedHashMap<>();

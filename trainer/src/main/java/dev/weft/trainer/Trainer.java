@@ -11,6 +11,7 @@ import dev.weft.core.ops.Elementwise;
 import dev.weft.optimizers.ParameterGroups;
 import dev.weft.parallel.DataParallel;
 import dev.weft.parallel.DeviceMesh;
+import dev.weft.parallel.FullyShardedDataParallel;
 import dev.weft.trainer.config.TrainConfig;
 import dev.weft.trainer.data.BatchSampler;
 import dev.weft.trainer.data.Prepare;
@@ -101,15 +102,42 @@ public final class Trainer implements AutoCloseable {
         this.steps = new StepRunner(model, trainSampler, layout.sync(), optimizer, o.gradClip(), t.gradAccum(), mesh == null ? 0 : mesh.dpIndex());
     }
 
-    /** The ranks that write a checkpoint together, and where each one's optimizer state lies. */
+    /** The ranks that write a checkpoint together, and where each one's optimizer state and weights lie. */
     private Checkpoint.Writers writers() {
         Map<String, Tensor> params = model.namedParameters();
         if (mesh == null) return Checkpoint.Writers.single(params);
         boolean holdsAShare = cfg.parallel().zero() > 0 || mesh.dpIndex() == 0; // DDP ranks hold replicas: one writes
-        return new Checkpoint.Writers(mesh.dpIndex(), mesh.dp().size(), () -> mesh.dp().barrier(), holdsAShare, new OptimizerChunks.Placement() {
+        Chunks.Placement placement = new Chunks.Placement() {
             @Override public long[] shardOf(String name) { return layout.sync().shardOf(name); }
             @Override public int[] globalShape(String name) { return params.get(name).shape(); }
+        };
+        if (!(layout.sync() instanceof FullyShardedDataParallel fsdp))
+            return new Checkpoint.Writers(mesh.dpIndex(), mesh.dp().size(), () -> mesh.dp().barrier(), holdsAShare, placement, null, null);
+        return new Checkpoint.Writers(mesh.dpIndex(), mesh.dp().size(), () -> mesh.dp().barrier(), true, placement,
+                heldWeights(fsdp, mesh.dpIndex() == 0), name -> weightRange(fsdp, name));
+    }
+
+    /**
+     * Under ZeRO-3, the weights this rank holds: its shards of the sharded parameters, and the
+     * replicated ones whole when {@code withReplicated} (rank 0 writes them; every rank reads them).
+     */
+    private Map<String, Tensor> heldWeights(FullyShardedDataParallel fsdp, boolean withReplicated) {
+        Map<String, Tensor> held = new LinkedHashMap<>();
+        model.namedParameters().forEach((name, p) -> {
+            if (!fsdp.isSharded(name)) {
+                if (withReplicated) held.put(name, p);
+            } else if (fsdp.optimizerParameters().containsKey(name)) {
+                held.put(name, fsdp.optimizerParameters().get(name));
+            }
         });
+        return held;
+    }
+
+    private Chunks.Range weightRange(FullyShardedDataParallel fsdp, String name) {
+        Tensor p = model.namedParameters().get(name);
+        if (!fsdp.isSharded(name)) return Chunks.Range.whole(p);
+        long[] shard = fsdp.shardOf(name);
+        return new Chunks.Range(p.shape(), shard[0], shard[1]);
     }
 
     private static String describeStage(int zero) {
@@ -182,9 +210,13 @@ public final class Trainer implements AutoCloseable {
             if (ckpt == null) {
                 out.println("weft: --resume given but " + outDir.resolve("checkpoints") + " holds no checkpoint; starting from step 0");
             } else {
-                Checkpoint.loadModel(ckpt, model);
+                if (layout.sync() instanceof FullyShardedDataParallel fsdp) {
+                    Checkpoint.loadWeights(ckpt, heldWeights(fsdp, true), name -> weightRange(fsdp, name));
+                } else {
+                    Checkpoint.loadModel(ckpt, model);
+                    if (mesh != null) DataParallel.verifyIdenticalWeights(mesh.dp(), model.namedParameters());
+                }
                 Checkpoint.State st = Checkpoint.loadTraining(ckpt, optimizer, writers().placement());
-                if (mesh != null) DataParallel.verifyIdenticalWeights(mesh.dp(), model.namedParameters());
                 if (st.seed() != t.seed())
                     throw new IllegalArgumentException(ckpt + " was trained with train.seed = " + st.seed() + ", the config says " + t.seed()
                             + "; resuming with another seed would not continue the same run");

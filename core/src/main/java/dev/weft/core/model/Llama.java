@@ -36,8 +36,10 @@ public final class Llama extends Module {
             throw new IllegalArgumentException("forward: " + ids.length + " ids for batch " + batch + " x seq " + seq);
         if (position + seq > config.maxSeqLen())
             throw new IllegalArgumentException("sequence of " + (position + seq) + " tokens exceeds model.max_seq_len = " + config.maxSeqLen());
-        Tensor h = model.forward(ids, batch, seq, position).view(batch * seq, config.dModel());
-        return lmHead != null ? lmHead.forward(h) : Matmul.linear(h, model.embedTokens.weight());
+        return around(null, none -> {
+            Tensor h = model.forward(ids, batch, seq, position).view(batch * seq, config.dModel());
+            return lmHead != null ? lmHead.forward(h) : Matmul.linear(h, model.embedTokens.weight());
+        });
     }
 
     public Tensor forward(int[] ids, int batch, int seq) {
@@ -57,9 +59,11 @@ public final class Llama extends Module {
         int position = cache.length();
         if (position + seq > config.maxSeqLen())
             throw new IllegalArgumentException("sequence of " + (position + seq) + " tokens exceeds model.max_seq_len = " + config.maxSeqLen());
-        Tensor h = model.forward(ids, batch, seq, position, cache).view(batch * seq, config.dModel());
-        cache.advance(seq);
-        return lmHead != null ? lmHead.forward(h) : Matmul.linear(h, model.embedTokens.weight());
+        return around(null, none -> {
+            Tensor h = model.forward(ids, batch, seq, position, cache).view(batch * seq, config.dModel());
+            cache.advance(seq);
+            return lmHead != null ? lmHead.forward(h) : Matmul.linear(h, model.embedTokens.weight());
+        });
     }
 
     @Override

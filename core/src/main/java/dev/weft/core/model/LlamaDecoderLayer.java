@@ -18,6 +18,11 @@ final class LlamaDecoderLayer extends Module {
         postAttentionNorm = child("post_attention_layernorm", new RmsNorm(c.dModel(), c.normEps()));
     }
 
+    /** {@link #forward} inside the layer's hooks (a parallel layout may gather its weights there). */
+    Tensor call(Tensor x, java.util.function.UnaryOperator<Tensor> forward) {
+        return around(x, forward);
+    }
+
     Tensor forward(Tensor x, int position) {
         return forward(x, position, null, 0);
     }

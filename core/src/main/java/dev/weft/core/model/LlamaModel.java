@@ -30,7 +30,11 @@ final class LlamaModel extends Module {
     /** As above; with a cache, each layer also attends to (and adds to) the positions it holds. */
     Tensor forward(int[] ids, int b, int t, int position, KvCache cache) {
         Tensor h = embedTokens.forward(ids, b, t);
-        for (int i = 0; i < layers.size(); i++) h = layers.get(i).forward(h, position, cache, i);
+        for (int i = 0; i < layers.size(); i++) {
+            LlamaDecoderLayer layer = layers.get(i);
+            int index = i;
+            h = layer.call(h, x -> layer.forward(x, position, cache, index));
+        }
         return norm.forward(h);
     }
 

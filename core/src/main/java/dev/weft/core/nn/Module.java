@@ -19,6 +19,46 @@ public abstract class Module {
     private final Map<String, Tensor> parameters = new LinkedHashMap<>();
     private final Map<String, Init.Scheme> schemes = new LinkedHashMap<>();
     private final Map<String, Module> children = new LinkedHashMap<>();
+    private Hooks hooks;
+
+    /**
+     * What a parallel layout does around a module's forward and backward: ZeRO-3 gathers the
+     * module's parameters before each and frees them after. Model code calls {@link #around}; the
+     * layout installs the hooks.
+     */
+    public interface Hooks {
+        void beforeForward(Module m);
+
+        void afterForward(Module m);
+
+        void beforeBackward(Module m);
+
+        void afterBackward(Module m);
+    }
+
+    /** Installs (or, with null, removes) this module's hooks. */
+    public final void hooks(Hooks h) {
+        this.hooks = h;
+    }
+
+    /**
+     * Runs {@code body} on {@code x} (null where the input is not a tensor, such as token ids)
+     * inside this module's hooks: before-forward, then the body, then after-forward; in backward,
+     * before-backward runs when the gradient reaches the output and after-backward when it has
+     * passed the input (the root module, without a tensor input, has no after-backward).
+     */
+    protected final Tensor around(Tensor x, java.util.function.UnaryOperator<Tensor> body) {
+        Hooks h = hooks;
+        if (h == null) return body.apply(x);
+        h.beforeForward(this);
+        Tensor y;
+        try {
+            y = body.apply(BackwardHook.on(x, () -> h.afterBackward(this)));
+        } finally {
+            h.afterForward(this);
+        }
+        return BackwardHook.on(y, () -> h.beforeBackward(this));
+    }
 
     /** Registers a child module under {@code name}. */
     protected final <M extends Module> M child(String name, M module) {
@@ -58,6 +98,18 @@ public abstract class Module {
     private void collect(Map<String, Tensor> out) {
         for (Tensor p : parameters.values()) out.put(p.name(), p);
         for (Module c : children.values()) c.collect(out);
+    }
+
+    /** This module and every descendant by path ("" for this one, "model.layers.0", ...), parents first. */
+    public final Map<String, Module> namedModules() {
+        Map<String, Module> out = new LinkedHashMap<>();
+        collectModules("", out);
+        return Collections.unmodifiableMap(out);
+    }
+
+    private void collectModules(String path, Map<String, Module> out) {
+        out.put(path, this);
+        for (var c : children.entrySet()) c.getValue().collectModules(path.isEmpty() ? c.getKey() : path + "." + c.getKey(), out);
     }
 
     public final long parameterCount() {

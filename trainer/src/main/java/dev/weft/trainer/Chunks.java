@@ -21,16 +21,18 @@ import java.util.stream.Stream;
 import java.util.zip.CRC32C;
 
 /**
- * Optimizer state as layout-independent chunks. Each rank writes the state it holds to its own
- * file; every chunk is addressed by its state name ("FQN/exp_avg"), the state's global shape, and
- * the flat element range it covers, with a CRC32C of its bytes. Nothing is gathered to one rank,
- * and a reader under any other data-parallel size or ZeRO stage picks out the ranges it holds.
+ * Weights and optimizer state as layout-independent chunks. Each rank writes what it holds to its
+ * own file; every chunk is addressed by its name ("FQN" or "FQN/exp_avg"), the global shape of the
+ * whole, and the flat element range it covers, with a CRC32C of its bytes. Nothing is gathered to
+ * one rank, and a reader under any other data-parallel size or ZeRO stage picks out the ranges it
+ * holds.
  *
  * <p>A chunk's metadata entry is {@code chunk:NAME = shape=AxB;offset=O;length=L;crc32c=C}. A
- * tensor without one (a single-process checkpoint from before chunks) is the whole state.
+ * tensor without one (model.safetensors, or a single-process checkpoint from before chunks) is the
+ * whole of it.
  */
-final class OptimizerChunks {
-    private OptimizerChunks() {}
+public final class Chunks {
+    private Chunks() {}
 
     static final String SCALAR = "state:", CHUNK = "chunk:";
 
@@ -42,10 +44,15 @@ final class OptimizerChunks {
         int[] globalShape(String name);
     }
 
-    /** A state tensor's place in the whole: its global shape and the flat element range it covers. */
-    private record Range(int[] shape, long offset, long length) {}
+    /** A tensor's place in the whole: the whole's shape and the flat element range the tensor covers. */
+    public record Range(int[] shape, long offset, long length) {
+        public static Range whole(Tensor t) {
+            return new Range(t.shape(), 0, t.numel());
+        }
+    }
 
-    private static Range rangeOf(String stateName, Tensor local, Optimizer optimizer, Placement where) {
+    /** Where optimizer state tensor {@code stateName} of this rank lies within the whole state. */
+    static Range stateRange(String stateName, Tensor local, Optimizer optimizer, Placement where) {
         String param = stateName.substring(0, stateName.indexOf('/'));
         long[] shard = where.shardOf(param);
         if (shard == null) return new Range(local.shape(), 0, local.numel());
@@ -61,16 +68,24 @@ final class OptimizerChunks {
         return new Range(new int[] {Math.toIntExact((n + stride - 1) / stride)}, shard[0] / stride, local.numel());
     }
 
-    /** Writes this rank's state (tensors and scalars) to {@code file}. */
-    static void write(Path file, Optimizer optimizer, Placement where) throws IOException {
+    /** Writes this rank's optimizer state (tensors and scalars) to {@code file}. */
+    static void writeOptimizer(Path file, Optimizer optimizer, Placement where) throws IOException {
         Map<String, String> meta = new LinkedHashMap<>();
         meta.put("optimizer", optimizer.name());
         optimizer.stateScalars().forEach((k, v) -> meta.put(SCALAR + k, v));
+        Map<String, Tensor> state = optimizer.stateTensors();
+        write(file, state, name -> stateRange(name, state.get(name), optimizer, where), meta);
+    }
+
+    /** Writes {@code tensors}, each as the chunk {@code range} places it, to {@code file}. */
+    static void write(Path file, Map<String, Tensor> tensors, java.util.function.Function<String, Range> range, Map<String, String> metadata)
+            throws IOException {
+        Map<String, String> meta = new LinkedHashMap<>(metadata);
         Map<String, Tensor> flat = new LinkedHashMap<>();
         try (Scope s = Scope.open(); var ng = Autograd.noGrad()) {
-            for (var e : optimizer.stateTensors().entrySet()) {
+            for (var e : tensors.entrySet()) {
                 Tensor t = e.getValue();
-                Range r = rangeOf(e.getKey(), t, optimizer, where);
+                Range r = range.apply(e.getKey());
                 meta.put(CHUNK + e.getKey(), "shape=" + shape(r.shape()) + ";offset=" + r.offset() + ";length=" + r.length() + ";crc32c="
                         + Integer.toHexString(crc(t.data())));
                 flat.put(e.getKey(), t.detach().view(-1));
@@ -86,14 +101,32 @@ final class OptimizerChunks {
      * Loads into {@code optimizer} the state it holds under this layout, from every chunk file in
      * {@code files}; the error names what is missing, or the file, tensor and range that is corrupt.
      */
-    static void read(List<Path> files, Optimizer optimizer, Placement where, long steps) {
-        Map<String, List<Chunk>> index = new LinkedHashMap<>();
+    static void readOptimizer(List<Path> files, Optimizer optimizer, Placement where, long steps) {
         Map<String, String> scalars = new LinkedHashMap<>();
         for (Path f : files) {
             try (SafetensorsFile sf = open(f)) {
                 sf.metadata().forEach((k, v) -> {
                     if (k.startsWith(SCALAR)) scalars.putIfAbsent(k.substring(SCALAR.length()), v);
                 });
+            }
+        }
+        Map<String, Tensor> local = optimizer.stateTensors();
+        try (Scope s = Scope.open()) {
+            Map<String, Tensor> assembled = new LinkedHashMap<>();
+            for (var e : local.entrySet()) assembled.put(e.getKey(), Tensor.empty(e.getValue().shape()));
+            read(files, assembled, name -> stateRange(name, local.get(name), optimizer, where), "optimizer state");
+            optimizer.loadState(assembled, scalars, steps);
+        }
+    }
+
+    /**
+     * Fills each of {@code targets} with the range of its whole that {@code range} names, from the
+     * chunks in {@code files} ({@code what}: "optimizer state", "weight", for the errors).
+     */
+    static void read(List<Path> files, Map<String, Tensor> targets, java.util.function.Function<String, Range> range, String what) {
+        Map<String, List<Chunk>> index = new LinkedHashMap<>();
+        for (Path f : files) {
+            try (SafetensorsFile sf = open(f)) {
                 for (String n : sf.names()) {
                     String m = sf.metadata().get(CHUNK + n);
                     Chunk c = m == null ? new Chunk(f, n, sf.shape(n), 0, Tensor.numel(sf.shape(n)), null) : parse(f, n, m);
@@ -101,26 +134,25 @@ final class OptimizerChunks {
                 }
             }
         }
-        Map<String, Tensor> local = optimizer.stateTensors();
+        Path where = files.getFirst().getParent();
         Map<Path, SafetensorsFile> open = new LinkedHashMap<>();
         try (Scope s = Scope.open()) {
-            Map<String, Tensor> assembled = new LinkedHashMap<>();
-            for (var e : local.entrySet()) {
+            for (var e : targets.entrySet()) {
                 String name = e.getKey();
-                Range want = rangeOf(name, e.getValue(), optimizer, where);
+                Range want = range.apply(name);
                 List<Chunk> chunks = index.get(name);
-                if (chunks == null) throw new IllegalArgumentException("optimizer state '" + name + "' missing from checkpoint " + files.getFirst().getParent());
-                Tensor out = Tensor.empty(e.getValue().shape());
+                if (chunks == null) throw new IllegalArgumentException(what + " '" + name + "' missing from checkpoint " + where);
+                Tensor out = e.getValue();
                 List<long[]> pieces = new ArrayList<>();
                 for (Chunk c : chunks) {
                     if (!Arrays.equals(c.shape(), want.shape()))
-                        throw new IllegalArgumentException(c.file() + ": optimizer state '" + name + "' has shape " + Arrays.toString(c.shape())
+                        throw new IllegalArgumentException(c.file() + ": " + what + " '" + name + "' has shape " + Arrays.toString(c.shape())
                                 + ", this configuration expects " + Arrays.toString(want.shape()) + "; do the model and optimizer match the checkpoint?");
                     long from = Math.max(c.offset(), want.offset()), to = Math.min(c.offset() + c.length(), want.offset() + want.length());
                     if (from >= to) continue;
-                    Tensor piece = open.computeIfAbsent(c.file(), OptimizerChunks::open).load(name);
+                    Tensor piece = open.computeIfAbsent(c.file(), Chunks::open).load(name);
                     if (c.crc() != null && !Integer.toHexString(crc(piece.data())).equals(c.crc()))
-                        throw new IllegalArgumentException(c.file() + ": optimizer state '" + name + "' elements [" + c.offset() + ", "
+                        throw new IllegalArgumentException(c.file() + ": " + what + " '" + name + "' elements [" + c.offset() + ", "
                                 + (c.offset() + c.length()) + ") is corrupt (CRC32C " + Integer.toHexString(crc(piece.data())) + ", stored " + c.crc() + ")");
                     // raw bytes: some state (8-bit codes) is packed into float slots and must not be converted
                     MemorySegment.copy(piece.data(), (from - c.offset()) * 4, out.data(), (from - want.offset()) * 4, (to - from) * 4);
@@ -128,11 +160,9 @@ final class OptimizerChunks {
                 }
                 long covered = covered(pieces);
                 if (covered != want.length())
-                    throw new IllegalArgumentException("optimizer state '" + name + "' elements [" + want.offset() + ", " + (want.offset() + want.length())
-                            + ") are not all in checkpoint " + files.getFirst().getParent() + " (" + covered + " of " + want.length() + " found)");
-                assembled.put(name, out);
+                    throw new IllegalArgumentException(what + " '" + name + "' elements [" + want.offset() + ", " + (want.offset() + want.length())
+                            + ") are not all in checkpoint " + where + " (" + covered + " of " + want.length() + " found)");
             }
-            optimizer.loadState(assembled, scalars, steps);
         } finally {
             for (SafetensorsFile f : open.values()) f.close();
         }
@@ -150,13 +180,13 @@ final class OptimizerChunks {
         return total;
     }
 
-    /** The chunk files of a checkpoint directory: optimizer/rank-*.safetensors, or a single optimizer.safetensors. */
-    static List<Path> files(Path dir) {
-        Path chunks = dir.resolve("optimizer");
-        if (!Files.isDirectory(chunks)) return List.of(dir.resolve("optimizer.safetensors"));
+    /** The chunk files of {@code part} ("optimizer", "model") in a checkpoint: PART/rank-*.safetensors, or a single PART.safetensors. */
+    static List<Path> files(Path dir, String part) {
+        Path chunks = dir.resolve(part);
+        if (!Files.isDirectory(chunks)) return List.of(dir.resolve(part + ".safetensors"));
         try (Stream<Path> s = Files.list(chunks)) {
             List<Path> out = s.filter(p -> p.getFileName().toString().endsWith(".safetensors")).sorted().toList();
-            if (out.isEmpty()) throw new IllegalArgumentException(chunks + " holds no optimizer state files");
+            if (out.isEmpty()) throw new IllegalArgumentException(chunks + " holds no " + part + " files");
             return out;
         } catch (IOException e) {
             throw new UncheckedIOException("cannot list " + chunks + ": " + e.getMessage(), e);
