@@ -110,7 +110,8 @@ public final class Autograd {
                 throw new IllegalStateException(fn.name() + " gave a gradient of shape " + Arrays.toString(gi.shape())
                         + " for input " + i + " of shape " + Arrays.toString(in.shape()));
             if (in.isLeaf()) {
-                accumulateLeaf(in, gi);
+                if (gi == in.grad()) kept.add(gi); // the op added into the leaf's gradient itself (GradFn.leafGradient)
+                else accumulateLeaf(in, gi);
                 if (leafEdges.merge(in, -1, Integer::sum) == 0) in.fireGradReady();
                 continue;
             }
@@ -129,6 +130,20 @@ public final class Autograd {
         }
         for (Tensor gi : inGrads) if (gi != null && !kept.contains(gi)) gi.close();
         if (!kept.contains(g)) g.close();
+    }
+
+    /** A leaf's gradient buffer, made (zero-filled) when it has none yet. */
+    static Tensor leafGradient(Tensor leaf) {
+        Tensor current = leaf.grad();
+        if (current == null && leaf.gradSource() != null) {
+            current = leaf.gradSource().get();
+            leaf.setGrad(current);
+        }
+        if (current == null) {
+            current = Scope.outside(() -> Tensor.empty(DType.F32, "gradients", leaf.shape()).fill(0f));
+            leaf.setGrad(current.name(leaf.name() == null ? null : leaf.name() + ".grad"));
+        }
+        return current;
     }
 
     private static void accumulateLeaf(Tensor leaf, Tensor g) {

@@ -38,6 +38,17 @@ public abstract class GradFn {
         return s;
     }
 
+    /**
+     * The gradient buffer of input {@code i} when it is a leaf (a parameter): a kernel may add its
+     * result straight into it (a GEMM with beta 1) and return this very tensor, which autograd then
+     * takes as accumulated. Null when input {@code i} is not a leaf that needs a gradient.
+     */
+    protected final Tensor leafGradient(int i) {
+        Tensor in = inputs[i];
+        if (in == null || !in.requiresGrad() || !in.isLeaf()) return null;
+        return Autograd.leafGradient(in);
+    }
+
     /** True when input {@code i} needs a gradient. */
     protected final boolean needsGrad(int i) {
         return inputs[i] != null && inputs[i].requiresGrad();

@@ -5,11 +5,17 @@ import java.util.List;
 import java.util.function.Supplier;
 
 /**
- * An owning scope for tensors: every tensor created on this thread while the scope is open is
- * closed when the scope closes. A training step opens one, so activations, their gradients and
- * other temporaries go back to the memory pool at the end of the step without bookkeeping in
- * the model code. Long-lived tensors (parameters, gradients, optimizer state) are created with
+ * An owning scope for tensors: every tensor created on this thread while the scope is current is
+ * closed when the scope closes. Each micro-batch opens one, so activations, their gradients and
+ * other temporaries go back to the memory pool at the end of it without bookkeeping in the model
+ * code. Long-lived tensors (parameters, gradients, optimizer state) are created with
  * {@link #outside(Supplier)} or taken out of the scope with {@link #keep(Tensor)}.
+ *
+ * <p>Scopes need not nest. A pipeline schedule interleaves micro-batches: it makes one scope per
+ * micro-batch with {@link #create()}, {@link #activate()}s whichever micro-batch it works on, and
+ * closes each when that micro-batch's backward is done, in any order. A scope closed while a later
+ * one is current hands back, when that one closes, to the nearest ancestor still open, never to a
+ * closed one (which would keep what is created there alive for good).
  */
 public final class Scope implements AutoCloseable {
     private static final ThreadLocal<Scope> CURRENT = new ThreadLocal<>();
@@ -29,6 +35,30 @@ public final class Scope implements AutoCloseable {
         return s;
     }
 
+    /** A scope that is not current yet: see {@link #activate()}. */
+    public static Scope create() {
+        return new Scope(null);
+    }
+
+    /** An activation of a scope; closing it makes current again what was current before. */
+    public interface Active extends AutoCloseable {
+        @Override
+        void close();
+    }
+
+    /** Makes this scope current until the returned handle is closed (then the previous one is current again). */
+    public Active activate() {
+        if (closed) throw new IllegalStateException("activate() of a closed scope");
+        Scope previous = CURRENT.get();
+        CURRENT.set(this);
+        return () -> {
+            Scope restore = previous;
+            while (restore != null && restore.closed) restore = restore.parent;
+            if (restore != null) CURRENT.set(restore);
+            else CURRENT.remove();
+        };
+    }
+
     /** Runs {@code body} with no scope current, so what it creates outlives any open scope. */
     public static <T> T outside(Supplier<T> body) {
         Scope saved = CURRENT.get();
@@ -42,6 +72,7 @@ public final class Scope implements AutoCloseable {
 
     static void register(Tensor t) {
         Scope s = CURRENT.get();
+        while (s != null && s.closed) s = s.parent;
         if (s != null) s.owned.add(t);
     }
 
@@ -64,7 +95,9 @@ public final class Scope implements AutoCloseable {
         for (int i = owned.size() - 1; i >= 0; i--) owned.get(i).close();
         owned.clear();
         if (CURRENT.get() == this) {
-            if (parent != null) CURRENT.set(parent);
+            Scope restore = parent;
+            while (restore != null && restore.closed) restore = restore.parent;
+            if (restore != null) CURRENT.set(restore);
             else CURRENT.remove();
         }
     }

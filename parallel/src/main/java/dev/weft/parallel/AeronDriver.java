@@ -48,6 +48,9 @@ public final class AeronDriver implements AutoCloseable {
         return launch(base.resolve(PREFIX + ProcessHandle.current().pid() + "-" + COUNTER.incrementAndGet()));
     }
 
+    /** How long the driver and its clients wait on each other's heartbeats before giving up. */
+    static final java.time.Duration LIVENESS = java.time.Duration.ofSeconds(60);
+
     /** Starts a driver in {@code dir}, after checking space and clearing stale weft driver directories beside it. */
     public static AeronDriver launch(Path dir) {
         Path parent = dir.toAbsolutePath().getParent();
@@ -61,6 +64,11 @@ public final class AeronDriver implements AutoCloseable {
                 .ipcTermBufferLength(TERM_LENGTH)
                 .publicationTermBufferLength(TERM_LENGTH)
                 .termBufferSparseFile(true)
+                // A rank's liveness is the launcher's business (it watches the processes) and each
+                // collective has its own deadline; Aeron's 10 s default declared busy ranks dead on a
+                // loaded 2-core machine.
+                .clientLivenessTimeoutNs(LIVENESS.toNanos())
+                .publicationUnblockTimeoutNs(2 * LIVENESS.toNanos())
                 .dirDeleteOnStart(true)
                 .dirDeleteOnShutdown(true);
         try {

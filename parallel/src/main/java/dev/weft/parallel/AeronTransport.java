@@ -78,6 +78,7 @@ public final class AeronTransport implements Transport {
         this.forceUdp = forceUdp;
         try {
             this.aeron = Aeron.connect(new Aeron.Context().aeronDirectoryName(aeronDir)
+                    .driverTimeoutMs(AeronDriver.LIVENESS.toMillis())
                     .idleStrategy(new SleepingMillisIdleStrategy(1)));
         } catch (RuntimeException e) {
             if (ownDriver != null) ownDriver.close();

@@ -78,13 +78,12 @@ public final class Checkpoint {
                 Files.createDirectories(root);
                 deleteRecursively(tmp);
                 Files.createDirectories(tmp.resolve("optimizer"));
-                Files.createDirectories(tmp.resolve("model"));
+                if (writers.weights() != null) Files.createDirectories(tmp.resolve("model"));
             }
             writers.barrier().run();
             String mine = String.format("rank-%05d.safetensors", writers.rank());
             if (writers.writesOptimizer()) Chunks.writeOptimizer(tmp.resolve("optimizer").resolve(mine), optimizer, writers.placement());
             if (writers.weights() != null) {
-                Files.createDirectories(tmp.resolve("model"));
                 Chunks.write(tmp.resolve("model").resolve(mine), writers.weights(), writers.weightRange(), Map.of("weft.step", Long.toString(state.step())));
             }
             if (leader) {

@@ -55,9 +55,10 @@ public final class Matmul {
                 gx = Tensor.empty(DType.F32, "linear.grad_input", xv.shape());
                 Gemm.sgemm(false, false, rows, in, out, 1f, gc.data(), 0, out, wv.data(), 0, in, 0f, gx.data(), 0, in);
             }
-            if (needsGrad(1)) {
-                gw = Tensor.empty(DType.F32, "linear.grad_weight", out, in);
-                Gemm.sgemm(true, false, out, in, rows, 1f, gc.data(), 0, out, xv.data(), 0, in, 0f, gw.data(), 0, in);
+            if (needsGrad(1)) { // dW = dYᵀ · X, added straight into the weight's gradient when it is a parameter
+                Tensor acc = leafGradient(1);
+                gw = acc != null && acc.isContiguous() ? acc : Tensor.empty(DType.F32, "linear.grad_weight", out, in);
+                Gemm.sgemm(true, false, out, in, rows, 1f, gc.data(), 0, out, xv.data(), 0, in, gw == acc ? 1f : 0f, gw.data(), 0, in);
             }
             return new Tensor[] {gx, gw};
         }
