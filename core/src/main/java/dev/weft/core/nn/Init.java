@@ -33,15 +33,41 @@ public final class Init {
 
     /** Fills {@code t} (contiguous f32) with elements [firstIndex, firstIndex + numel) of parameter {@code fqn}. */
     public static void fill(Tensor t, Scheme scheme, long seed, String fqn, long firstIndex) {
+        fillRun(t.data(), 0, t.numel(), scheme, seed, fqn, firstIndex);
+    }
+
+    /**
+     * Fills {@code t}, the local block of parameter {@code fqn} that {@code place} describes, with
+     * exactly the values those elements have in the whole parameter.
+     */
+    public static void fill(Tensor t, Scheme scheme, long seed, String fqn, Placement place) {
+        if (!java.util.Arrays.equals(t.shape(), place.localShape()))
+            throw new IllegalArgumentException(fqn + ": tensor of shape " + java.util.Arrays.toString(t.shape()) + " for " + place);
+        if (place.isReplicated()) {
+            fill(t, scheme, seed, fqn, 0);
+            return;
+        }
+        int[] g = place.globalShape();
+        int d = place.dim();
+        long outer = 1, inner = 1;
+        for (int i = 0; i < d; i++) outer *= g[i];
+        for (int i = d + 1; i < g.length; i++) inner *= g[i];
+        int rows = place.localShape()[d], start = place.offsets()[d];
+        // the block is rows runs of inner elements per outer index; each run is contiguous in both
         MemorySegment seg = t.data();
-        long n = t.numel();
+        for (long o = 0; o < outer; o++)
+            for (int r = 0; r < rows; r++)
+                fillRun(seg, (o * rows + r) * inner, inner, scheme, seed, fqn, (o * g[d] + start + r) * inner);
+    }
+
+    private static void fillRun(MemorySegment seg, long at, long n, Scheme scheme, long seed, String fqn, long firstIndex) {
         switch (scheme) {
-            case Constant c -> t.fill(c.value());
+            case Constant c -> {
+                for (long i = 0; i < n; i++) seg.setAtIndex(ValueLayout.JAVA_FLOAT, at + i, c.value());
+            }
             case Normal nm -> {
                 long key = mix(seed ^ fnv(fqn));
-                for (long i = 0; i < n; i++) {
-                    seg.setAtIndex(ValueLayout.JAVA_FLOAT, i, (float) (nm.std() * gaussian(key, firstIndex + i)));
-                }
+                for (long i = 0; i < n; i++) seg.setAtIndex(ValueLayout.JAVA_FLOAT, at + i, (float) (nm.std() * gaussian(key, firstIndex + i)));
             }
         }
     }

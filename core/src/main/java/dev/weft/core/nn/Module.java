@@ -18,6 +18,7 @@ import java.util.Map;
 public abstract class Module {
     private final Map<String, Tensor> parameters = new LinkedHashMap<>();
     private final Map<String, Init.Scheme> schemes = new LinkedHashMap<>();
+    private final Map<String, Placement> placements = new LinkedHashMap<>();
     private final Map<String, Module> children = new LinkedHashMap<>();
     private Hooks hooks;
 
@@ -66,12 +67,18 @@ public abstract class Module {
         return module;
     }
 
-    /** Declares a parameter; its values are set by {@link #initialize}. */
+    /** Declares a parameter, whole on this rank; its values are set by {@link #initialize}. */
     protected final Tensor parameter(String name, Init.Scheme init, int... shape) {
-        Tensor p = Scope.outside(() -> Tensor.empty(dev.weft.core.DType.F32, "parameters", shape));
+        return parameter(name, init, Placement.replicated(shape));
+    }
+
+    /** Declares a parameter of which this rank holds the block {@code place} describes. */
+    protected final Tensor parameter(String name, Init.Scheme init, Placement place) {
+        Tensor p = Scope.outside(() -> Tensor.empty(dev.weft.core.DType.F32, "parameters", place.localShape()));
         p.requiresGrad(true).name(name);
         if (parameters.putIfAbsent(name, p) != null) throw new IllegalStateException("duplicate parameter " + name);
         schemes.put(name, init);
+        placements.put(name, place);
         return p;
     }
 
@@ -83,7 +90,7 @@ public abstract class Module {
     private void initialize(String prefix, long seed) {
         for (var e : parameters.entrySet()) {
             String fqn = prefix + e.getKey();
-            Init.fill(e.getValue().name(fqn), schemes.get(e.getKey()), seed, fqn, 0);
+            Init.fill(e.getValue().name(fqn), schemes.get(e.getKey()), seed, fqn, placements.get(e.getKey()));
         }
         for (var c : children.entrySet()) c.getValue().initialize(prefix + c.getKey() + ".", seed);
     }
@@ -98,6 +105,18 @@ public abstract class Module {
     private void collect(Map<String, Tensor> out) {
         for (Tensor p : parameters.values()) out.put(p.name(), p);
         for (Module c : children.values()) c.collect(out);
+    }
+
+    /** Where each parameter's local tensor sits in the whole, by fully qualified name (after {@link #initialize}). */
+    public final Map<String, Placement> namedPlacements() {
+        Map<String, Placement> out = new LinkedHashMap<>();
+        collectPlacements(out);
+        return Collections.unmodifiableMap(out);
+    }
+
+    private void collectPlacements(Map<String, Placement> out) {
+        for (var e : parameters.entrySet()) out.put(e.getValue().name(), placements.get(e.getKey()));
+        for (Module c : children.values()) c.collectPlacements(out);
     }
 
     /** This module and every descendant by path ("" for this one, "model.layers.0", ...), parents first. */

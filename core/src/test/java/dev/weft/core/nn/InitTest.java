@@ -38,4 +38,47 @@ class InitTest {
             assertEquals(1, var, 0.05);
         }
     }
+
+    @Test
+    void everyBlockOfAPlacementHoldsTheWholesValues() {
+        try (Scope s = Scope.open()) {
+            String fqn = "model.layers.1.self_attn.o_proj.weight";
+            int[] shape = {6, 8, 4};
+            Tensor whole = Tensor.empty(shape);
+            Init.fill(whole, Init.normal(0.02), 7, fqn, Placement.replicated(shape));
+            float[] w = whole.toArray();
+            for (int dim = 0; dim < 3; dim++) {
+                for (int parts : new int[] {1, 2}) {
+                    for (int index = 0; index < parts; index++) {
+                        Placement p = Placement.sharded(shape, dim, "tp", index, parts);
+                        Tensor block = Tensor.empty(p.localShape());
+                        Init.fill(block, Init.normal(0.02), 7, fqn, p);
+                        float[] b = block.toArray();
+                        int[] ls = p.localShape(), off = p.offsets();
+                        int k = 0;
+                        for (int i = 0; i < ls[0]; i++)
+                            for (int j = 0; j < ls[1]; j++)
+                                for (int l = 0; l < ls[2]; l++, k++) {
+                                    int gi = ((i + off[0]) * shape[1] + (j + off[1])) * shape[2] + (l + off[2]);
+                                    assertEquals(w[gi], b[k], 0f, p + " at (" + i + ", " + j + ", " + l + ")");
+                                }
+                    }
+                }
+            }
+            assertThrows(IllegalArgumentException.class, () -> Placement.sharded(shape, 2, "tp", 0, 3), "4 does not split into 3");
+        }
+    }
+
+    @Test
+    void aModelsParametersKnowTheirPlace() {
+        dev.weft.core.model.Llama m = new dev.weft.core.model.Llama(new dev.weft.core.model.LlamaConfig(1, 16, 2, 2, 32, 64, 8, 10000f, 1e-5f, false, 0.02), 3);
+        try {
+            var places = m.namedPlacements();
+            assertEquals(m.namedParameters().keySet(), places.keySet());
+            assertArrayEquals(new int[] {64, 16}, places.get("model.embed_tokens.weight").globalShape());
+            assertTrue(places.values().stream().allMatch(Placement::isReplicated), "one process holds everything whole");
+        } finally {
+            m.close();
+        }
+    }
 }
