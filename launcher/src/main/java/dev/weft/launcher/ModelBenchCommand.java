@@ -8,10 +8,12 @@ import dev.weft.core.Scope;
 import dev.weft.core.Tensor;
 import dev.weft.core.model.Llama;
 import dev.weft.core.model.LlamaConfig;
-import dev.weft.core.ops.CrossEntropy;
 import dev.weft.core.ops.Matmul;
 import dev.weft.optimizers.AdamW;
-import dev.weft.optimizers.GradientClipping;
+import dev.weft.parallel.GradientSync;
+import dev.weft.trainer.StepRunner;
+import dev.weft.trainer.data.BatchSampler;
+import dev.weft.trainer.data.MicroBatches;
 import org.bytedeco.openblas.global.openblas;
 import org.bytedeco.javacpp.FloatPointer;
 import picocli.CommandLine.Command;
@@ -148,36 +150,28 @@ public final class ModelBenchCommand implements Callable<Integer> {
         }
     }
 
+    /** The trainer's own step (StepRunner, one process) on random tokens, timed per phase. */
     private StepFigures stepBench(LlamaConfig c) {
         Llama model = new Llama(c, 1);
         AdamW opt = new AdamW(model.namedParameters(), AdamW.Settings.defaults());
         SplittableRandom rnd = new SplittableRandom(7);
-        long[] t = new long[4]; // data, forward, backward, optimizer
-        MemoryPool.host().resetPeaks();
-        for (int i = 0; i < warmup + steps; i++) {
-            if (i == warmup) java.util.Arrays.fill(t, 0);
-            long a = System.nanoTime();
+        MicroBatches random = (step, micro, rank) -> {
             int[] ids = new int[batch * seq], targets = new int[batch * seq];
             for (int j = 0; j < ids.length; j++) {
                 ids[j] = rnd.nextInt(c.vocab());
                 targets[j] = rnd.nextInt(c.vocab());
             }
-            long b = System.nanoTime();
-            try (Scope s = Scope.open()) {
-                Tensor loss = CrossEntropy.loss(model.forward(ids, batch, seq), targets, -1);
-                long f = System.nanoTime();
-                loss.backward();
-                long g = System.nanoTime();
-                GradientClipping.clip(model.namedParameters().values(), 1.0);
-                opt.step(1e-4);
-                for (Tensor p : model.namedParameters().values()) p.zeroGrad();
-                long h = System.nanoTime();
-                t[0] += b - a;
-                t[1] += f - b;
-                t[2] += g - f;
-                t[3] += h - g;
-            }
-        }
+            return new BatchSampler.Batch(ids, targets, batch, seq);
+        };
+        GradientSync none = GradientSync.none(model.namedParameters());
+        StepRunner runner = new StepRunner(model, random, none, opt, 1.0, 1, 0);
+        MemoryPool.host().resetPeaks();
+        for (int i = 0; i < warmup; i++) runner.run(i, 1e-4);
+        StepRunner.Timing before = runner.timing();
+        for (int i = 0; i < steps; i++) runner.run(warmup + i, 1e-4);
+        StepRunner.Timing after = runner.timing();
+        long[] t = {after.data() - before.data(), after.forward() - before.forward(), after.backward() - before.backward(),
+                after.optimizer() - before.optimizer()};
         StepFigures f = new StepFigures(t, steps, warmup, dev.weft.core.Autograd.backwardProfile(), MemoryPool.host().peakLiveBytes(),
                 MemoryPool.host().peakReservedBytes(), model.parameterCount() * DType.F32.bytes(), opt.stateBytes());
         opt.close();

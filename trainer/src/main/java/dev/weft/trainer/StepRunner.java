@@ -9,6 +9,7 @@ import dev.weft.optimizers.GradientClipping;
 import dev.weft.optimizers.Optimizer;
 import dev.weft.parallel.GradientSync;
 import dev.weft.trainer.data.BatchSampler;
+import dev.weft.trainer.data.MicroBatches;
 
 /**
  * One optimizer step: the micro-batch loop (forward, loss, backward on each of grad_accum
@@ -23,14 +24,14 @@ public final class StepRunner {
     public record Step(double loss, double gradNorm) {}
 
     private final Llama model;
-    private final BatchSampler sampler;
+    private final MicroBatches sampler;
     private final GradientSync sync;
     private final Optimizer optimizer;
     private final double gradClip;
     private final int accum, dpRank;
     private long tData, tForward, tBackward, tOptimizer, steps;
 
-    public StepRunner(Llama model, BatchSampler sampler, GradientSync sync, Optimizer optimizer, double gradClip, int accum, int dpRank) {
+    public StepRunner(Llama model, MicroBatches sampler, GradientSync sync, Optimizer optimizer, double gradClip, int accum, int dpRank) {
         this.model = model;
         this.sampler = sampler;
         this.sync = sync;

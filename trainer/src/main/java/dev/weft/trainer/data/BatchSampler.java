@@ -32,7 +32,7 @@ import java.util.SplittableRandom;
  *
  * <p>Thread-safe; the only state is a cache of recent permutations.
  */
-public final class BatchSampler {
+public final class BatchSampler implements MicroBatches {
     /** One micro-batch: {@code rows} sequences of {@code seqLen} tokens, row-major. */
     public record Batch(int[] inputs, int[] targets, int rows, int seqLen) {}
 
@@ -108,6 +108,7 @@ public final class BatchSampler {
     }
 
     /** Micro-batch {@code microStep} of optimizer step {@code step} for rank {@code dpRank}. */
+    @Override
     public Batch batch(long step, int microStep, int dpRank) {
         if (step < 0) throw new IllegalArgumentException("step must be >= 0, got " + step);
         if (microStep < 0 || microStep >= accumulation) {
