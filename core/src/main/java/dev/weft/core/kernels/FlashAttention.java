@@ -84,8 +84,9 @@ public final class FlashAttention {
      * Forward for queries that continue a cached prefix (generation with a KV cache): q, out and
      * lse are shaped by {@code s}, whose seq is the number of new queries, at positions
      * [past, past + s.seq); k and v are [B, capacity, Hkv, D] caches whose first past + s.seq rows
-     * hold every position up to the last query. Each query row runs exactly the arithmetic of
-     * {@link #forward} for that row, over the same key tiles.
+     * hold every position up to the last query. Each query row runs the online softmax of
+     * {@link #forward} over the same key tiles; only the shapes of the tile products differ, so
+     * results agree with a forward over the whole sequence up to the rounding of those products.
      */
     public static void forwardAfterPrefix(Shape s, int past, int capacity, float scale, int qTile, int kvTile, MemorySegment q,
                                           MemorySegment k, MemorySegment v, MemorySegment out, MemorySegment lse) {
