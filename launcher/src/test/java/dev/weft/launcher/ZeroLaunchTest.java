@@ -234,4 +234,21 @@ class ZeroLaunchTest {
             assertEquals(Double.doubleToLongBits(ref.get(i)), Double.doubleToLongBits(resumed.get(i)),
                     "step " + (i + 1) + ": " + resumed.get(i) + " after the kill and resume vs " + ref.get(i) + " uninterrupted (bit for bit)");
     }
+
+    @Test
+    @Timeout(value = 200, unit = TimeUnit.SECONDS)
+    void aModelOverOneRanksBudgetUnderDdpTrainsUnderZeroThreeOnFourRanks() throws IOException {
+        Path cfg = LaunchTest.config(dir, 3, 0);
+        // 246k parameters: 3.9 MB of model state per rank under DDP, about 1 MB under ZeRO-3 on 4 ranks, against a 4 MiB budget
+        String[] bigger = {"model.d_model=64", "model.layers=4", "model.ffn_dim=192", "model.kv_heads=4", "train.memory_budget_mib=4",
+                "train.eval_every=0"};
+        List<String> ddp = new ArrayList<>(List.of("launch", "--nproc-per-node", "4", cfg.toString(), "--set", "train.out_dir=ddp",
+                "--set", "train.micro_batch=1", "--set", "parallel.zero=0"));
+        for (String s : bigger) ddp.addAll(List.of("--set", s));
+        CliTest.Run r = CliTest.run(ddp.toArray(String[]::new));
+        assertNotEquals(0, r.code(), "DDP fits after all: " + r.out());
+        assertTrue(r.out().contains("is out of budget"), r.out());
+        launch(cfg, 4, 3, "zero3", bigger);
+        assertEquals(3, LaunchTest.losses(dir.resolve("zero3")).size());
+    }
 }

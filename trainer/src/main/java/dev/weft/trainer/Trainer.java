@@ -3,6 +3,7 @@ package dev.weft.trainer;
 import dev.weft.core.Autograd;
 import dev.weft.core.Bytes;
 import dev.weft.core.MemoryPool;
+import dev.weft.core.ProcessMemory;
 import dev.weft.core.Scope;
 import dev.weft.core.Tensor;
 import dev.weft.core.model.Llama;
@@ -285,9 +286,9 @@ public final class Trainer implements AutoCloseable {
                     lastVal < baseline ? String.format("%.1f%% below", 100 * (1 - lastVal / baseline)) : "NOT below the baseline");
         }
         Map<String, Long> live = MemoryPool.host().liveBytesByLabel();
-        out.printf("memory: peak live %s, weights %s, gradients %s, optimizer state %s%n", Bytes.human(MemoryPool.host().peakLiveBytes()),
+        out.printf("memory: peak live %s, weights %s, gradients %s, optimizer state %s; %s%n", Bytes.human(MemoryPool.host().peakLiveBytes()),
                 Bytes.human(live.getOrDefault("parameters", 0L)), Bytes.human(live.getOrDefault("gradients", 0L)),
-                Bytes.human(live.getOrDefault("optimizer state", 0L)));
+                Bytes.human(live.getOrDefault("optimizer state", 0L)), ProcessMemory.summary());
         if (mesh != null)
             out.printf("model state on this rank: parameters %d B, gradients %d B, optimizer state %d B (%s, %d parameters)%n",
                     live.getOrDefault("parameters", 0L), live.getOrDefault("gradients", 0L), live.getOrDefault("optimizer state", 0L),
