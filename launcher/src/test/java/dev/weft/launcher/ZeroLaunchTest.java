@@ -251,4 +251,19 @@ class ZeroLaunchTest {
         launch(cfg, 4, 3, "zero3", bigger);
         assertEquals(3, LaunchTest.losses(dir.resolve("zero3")).size());
     }
+
+    @Test
+    @Timeout(value = 500, unit = TimeUnit.SECONDS)
+    void theOtherOptimizersTrainUnderZeroToo() throws IOException {
+        Path cfg = LaunchTest.config(dir, 8, 0);
+        // {optimizer, stage, extra setting}: 8-bit AdamW quantises every tensor (min_8bit_size 0) so its blocks meet shard edges
+        String[][] cases = {{"sgd", "1", "optimizer.lr=0.05"}, {"adamw8bit", "3", "optimizer.min_8bit_size=0"},
+                {"natural_galore", "2", "optimizer.rank=8"}, {"apollo", "1", "optimizer.rank=8"}, {"frugal", "3", "optimizer.rank=8"}};
+        for (String[] c : cases) {
+            String[] sets = {"optimizer.name=" + c[0], c[2]};
+            List<Double> ref = single(cfg, c[0] + "-single", sets);
+            launch(cfg, 2, Integer.parseInt(c[1]), c[0] + "-zero", sets);
+            LaunchTest.assertSameLosses(ref, LaunchTest.losses(dir.resolve(c[0] + "-zero")), c[0] + " under dp 2 ZeRO-" + c[1]);
+        }
+    }
 }
