@@ -5,14 +5,10 @@ import dev.weft.core.Bytes;
 import dev.weft.core.MemoryPool;
 import dev.weft.core.ProcessMemory;
 import dev.weft.core.Scope;
-import dev.weft.core.Tensor;
 import dev.weft.core.model.Llama;
 import dev.weft.core.ops.CrossEntropy;
-import dev.weft.core.ops.Elementwise;
 import dev.weft.optimizers.ParameterGroups;
-import dev.weft.parallel.DataParallel;
 import dev.weft.parallel.DeviceMesh;
-import dev.weft.parallel.FullyShardedDataParallel;
 import dev.weft.trainer.config.TrainConfig;
 import dev.weft.trainer.data.BatchSampler;
 import dev.weft.trainer.data.Prepare;
@@ -20,9 +16,6 @@ import dev.weft.trainer.data.PreparedData;
 import dev.weft.trainer.data.TokenShard;
 import dev.weft.trainer.data.Tokenizer;
 import dev.weft.trainer.data.UnigramBaseline;
-import dev.weft.trainer.metrics.LossPlot;
-import dev.weft.trainer.metrics.MetricsLog;
-import dev.weft.trainer.metrics.ProgressBar;
 import dev.weft.trainer.schedule.LrSchedule;
 
 import java.io.IOException;
@@ -31,13 +24,14 @@ import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
-import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 
 /**
- * The single-process training loop: gradient accumulation over micro-batches, global-norm
- * clipping, AdamW under a warmup-cosine schedule, periodic evaluation and checkpoints, metrics
+ * The training loop of one rank (or one process), built from parts: the parallel layout
+ * ({@link Parallelize}), the step ({@link StepRunner}), the training state that saves and restores
+ * itself ({@link TrainingState}) and the reporter ({@link Reporter}). It does gradient accumulation over micro-batches, global-norm
+ * clipping, the optimizer under a warmup-cosine schedule, periodic evaluation and checkpoints, metrics
  * as JSONL and a loss-curve PNG, and a generated sample at the end.
  *
  * <p>Every input to a step is a pure function of (config, step): the batch comes from the
@@ -66,6 +60,7 @@ public final class Trainer implements AutoCloseable {
     private final Parallelize.Layout layout;
     private final ParameterGroups optimizer;
     private final StepRunner steps;
+    private final TrainingState state;
 
     public Trainer(TrainConfig cfg, PrintStream out) {
         this(cfg, out, null);
@@ -101,44 +96,7 @@ public final class Trainer implements AutoCloseable {
         this.optimizer = layout.optimizer();
         this.schedule = LrSchedule.warmupCosine(o.lr(), o.minLr(), o.warmupSteps(), t.steps());
         this.steps = new StepRunner(model, trainSampler, layout.sync(), optimizer, o.gradClip(), t.gradAccum(), mesh == null ? 0 : mesh.dpIndex());
-    }
-
-    /** The ranks that write a checkpoint together, and where each one's optimizer state and weights lie. */
-    private Checkpoint.Writers writers() {
-        Map<String, Tensor> params = model.namedParameters();
-        if (mesh == null) return Checkpoint.Writers.single(params);
-        boolean holdsAShare = cfg.parallel().zero() > 0 || mesh.dpIndex() == 0; // DDP ranks hold replicas: one writes
-        Chunks.Placement placement = new Chunks.Placement() {
-            @Override public long[] shardOf(String name) { return layout.sync().shardOf(name); }
-            @Override public int[] globalShape(String name) { return params.get(name).shape(); }
-        };
-        if (!(layout.sync() instanceof FullyShardedDataParallel fsdp))
-            return new Checkpoint.Writers(mesh.dpIndex(), mesh.dp().size(), () -> mesh.dp().barrier(), holdsAShare, placement, null, null);
-        return new Checkpoint.Writers(mesh.dpIndex(), mesh.dp().size(), () -> mesh.dp().barrier(), true, placement,
-                heldWeights(fsdp, mesh.dpIndex() == 0), name -> weightRange(fsdp, name));
-    }
-
-    /**
-     * Under ZeRO-3, the weights this rank holds: its shards of the sharded parameters, and the
-     * replicated ones whole when {@code withReplicated} (rank 0 writes them; every rank reads them).
-     */
-    private Map<String, Tensor> heldWeights(FullyShardedDataParallel fsdp, boolean withReplicated) {
-        Map<String, Tensor> held = new LinkedHashMap<>();
-        model.namedParameters().forEach((name, p) -> {
-            if (!fsdp.isSharded(name)) {
-                if (withReplicated) held.put(name, p);
-            } else if (fsdp.optimizerParameters().containsKey(name)) {
-                held.put(name, fsdp.optimizerParameters().get(name));
-            }
-        });
-        return held;
-    }
-
-    private Chunks.Range weightRange(FullyShardedDataParallel fsdp, String name) {
-        Tensor p = model.namedParameters().get(name);
-        if (!fsdp.isSharded(name)) return Chunks.Range.whole(p);
-        long[] shard = fsdp.shardOf(name);
-        return new Chunks.Range(p.shape(), shard[0], shard[1]);
+        this.state = new TrainingState(model, mesh, layout, cfg.parallel().zero());
     }
 
     private static String describeStage(int zero) {
@@ -211,31 +169,18 @@ public final class Trainer implements AutoCloseable {
             if (ckpt == null) {
                 out.println("weft: --resume given but " + outDir.resolve("checkpoints") + " holds no checkpoint; starting from step 0");
             } else {
-                if (layout.sync() instanceof FullyShardedDataParallel fsdp) {
-                    Checkpoint.loadWeights(ckpt, heldWeights(fsdp, true), name -> weightRange(fsdp, name));
-                } else {
-                    Checkpoint.loadModel(ckpt, model);
-                    if (mesh != null) DataParallel.verifyIdenticalWeights(mesh.dp(), model.namedParameters());
-                }
-                Checkpoint.State st = Checkpoint.loadTraining(ckpt, optimizer, writers().placement());
-                if (st.seed() != t.seed())
-                    throw new IllegalArgumentException(ckpt + " was trained with train.seed = " + st.seed() + ", the config says " + t.seed()
-                            + "; resuming with another seed would not continue the same run");
+                Checkpoint.State st = state.restore(ckpt, t.seed());
                 start = st.step();
                 tokensSeen = st.tokensSeen();
                 out.printf("weft: resumed from %s (step %d, %s tokens seen)%n", ckpt, start, tokensSeen);
             }
         }
-        Path metricsFile = outDir.resolve("metrics.jsonl");
-        List<Map<String, Object>> history = leader() ? keepHistoryUpTo(metricsFile, resume ? start : -1) : new ArrayList<>();
         double baseline = UnigramBaseline.crossEntropy(trainShard, valShard);
         printHeader(baseline);
 
         List<Double> losses = new ArrayList<>();
-        Map<String, double[]> statTotals = new LinkedHashMap<>(); // optimizer step stats: {sum, count}
         double lastLoss = Double.NaN, lastVal = Double.NaN;
-        ProgressBar bar = new ProgressBar(out, t.steps(), ProgressBar.isTerminal());
-        try (MetricsLog metrics = leader() ? openMetrics(metricsFile, true) : null) {
+        try (Reporter report = new Reporter(out, outDir, t.steps(), leader(), resume ? start : -1)) {
             long end = stopAfter > 0 ? Math.min(stopAfter, t.steps()) : t.steps();
             for (long step = start; step < end; step++) {
                 if (dist != null) dist.beforeStep().accept(step);
@@ -246,45 +191,31 @@ public final class Trainer implements AutoCloseable {
                 losses.add(lastLoss);
                 tokensSeen += tokensPerStep();
                 double seconds = (System.nanoTime() - t0) / 1e9;
-                Map<String, Object> rec = new LinkedHashMap<>();
-                rec.put("step", step + 1);
-                rec.put("loss", lastLoss);
-                rec.put("lr", lr);
-                rec.put("grad_norm", result.gradNorm());
-                rec.put("tokens", tokensSeen);
-                rec.put("step_seconds", seconds);
-                rec.put("tokens_per_second", tokensPerStep() / seconds);
-                optimizer.stepStats().forEach((k, v) -> {
-                    rec.put(k, v);
-                    double[] tot = statTotals.computeIfAbsent(k, x -> new double[2]);
-                    tot[0] += v;
-                    tot[1]++;
-                });
                 boolean last = step + 1 == end;
-                if (t.evalEvery() > 0 && ((step + 1) % t.evalEvery() == 0 || last)) {
-                    lastVal = evaluate();
-                    rec.put("val_loss", lastVal);
-                    bar.message(String.format("step %d: val loss %.4f (unigram baseline %.4f)", step + 1, lastVal, baseline));
-                }
-                if (metrics != null) metrics.log(rec);
-                history.add(rec);
-                bar.update(step + 1, lastLoss, tokensPerStep() / seconds);
-                if (t.saveEvery() > 0 && (step + 1) % t.saveEvery() == 0 || last && (t.saveEvery() > 0 || end < t.steps())) {
-                    Checkpoint.save(outDir, new Checkpoint.State(step + 1, tokensSeen, t.seed(), optimizer.steps(), optimizer.name()),
-                            model, tokenizer.name(), optimizer, t.keepCheckpoints(), writers());
-                }
+                double val = Double.NaN;
+                if (t.evalEvery() > 0 && ((step + 1) % t.evalEvery() == 0 || last)) val = lastVal = evaluate();
+                report.step(step + 1, lastLoss, lr, result.gradNorm(), tokensSeen, seconds, tokensPerStep() / seconds, optimizer.stepStats(), val,
+                        baseline);
+                if (t.saveEvery() > 0 && (step + 1) % t.saveEvery() == 0 || last && (t.saveEvery() > 0 || end < t.steps()))
+                    state.save(outDir, step + 1, tokensSeen, t.seed(), tokenizer.name(), t.keepCheckpoints());
             }
+            report.finishSteps();
+            if (Double.isNaN(lastVal) && t.evalEvery() > 0 && start < t.steps()) lastVal = evaluate();
+            String sample = leader() ? sample() : "";
+            if (Double.isNaN(lastVal) && t.evalEvery() == 0) {
+                out.printf("%nfinal: train loss %.4f; validation off (train.eval_every = 0), unigram baseline %.4f nats/token%n", lastLoss, baseline);
+            } else {
+                out.printf("%nfinal: train loss %.4f, val loss %.4f, unigram baseline %.4f nats/token (%s)%n", lastLoss, lastVal, baseline,
+                        lastVal < baseline ? String.format("%.1f%% below", 100 * (1 - lastVal / baseline)) : "NOT below the baseline");
+            }
+            printMemory();
+            report.summary();
+            return new Result(t.steps(), lastLoss, lastVal, baseline, sample, losses, report.valCurve(), outDir);
         }
-        bar.finish();
-        if (Double.isNaN(lastVal) && t.evalEvery() > 0 && start < t.steps()) lastVal = evaluate();
-        if (leader()) writePlot(outDir, history);
-        String sample = leader() ? sample() : "";
-        if (Double.isNaN(lastVal) && t.evalEvery() == 0) {
-            out.printf("%nfinal: train loss %.4f; validation off (train.eval_every = 0), unigram baseline %.4f nats/token%n", lastLoss, baseline);
-        } else {
-            out.printf("%nfinal: train loss %.4f, val loss %.4f, unigram baseline %.4f nats/token (%s)%n", lastLoss, lastVal, baseline,
-                    lastVal < baseline ? String.format("%.1f%% below", 100 * (1 - lastVal / baseline)) : "NOT below the baseline");
-        }
+    }
+
+    /** Per-rank memory at the end: the pools' figures by kind, the process RSS, and the model state this rank holds. */
+    private void printMemory() {
         Map<String, Long> live = MemoryPool.host().liveBytesByLabel();
         out.printf("memory: peak live %s, weights %s, gradients %s, optimizer state %s; %s%n", Bytes.human(MemoryPool.host().peakLiveBytes()),
                 Bytes.human(live.getOrDefault("parameters", 0L)), Bytes.human(live.getOrDefault("gradients", 0L)),
@@ -293,16 +224,6 @@ public final class Trainer implements AutoCloseable {
             out.printf("model state on this rank: parameters %d B, gradients %d B, optimizer state %d B (%s, %d parameters)%n",
                     live.getOrDefault("parameters", 0L), live.getOrDefault("gradients", 0L), live.getOrDefault("optimizer state", 0L),
                     describeStage(cfg.parallel().zero()).replaceAll(" \\(.*", ""), model.parameterCount());
-        if (!statTotals.isEmpty()) {
-            List<String> parts = new ArrayList<>();
-            statTotals.forEach((k, tot) -> parts.add(String.format("%s %.3f", k, tot[0] / tot[1])));
-            out.println("optimizer stats, mean per step: " + String.join(", ", parts));
-        }
-        if (leader()) out.println("metrics: " + metricsFile + ", loss curve: " + outDir.resolve("loss.png"));
-        List<double[]> valCurve = new ArrayList<>();
-        for (Map<String, Object> r : history)
-            if (r.get("val_loss") instanceof Number v) valCurve.add(new double[]{((Number) r.get("step")).doubleValue(), v.doubleValue()});
-        return new Result(t.steps(), lastLoss, lastVal, baseline, sample, losses, valCurve, outDir);
     }
 
     /** Mean validation loss over eval_batches fixed batches. */
@@ -352,52 +273,6 @@ public final class Trainer implements AutoCloseable {
             }
         }
         out.printf("unigram baseline (val cross-entropy of train token frequencies): %.4f nats/token%n", baseline);
-    }
-
-    /** Metrics logged before {@code upTo}; a resumed run drops what a crashed run logged past its checkpoint. */
-    private static List<Map<String, Object>> keepHistoryUpTo(Path file, long upTo) {
-        List<Map<String, Object>> kept = new ArrayList<>();
-        try {
-            if (upTo < 0 || !Files.exists(file)) {
-                Files.deleteIfExists(file);
-                return kept;
-            }
-            for (Map<String, Object> r : MetricsLog.read(file)) {
-                if (r.get("step") instanceof Number n && n.longValue() <= upTo) kept.add(r);
-            }
-            Files.delete(file);
-            try (MetricsLog log = openMetrics(file, false)) {
-                for (Map<String, Object> r : kept) log.log(r);
-            }
-            return kept;
-        } catch (IOException e) {
-            throw new UncheckedIOException("cannot rewrite " + file + ": " + e.getMessage(), e);
-        }
-    }
-
-    private static MetricsLog openMetrics(Path file, boolean append) {
-        try {
-            return MetricsLog.open(file, append);
-        } catch (IOException e) {
-            throw new UncheckedIOException("cannot write metrics to " + file + ": " + e.getMessage(), e);
-        }
-    }
-
-    private static void writePlot(Path outDir, List<Map<String, Object>> history) {
-        List<double[]> train = new ArrayList<>(), val = new ArrayList<>();
-        for (Map<String, Object> r : history) {
-            double step = ((Number) r.get("step")).doubleValue();
-            if (r.get("loss") instanceof Number l) train.add(new double[] {step, l.doubleValue()});
-            if (r.get("val_loss") instanceof Number v) val.add(new double[] {step, v.doubleValue()});
-        }
-        Map<String, List<double[]>> series = new LinkedHashMap<>();
-        series.put("train", train);
-        series.put("validation", val);
-        try {
-            LossPlot.write(outDir.resolve("loss.png"), "weft training loss", "cross-entropy (nats/token)", series);
-        } catch (IOException e) {
-            throw new UncheckedIOException("cannot write the loss curve: " + e.getMessage(), e);
-        }
     }
 
     @Override
