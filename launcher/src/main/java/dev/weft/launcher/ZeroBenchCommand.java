@@ -13,6 +13,7 @@ import java.io.StringWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
@@ -48,6 +49,8 @@ public final class ZeroBenchCommand implements Callable<Integer> {
     int[] ranks;
     @Option(names = "--stages", split = ",", defaultValue = "0,1,2,3", description = "ZeRO stages; 0 (DDP) is the step-time baseline (default: ${DEFAULT-VALUE})")
     int[] stages;
+    @Option(names = "--rounds", defaultValue = "1", description = "Run every case this many times in turn and pool their timed steps (default: ${DEFAULT-VALUE})")
+    int rounds;
     @Option(names = "--out", description = "Output directory: one run per case and the table (default: a new temporary directory)")
     Path out;
     @Option(names = "--set", paramLabel = "KEY=VALUE", description = "Override a config value for every run (repeatable)")
@@ -64,19 +67,26 @@ public final class ZeroBenchCommand implements Callable<Integer> {
     }
 
     /** One (dp, stage) run: its ranks' figures and median step time, or why it has none. */
-    record Case(int dp, int stage, List<RankFigures> ranks, double medianStepSeconds, String refusal, String failure) {
-        static Case measured(int dp, int stage, List<RankFigures> ranks, double medianStepSeconds) {
-            return new Case(dp, stage, ranks, medianStepSeconds, null, null);
+    record Case(int dp, int stage, List<RankFigures> ranks, List<Double> timedSteps, String refusal, String failure) {
+        static Case measured(int dp, int stage, List<RankFigures> ranks, List<Double> timedSteps) {
+            return new Case(dp, stage, ranks, List.copyOf(timedSteps), null, null);
         }
 
         static Case refused(int dp, int stage, String why) {
-            return new Case(dp, stage, List.of(), Double.NaN, why, null);
+            return new Case(dp, stage, List.of(), List.of(), why, null);
         }
 
         static Case failed(int dp, int stage, String why) {
-            return new Case(dp, stage, List.of(), Double.NaN, null, why);
+            return new Case(dp, stage, List.of(), List.of(), null, why);
+        }
+
+        StepTimes steps() {
+            return stepTimes(timedSteps);
         }
     }
+
+    /** Step seconds after the warm-up: median and quartiles. */
+    record StepTimes(double p25, double median, double p75) {}
 
     @Override
     public Integer call() throws IOException {
@@ -84,6 +94,7 @@ public final class ZeroBenchCommand implements Callable<Integer> {
         if (steps < WARMUP_STEPS + 1)
             throw new IllegalArgumentException("--steps must be at least " + (WARMUP_STEPS + 1) + " (the first " + WARMUP_STEPS
                     + " are warm-up and not timed), got " + steps);
+        if (rounds < 1) throw new IllegalArgumentException("--rounds must be >= 1, got " + rounds);
         if (ranks.length == 0) throw new IllegalArgumentException("--ranks needs at least one dp size, e.g. --ranks 2,4");
         for (int n : ranks) if (n < 1 || n > 64) throw new IllegalArgumentException("--ranks: " + n + " is not a dp size in 1..64");
         if (stages.length == 0) throw new IllegalArgumentException("--stages needs at least one ZeRO stage, e.g. --stages 0,1,2,3");
@@ -92,31 +103,44 @@ public final class ZeroBenchCommand implements Callable<Integer> {
         TrainConfig base = TrainConfig.load(config, overrides);
         for (int n : ranks) base.meshShape(n);
         Path outDir = (out != null ? Files.createDirectories(out) : Files.createTempDirectory("weft-bench-zero")).toAbsolutePath().normalize();
-        console.printf("weft bench zero: %s, %d steps per run (median over steps %d-%d), dp %s, ZeRO stages %s; runs in %s%n", config, steps,
-                WARMUP_STEPS + 1, steps, join(ranks), join(stages), outDir);
-        console.printf("rank processes share this machine's %d cores with each other and with whatever else runs on it%n",
-                Runtime.getRuntime().availableProcessors());
+        console.printf("weft bench zero: %s, %d steps per run (timed: steps %d-%d), dp %s, ZeRO stages %s, %d round(s); runs in %s%n", config,
+                steps, WARMUP_STEPS + 1, steps, join(ranks), join(stages), rounds, outDir);
+        console.printf("rank processes share this machine's %d cores with each other and with whatever else runs on it (%s)%n",
+                Runtime.getRuntime().availableProcessors(), loadAverage());
         console.flush();
 
-        List<Case> cases = new ArrayList<>();
-        int total = ranks.length * stages.length, i = 0;
-        for (int dp : ranks) {
-            for (int stage : stages) {
-                i++;
-                Path runDir = outDir.resolve("dp" + dp + "-zero" + stage);
-                console.printf("%n=== [%d/%d] dp %d, ZeRO-%d: weft launch --nproc-per-node %d (output in %s) ===%n", i, total, dp, stage, dp,
-                        runDir.resolve("launch.out"));
-                console.flush();
-                Case c = run(dp, stage, runDir);
-                cases.add(c);
-                describe(console, c);
+        // rounds run every case in turn, so a load that comes and goes falls on every stage alike; their timed steps are pooled
+        Map<String, Case> last = new LinkedHashMap<>();
+        Map<String, List<Double>> pooled = new LinkedHashMap<>();
+        int total = rounds * ranks.length * stages.length, i = 0;
+        for (int round = 1; round <= rounds; round++) {
+            for (int dp : ranks) {
+                for (int stage : stages) {
+                    i++;
+                    String key = "dp" + dp + "-zero" + stage;
+                    Case before = last.get(key);
+                    if (before != null && before.ranks().isEmpty()) continue; // refused or failed: once is enough
+                    Path runDir = outDir.resolve(rounds == 1 ? key : key + "-round" + round);
+                    console.printf("%n=== [%d/%d] dp %d, ZeRO-%d%s: weft launch --nproc-per-node %d (output in %s) ===%n", i, total, dp, stage,
+                            rounds == 1 ? "" : ", round " + round, dp, runDir.resolve("launch.out"));
+                    console.flush();
+                    Case c = run(dp, stage, runDir);
+                    last.put(key, c);
+                    pooled.computeIfAbsent(key, k -> new ArrayList<>()).addAll(c.timedSteps());
+                    describe(console, c);
+                }
             }
+        }
+        List<Case> cases = new ArrayList<>();
+        for (var e : last.entrySet()) {
+            Case c = e.getValue();
+            cases.add(c.ranks().isEmpty() ? c : Case.measured(c.dp(), c.stage(), c.ranks(), pooled.get(e.getKey())));
         }
         String table = table(cases);
         Files.writeString(outDir.resolve("zero.md"), table);
         console.println();
         console.print(table);
-        console.println("\ntable: " + outDir.resolve("zero.md"));
+        console.println("\ntable: " + outDir.resolve("zero.md") + "; at the end: " + loadAverage());
         console.flush();
         return cases.stream().anyMatch(c -> c.failure() != null) ? 1 : 0;
     }
@@ -150,7 +174,7 @@ public final class ZeroBenchCommand implements Callable<Integer> {
             if (f == null) return Case.failed(dp, stage, "rank " + r + " printed no model-state line (see " + log + ")");
             figures.add(f);
         }
-        return Case.measured(dp, stage, figures, medianStepSeconds(MetricsLog.read(runDir.resolve("metrics.jsonl"))));
+        return Case.measured(dp, stage, figures, timedSteps(MetricsLog.read(runDir.resolve("metrics.jsonl"))));
     }
 
     private static void describe(PrintWriter console, Case c) {
@@ -165,7 +189,7 @@ public final class ZeroBenchCommand implements Callable<Integer> {
                                 + " peak live %s, peak RSS %s%n", f.rank(), f.modelState(), f.parameters(), f.gradients(), f.optimizerState(),
                         f.modelState() / formula, formula, Bytes.human(f.peakLive()), f.peakRss() < 0 ? "n/a" : Bytes.human(f.peakRss()));
             }
-            console.printf(Locale.ROOT, "median step %.3f s%n", c.medianStepSeconds());
+            console.printf(Locale.ROOT, "median step %.3f s (quartiles %.3f-%.3f s)%n", c.steps().median(), c.steps().p25(), c.steps().p75());
         }
         console.flush();
     }
@@ -215,15 +239,30 @@ public final class ZeroBenchCommand implements Callable<Integer> {
         return Math.round(v * Math.pow(1024, power));
     }
 
-    /** Median of step_seconds over the steps after the warm-up; NaN when there are none. */
-    static double medianStepSeconds(List<Map<String, Object>> metrics) {
+    /**
+     * Quartiles of the timed steps (NaN when there are none). The
+     * spread goes beside the median because ranks time-slice the cores with each other and with
+     * other jobs, so one step can take twice its neighbour's time; a ratio inside the spread is noise.
+     */
+    static StepTimes stepTimes(List<Double> timedSteps) {
+        if (timedSteps.isEmpty()) return new StepTimes(Double.NaN, Double.NaN, Double.NaN);
+        List<Double> timed = new ArrayList<>(timedSteps);
+        timed.sort(null);
+        return new StepTimes(quantile(timed, 0.25), quantile(timed, 0.5), quantile(timed, 0.75));
+    }
+
+    /** step_seconds of a run's steps after the warm-up, in step order (records without one, such as evaluations, left out). */
+    static List<Double> timedSteps(List<Map<String, Object>> metrics) {
         List<Double> times = new ArrayList<>();
         for (Map<String, Object> r : metrics) if (r.get("step_seconds") instanceof Number s) times.add(s.doubleValue());
-        if (times.size() <= WARMUP_STEPS) return Double.NaN;
-        List<Double> timed = new ArrayList<>(times.subList(WARMUP_STEPS, times.size()));
-        timed.sort(null);
-        int n = timed.size();
-        return n % 2 == 1 ? timed.get(n / 2) : (timed.get(n / 2 - 1) + timed.get(n / 2)) / 2;
+        return times.size() <= WARMUP_STEPS ? List.of() : List.copyOf(times.subList(WARMUP_STEPS, times.size()));
+    }
+
+    /** Linear interpolation between the closest ranks, so the median of an even count is the mean of the middle two. */
+    private static double quantile(List<Double> sorted, double q) {
+        double at = q * (sorted.size() - 1);
+        int lo = (int) Math.floor(at), hi = (int) Math.ceil(at);
+        return sorted.get(lo) + (at - lo) * (sorted.get(hi) - sorted.get(lo));
     }
 
     /** The rank's own message when it refused the layout as not available yet, else null. */
@@ -249,7 +288,7 @@ public final class ZeroBenchCommand implements Callable<Integer> {
     static String table(List<Case> cases) {
         StringBuilder sb = new StringBuilder();
         sb.append("| dp | ZeRO | model state per rank (max) | formula | vs formula (target 1.00 +- 2%) | peak live (max) | peak RSS (max) "
-                + "| median step | vs DDP | step target |\n");
+                + "| median step (quartiles) | vs DDP | step target |\n");
         sb.append("|---|---|---|---|---|---|---|---|---|---|\n");
         for (Case c : cases) {
             if (c.refusal() != null || c.failure() != null) {
@@ -275,19 +314,29 @@ public final class ZeroBenchCommand implements Callable<Integer> {
             String bytesVerdict = Math.abs(worstRatio - 1) <= BYTES_TOLERANCE ? "met" : "missed";
             Case ddp = cases.stream().filter(d -> d.dp() == c.dp() && d.stage() == 0 && d.ranks().size() == d.dp()).findFirst().orElse(null);
             String vsDdp = "-", target = "-";
-            if (ddp != null && c.stage() != 0 && ddp.medianStepSeconds() > 0) {
-                double ratio = c.medianStepSeconds() / ddp.medianStepSeconds();
+            if (ddp != null && c.stage() != 0 && ddp.steps().median() > 0) {
+                double ratio = c.steps().median() / ddp.steps().median();
                 vsDdp = String.format(Locale.ROOT, "%.2fx", ratio);
                 double t = stepTarget(c.dp(), c.stage());
                 if (!Double.isNaN(t)) target = String.format(Locale.ROOT, "<= %.1fx: %s", t, ratio <= t ? "met" : "missed");
             } else if (c.stage() == 0) {
                 vsDdp = "1.00x (baseline)";
             }
-            sb.append(String.format(Locale.ROOT, "| %d | %d | %s (%d B) | %.0f B | %.4f (%s) | %s | %s | %.3f s | %s | %s |%n", c.dp(), c.stage(),
+            sb.append(String.format(Locale.ROOT, "| %d | %d | %s (%d B) | %.0f B | %.4f (%s) | %s | %s | %.3f s (%.2f-%.2f) | %s | %s |%n", c.dp(), c.stage(),
                     Bytes.human(maxState), maxState, formula, worstRatio, bytesVerdict, Bytes.human(maxLive),
-                    maxRss < 0 ? "n/a" : Bytes.human(maxRss), c.medianStepSeconds(), vsDdp, target));
+                    maxRss < 0 ? "n/a" : Bytes.human(maxRss), c.steps().median(), c.steps().p25(), c.steps().p75(), vsDdp, target));
         }
         return sb.toString();
+    }
+
+    /** The kernel's 1/5/15-minute load averages: how busy the machine was beside the ranks, for the reader of the figures. */
+    private static String loadAverage() {
+        try {
+            String[] f = Files.readString(Path.of("/proc/loadavg")).strip().split(" ");
+            return "load average " + f[0] + ", " + f[1] + ", " + f[2];
+        } catch (IOException | RuntimeException e) {
+            return "load average unavailable";
+        }
     }
 
     private static String join(int[] values) {

@@ -66,9 +66,12 @@ class ZeroBenchCommandTest {
                 {"step":5,"loss":5.1,"step_seconds":0.50}
                 {"step":6,"loss":5.0,"step_seconds":0.20}
                 """);
-        assertEquals(0.35, ZeroBenchCommand.medianStepSeconds(MetricsLog.read(metrics)), 1e-12);
+        ZeroBenchCommand.StepTimes t = ZeroBenchCommand.stepTimes(ZeroBenchCommand.timedSteps(MetricsLog.read(metrics)));
+        assertEquals(0.35, t.median(), 1e-12);
+        assertEquals(0.275, t.p25(), 1e-12, "a quarter of the way from 0.20 through 0.30, 0.40, 0.50");
+        assertEquals(0.425, t.p75(), 1e-12);
         Files.writeString(metrics, "{\"step\":1,\"step_seconds\":1.0}\n{\"step\":2,\"step_seconds\":1.0}\n");
-        assertTrue(Double.isNaN(ZeroBenchCommand.medianStepSeconds(MetricsLog.read(metrics))), "nothing left after the warm-up");
+        assertTrue(Double.isNaN(ZeroBenchCommand.stepTimes(ZeroBenchCommand.timedSteps(MetricsLog.read(metrics))).median()), "nothing left after the warm-up");
     }
 
     @Test
@@ -88,12 +91,13 @@ class ZeroBenchCommandTest {
     void theTableSetsEveryStageAgainstDdpAtTheSameDpSize() {
         long psi = 34976;
         List<Case> cases = List.of(
-                Case.measured(2, 0, List.of(figures(0, psi, 16 * psi), figures(1, psi, 16 * psi)), 0.50),
-                Case.measured(2, 2, List.of(figures(0, psi, 10 * psi), figures(1, psi, 10 * psi + 640)), 0.60),
+                Case.measured(2, 0, List.of(figures(0, psi, 16 * psi), figures(1, psi, 16 * psi)), List.of(0.40, 0.45, 0.50, 0.55, 0.60)),
+                Case.measured(2, 2, List.of(figures(0, psi, 10 * psi), figures(1, psi, 10 * psi + 640)), List.of(0.55, 0.60, 0.70)),
                 Case.refused(2, 3, "parallel.zero = 3 (sharded parameters) is not available yet"));
         String table = ZeroBenchCommand.table(cases);
         List<String[]> rows = rows(table);
         assertEquals(3, rows.size(), table);
+        assertEquals("0.500 s (0.45-0.55)", rows.get(0)[8].trim());
         assertEquals("1.00x (baseline)", rows.get(0)[9].trim());
         assertEquals("1.20x", rows.get(1)[9].trim());
         assertEquals("<= 1.1x: missed", rows.get(1)[10].trim());
@@ -104,7 +108,8 @@ class ZeroBenchCommandTest {
 
     @Test
     void badInputIsOneLine() {
-        for (String[] bad : List.of(new String[] {"--ranks", "0"}, new String[] {"--stages", "4"}, new String[] {"--steps", "2"})) {
+        for (String[] bad : List.of(new String[] {"--ranks", "0"}, new String[] {"--stages", "4"}, new String[] {"--steps", "2"},
+                new String[] {"--rounds", "0"})) {
             List<String> args = new ArrayList<>(List.of("bench", "zero"));
             args.addAll(List.of(bad));
             CliTest.Run r = CliTest.run(args.toArray(String[]::new));
