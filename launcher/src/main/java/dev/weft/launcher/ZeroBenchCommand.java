@@ -110,31 +110,45 @@ public final class ZeroBenchCommand implements Callable<Integer> {
         console.flush();
 
         // rounds run every case in turn, so a load that comes and goes falls on every stage alike; their timed steps are pooled
-        Map<String, Case> last = new LinkedHashMap<>();
+        List<String> order = new ArrayList<>();
+        Map<String, Case> measured = new LinkedHashMap<>(), unmeasured = new LinkedHashMap<>();
         Map<String, List<Double>> pooled = new LinkedHashMap<>();
+        Map<String, Integer> failedRounds = new LinkedHashMap<>();
         int total = rounds * ranks.length * stages.length, i = 0;
         for (int round = 1; round <= rounds; round++) {
             for (int dp : ranks) {
                 for (int stage : stages) {
                     i++;
                     String key = "dp" + dp + "-zero" + stage;
-                    Case before = last.get(key);
-                    if (before != null && before.ranks().isEmpty()) continue; // refused or failed: once is enough
+                    if (!order.contains(key)) order.add(key);
+                    if (unmeasured.get(key) instanceof Case c && c.refusal() != null) continue; // a refusal does not change between rounds
                     Path runDir = outDir.resolve(rounds == 1 ? key : key + "-round" + round);
                     console.printf("%n=== [%d/%d] dp %d, ZeRO-%d%s: weft launch --nproc-per-node %d (output in %s) ===%n", i, total, dp, stage,
                             rounds == 1 ? "" : ", round " + round, dp, runDir.resolve("launch.out"));
                     console.flush();
                     Case c = run(dp, stage, runDir);
-                    last.put(key, c);
-                    pooled.computeIfAbsent(key, k -> new ArrayList<>()).addAll(c.timedSteps());
                     describe(console, c);
+                    if (c.ranks().isEmpty()) {
+                        unmeasured.put(key, c);
+                        if (c.failure() != null) failedRounds.merge(key, 1, Integer::sum);
+                    } else {
+                        measured.put(key, c);
+                        pooled.computeIfAbsent(key, k -> new ArrayList<>()).addAll(c.timedSteps());
+                    }
                 }
             }
         }
         List<Case> cases = new ArrayList<>();
-        for (var e : last.entrySet()) {
-            Case c = e.getValue();
-            cases.add(c.ranks().isEmpty() ? c : Case.measured(c.dp(), c.stage(), c.ranks(), pooled.get(e.getKey())));
+        for (String key : order) {
+            Case m = measured.get(key);
+            if (m == null) {
+                cases.add(unmeasured.get(key));
+                continue;
+            }
+            // a round that failed (a rank starved past a timeout on a loaded machine, say) leaves the others' figures, marked
+            int failed = failedRounds.getOrDefault(key, 0);
+            cases.add(new Case(m.dp(), m.stage(), m.ranks(), List.copyOf(pooled.get(key)), null,
+                    failed == 0 ? null : failed + " of " + rounds + " rounds failed: " + unmeasured.get(key).failure()));
         }
         String table = table(cases);
         Files.writeString(outDir.resolve("zero.md"), table);
@@ -291,7 +305,7 @@ public final class ZeroBenchCommand implements Callable<Integer> {
                 + "| median step (quartiles) | vs DDP | step target |\n");
         sb.append("|---|---|---|---|---|---|---|---|---|---|\n");
         for (Case c : cases) {
-            if (c.refusal() != null || c.failure() != null) {
+            if (c.ranks().isEmpty()) {
                 String why = c.refusal() != null ? "ZeRO-" + c.stage() + ": not available yet" : "failed: " + c.failure();
                 sb.append(String.format(Locale.ROOT, "| %d | %d | %s | - | - | - | - | - | - | - |%n", c.dp(), c.stage(), why));
                 continue;
@@ -312,7 +326,7 @@ public final class ZeroBenchCommand implements Callable<Integer> {
             }
             double formula = formulaBytes(c.stage(), worst.parameterCount(), c.dp());
             String bytesVerdict = Math.abs(worstRatio - 1) <= BYTES_TOLERANCE ? "met" : "missed";
-            Case ddp = cases.stream().filter(d -> d.dp() == c.dp() && d.stage() == 0 && d.ranks().size() == d.dp()).findFirst().orElse(null);
+            Case ddp = cases.stream().filter(d -> d.dp() == c.dp() && d.stage() == 0 && !d.ranks().isEmpty()).findFirst().orElse(null);
             String vsDdp = "-", target = "-";
             if (ddp != null && c.stage() != 0 && ddp.steps().median() > 0) {
                 double ratio = c.steps().median() / ddp.steps().median();
@@ -322,9 +336,10 @@ public final class ZeroBenchCommand implements Callable<Integer> {
             } else if (c.stage() == 0) {
                 vsDdp = "1.00x (baseline)";
             }
-            sb.append(String.format(Locale.ROOT, "| %d | %d | %s (%d B) | %.0f B | %.4f (%s) | %s | %s | %.3f s (%.2f-%.2f) | %s | %s |%n", c.dp(), c.stage(),
-                    Bytes.human(maxState), maxState, formula, worstRatio, bytesVerdict, Bytes.human(maxLive),
-                    maxRss < 0 ? "n/a" : Bytes.human(maxRss), c.steps().median(), c.steps().p25(), c.steps().p75(), vsDdp, target));
+            String failedRounds = c.failure() == null ? "" : "; " + c.failure().substring(0, c.failure().indexOf(':')); // "1 of 2 rounds failed"
+            sb.append(String.format(Locale.ROOT, "| %d | %d | %s (%d B) | %.0f B | %.4f (%s) | %s | %s | %.3f s (%.2f-%.2f%s) | %s | %s |%n", c.dp(),
+                    c.stage(), Bytes.human(maxState), maxState, formula, worstRatio, bytesVerdict, Bytes.human(maxLive),
+                    maxRss < 0 ? "n/a" : Bytes.human(maxRss), c.steps().median(), c.steps().p25(), c.steps().p75(), failedRounds, vsDdp, target));
         }
         return sb.toString();
     }

@@ -107,6 +107,16 @@ class ZeroBenchCommandTest {
     }
 
     @Test
+    void aRoundThatFailedKeepsTheOtherRoundsFiguresAndSaysSo() {
+        long psi = 1000;
+        Case partly = new Case(4, 0, List.of(figures(0, psi, 16 * psi)), List.of(2.0, 2.0, 2.0), null,
+                "1 of 2 rounds failed: weft launch exited 1: weft launch: rank 0 failed first: exit code 255");
+        String[] row = rows(ZeroBenchCommand.table(List.of(partly))).getFirst();
+        assertEquals("2.000 s (2.00-2.00; 1 of 2 rounds failed)", row[8].trim());
+        assertEquals(1.0, bytesRatio(row), 1e-12);
+    }
+
+    @Test
     void badInputIsOneLine() {
         for (String[] bad : List.of(new String[] {"--ranks", "0"}, new String[] {"--stages", "4"}, new String[] {"--steps", "2"},
                 new String[] {"--rounds", "0"})) {
