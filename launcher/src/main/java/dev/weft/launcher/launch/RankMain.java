@@ -1,5 +1,6 @@
 package dev.weft.launcher.launch;
 
+import dev.weft.core.ProcessMemory;
 import dev.weft.core.UserError;
 import dev.weft.parallel.ProcessGroup;
 import dev.weft.parallel.Transport;
@@ -78,6 +79,8 @@ public final class RankMain {
                 try (Trainer trainer = new Trainer(cfg, System.out, new DistributedContext(world, faultInjection(env.rank())))) {
                     trainer.run(resume);
                 }
+                // the kernel's count (heap, off-heap tensors, code) beside the pool's: what the rank really cost
+                System.out.println(ProcessMemory.summary());
                 world.barrier(); // nobody tears down transport state a slower peer still reads
             }
         }
