@@ -109,8 +109,8 @@ final class FabricGroup implements ProcessGroup {
             throw new IllegalArgumentException(String.format("reduceScatter: input has %d elements; it must hold size()=%d blocks of output's %d",
                     input.numel(), size(), block));
         // Asynchronous reduce-scatters (ZeRO's gradient buckets) take shared memory too, unless
-        // weft.shm.async=false; see ASYNC_SHM.
-        boolean shared = INLINE.get() || ASYNC_SHM;
+        // weft.shm.async is set; see asyncShm.
+        boolean shared = INLINE.get() || asyncShm;
         return collective("reduceScatter", o -> {
             SharedMemoryPath path = sharedPath(shared, input.numel());
             if (path != null) path.reduceScatter(o, in, out, block, op);
@@ -126,7 +126,7 @@ final class FabricGroup implements ProcessGroup {
         if (output.numel() != block * size())
             throw new IllegalArgumentException(String.format("allGather: output has %d elements; it must hold size()=%d blocks of input's %d",
                     output.numel(), size(), block));
-        boolean shared = INLINE.get() || ASYNC_SHM;
+        boolean shared = INLINE.get() || asyncShm;
         return collective("allGather", o -> {
             SharedMemoryPath path = sharedPath(shared, output.numel());
             if (path != null) path.allGather(o, in, out, block);
@@ -270,16 +270,17 @@ final class FabricGroup implements ProcessGroup {
 
     /**
      * Whether asynchronous reduce-scatter and all-gather take the shared-memory path (knob
-     * weft.shm.async, default true; every rank of a job gets the same JVM options, so all agree).
-     * They run on the collective lane, whose waits in ShmCollectives park soon instead of yielding,
-     * so the lane leaves the cores to the compute threads. See README's collectives section for
-     * the figures with and without a compute loop beside them.
+     * weft.shm.async, default false; every rank of a job gets the same JVM options, so all agree).
+     * On their own they are faster there (README, collectives), but beside a training step's busy
+     * compute threads the collective lane's hand-offs cost more than they save: `weft bench zero
+     * --ranks 2 --stages 0,2` ran dp 2 ZeRO-2 at 1.86x DDP's step with it on and 0.97x with it off.
+     * So ZeRO's asynchronous calls go through frames, as DDP's all-reduces do. Tests set it.
      */
-    static final boolean ASYNC_SHM = !"false".equals(System.getProperty("weft.shm.async"));
+    static volatile boolean asyncShm = "true".equals(System.getProperty("weft.shm.async"));
 
     /**
      * The shared-memory path for a collective over numel floats in all, or null for frames. The
-     * caller says whether this call may take it (see allReduceAsync, ASYNC_SHM); every rank
+     * caller says whether this call may take it (see allReduceAsync, asyncShm); every rank
      * issues the same call the same way, so all ranks agree on the path and so on the bits.
      */
     private SharedMemoryPath sharedPath(boolean shared, long numel) {

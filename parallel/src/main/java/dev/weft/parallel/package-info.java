@@ -34,15 +34,15 @@
  * copies each byte once in and once out and reduces straight out of the peers' slots
  * ({@code ShmCollectives}). A 4 KiB all-reduce also takes it: two counter waits cost less than a
  * round trip of frames. So a group whose ranks all share one node's driver runs those synchronous
- * collectives through a file in the driver's directory, and asynchronous reduce-scatters and
- * all-gathers too (ZeRO's gradient shards and parameter gathers): they run on the group's
- * collective lane, in issue order with everything else the group issues, and give the synchronous
- * bits. Asynchronous all-reduces (DDP's buckets during backward) stay on frames: the lane shares
- * the cores with the compute threads, and a hand-off through shared memory every 512 KiB then
- * waits for the scheduler (a 2-rank DDP step: 1.1-1.4 s against 0.66-0.71 s). Aeron keeps the
- * other collectives, point-to-point messages and all traffic between hosts (UDP).
- * {@code -Dweft.shm=false} turns the shared-memory path off, {@code -Dweft.shm.async=false} only
- * for asynchronous calls, to compare.
+ * collectives through a file in the driver's directory. Asynchronous collectives (DDP's and
+ * ZeRO's buckets during backward, ZeRO-3's gathers) stay on frames: the lane that would run them
+ * shares the cores with the compute threads, and its hand-offs then wait for the scheduler (a
+ * 2-rank DDP step: 1.1-1.4 s against 0.66-0.71 s; dp 2 ZeRO-2 in `weft bench zero`: 1.86x DDP's
+ * step against 0.97x). {@code -Dweft.shm.async=true} sends asynchronous reduce-scatters and
+ * all-gathers through shared memory on the group's collective lane (in issue order, with the
+ * synchronous bits), which is faster on idle cores; {@code -Dweft.shm=false} turns the
+ * shared-memory path off altogether. Aeron keeps the other collectives, point-to-point messages
+ * and all traffic between hosts (UDP).
  *
  * <p><b>Nothing allocated per frame.</b> Received frames are pooled native buffers
  * ({@code FramePool}, by power-of-two size class) that the receiver gives back once consumed; the

@@ -36,71 +36,83 @@ class InJvmTransportTest {
     @ParameterizedTest
     @ValueSource(ints = {2, 3, 4})
     void asyncReduceScatterAndAllGatherGiveTheSynchronousBits(int n) {
-        // the asynchronous forms take the same shared-memory path on the collective lane, so they
-        // must reproduce the synchronous results exactly (ZeRO may mix them); sizes from one float
-        // per rank to several ring wraps
-        int[] blocks = {1, 1001, 70_001, (int) (ShmCollectives.DEPTH * ShmCollectives.PIECE / 4) + 3};
-        InJvmTransport.run(n, Duration.ofSeconds(30), g -> {
-            try (Scope scope = Scope.open()) {
-                for (int block : blocks) {
-                    for (ReduceOp op : ReduceOp.values()) {
-                        Tensor in = Tensor.of(CollectiveChecks.input(g.rank(), block * n, block), block * n);
-                        Tensor sync = Tensor.zeros(block), async = Tensor.zeros(block);
-                        g.reduceScatter(in, sync, op);
-                        g.reduceScatterAsync(in, async, op).await();
-                        assertArrayEquals(sync.toArray(), async.toArray(), "reduceScatter " + op + " block " + block + " rank " + g.rank());
+        boolean was = FabricGroup.asyncShm;
+        FabricGroup.asyncShm = true; // the shared-memory path for asynchronous calls, off by default (see FabricGroup)
+        try {
+            // the asynchronous forms take the same shared-memory path on the collective lane, so they
+            // must reproduce the synchronous results exactly (ZeRO may mix them); sizes from one float
+            // per rank to several ring wraps
+            int[] blocks = {1, 1001, 70_001, (int) (ShmCollectives.DEPTH * ShmCollectives.PIECE / 4) + 3};
+            InJvmTransport.run(n, Duration.ofSeconds(30), g -> {
+                try (Scope scope = Scope.open()) {
+                    for (int block : blocks) {
+                        for (ReduceOp op : ReduceOp.values()) {
+                            Tensor in = Tensor.of(CollectiveChecks.input(g.rank(), block * n, block), block * n);
+                            Tensor sync = Tensor.zeros(block), async = Tensor.zeros(block);
+                            g.reduceScatter(in, sync, op);
+                            g.reduceScatterAsync(in, async, op).await();
+                            assertArrayEquals(sync.toArray(), async.toArray(), "reduceScatter " + op + " block " + block + " rank " + g.rank());
+                        }
+                        Tensor in = Tensor.of(CollectiveChecks.input(g.rank(), block, block), block);
+                        Tensor sync = Tensor.zeros(block * n), async = Tensor.zeros(block * n);
+                        g.allGather(in, sync);
+                        g.allGatherAsync(in, async).await();
+                        assertArrayEquals(sync.toArray(), async.toArray(), "allGather block " + block + " rank " + g.rank());
                     }
-                    Tensor in = Tensor.of(CollectiveChecks.input(g.rank(), block, block), block);
-                    Tensor sync = Tensor.zeros(block * n), async = Tensor.zeros(block * n);
-                    g.allGather(in, sync);
-                    g.allGatherAsync(in, async).await();
-                    assertArrayEquals(sync.toArray(), async.toArray(), "allGather block " + block + " rank " + g.rank());
+                    return null;
                 }
-                return null;
-            }
-        });
+            });
+        } finally {
+            FabricGroup.asyncShm = was;
+        }
     }
 
     @ParameterizedTest
     @ValueSource(ints = {2, 3})
     void asyncAndSyncCallsMixedOnOneGroupEachGetTheirOwnResult(int n) {
-        // ZeRO-3's pattern: gathers of parameters queued ahead, reduce-scatters of gradients
-        // queued behind, synchronous calls in between; the queue keeps issue order on every rank,
-        // and a synchronous call waits its turn behind the queued ones
-        int block = 90_001;
-        InJvmTransport.run(n, Duration.ofSeconds(30), g -> {
-            try (Scope scope = Scope.open()) {
-                int r = g.rank();
-                List<Tensor> gathered = new java.util.ArrayList<>(), scattered = new java.util.ArrayList<>();
-                List<Work> works = new java.util.ArrayList<>();
-                for (int k = 0; k < 4; k++) {
-                    Tensor part = Tensor.of(CollectiveChecks.input(r, block, 10 + k), block), all = Tensor.zeros(block * n);
-                    works.add(g.allGatherAsync(part, all));
-                    gathered.add(all);
-                    Tensor grads = Tensor.of(CollectiveChecks.input(r, block * n, 20 + k), block * n);
-                    Tensor mine = grads.narrow(0, r * block, block); // in place, as ZeRO shards
-                    works.add(g.reduceScatterAsync(grads, mine, ReduceOp.SUM));
-                    scattered.add(mine);
-                    Tensor t = Tensor.of(CollectiveChecks.input(r, 5000, 30 + k), 5000);
-                    g.allReduce(t, ReduceOp.MAX);
-                    float[] got = t.toArray();
-                    for (int i = 0; i < got.length; i++)
-                        assertEquals(CollectiveChecks.reduceRef(ReduceOp.MAX, n, i, 30 + k), got[i], "allReduce between async calls, k=" + k);
-                }
-                for (Work w : works) w.await();
-                for (int k = 0; k < 4; k++) {
-                    float[] all = gathered.get(k).toArray(), mine = scattered.get(k).toArray();
-                    for (int q = 0; q < n; q++)
-                        for (int i = 0; i < block; i += 97)
-                            assertEquals(CollectiveChecks.value(q, i, 10 + k), all[q * block + i], "allGather k=" + k + " block " + q);
-                    for (int i = 0; i < block; i += 97) {
-                        float want = CollectiveChecks.reduceRef(ReduceOp.SUM, n, (long) r * block + i, 20 + k);
-                        assertEquals(want, mine[i], 1e-5f * Math.max(1f, Math.abs(want)) * 4, "reduceScatter k=" + k + " element " + i);
+        boolean was = FabricGroup.asyncShm;
+        FabricGroup.asyncShm = true; // the shared-memory path for asynchronous calls, off by default (see FabricGroup)
+        try {
+            // ZeRO-3's pattern: gathers of parameters queued ahead, reduce-scatters of gradients
+            // queued behind, synchronous calls in between; the queue keeps issue order on every rank,
+            // and a synchronous call waits its turn behind the queued ones
+            int block = 90_001;
+            InJvmTransport.run(n, Duration.ofSeconds(30), g -> {
+                try (Scope scope = Scope.open()) {
+                    int r = g.rank();
+                    List<Tensor> gathered = new java.util.ArrayList<>(), scattered = new java.util.ArrayList<>();
+                    List<Work> works = new java.util.ArrayList<>();
+                    for (int k = 0; k < 4; k++) {
+                        Tensor part = Tensor.of(CollectiveChecks.input(r, block, 10 + k), block), all = Tensor.zeros(block * n);
+                        works.add(g.allGatherAsync(part, all));
+                        gathered.add(all);
+                        Tensor grads = Tensor.of(CollectiveChecks.input(r, block * n, 20 + k), block * n);
+                        Tensor mine = grads.narrow(0, r * block, block); // in place, as ZeRO shards
+                        works.add(g.reduceScatterAsync(grads, mine, ReduceOp.SUM));
+                        scattered.add(mine);
+                        Tensor t = Tensor.of(CollectiveChecks.input(r, 5000, 30 + k), 5000);
+                        g.allReduce(t, ReduceOp.MAX);
+                        float[] got = t.toArray();
+                        for (int i = 0; i < got.length; i++)
+                            assertEquals(CollectiveChecks.reduceRef(ReduceOp.MAX, n, i, 30 + k), got[i], "allReduce between async calls, k=" + k);
                     }
+                    for (Work w : works) w.await();
+                    for (int k = 0; k < 4; k++) {
+                        float[] all = gathered.get(k).toArray(), mine = scattered.get(k).toArray();
+                        for (int q = 0; q < n; q++)
+                            for (int i = 0; i < block; i += 97)
+                                assertEquals(CollectiveChecks.value(q, i, 10 + k), all[q * block + i], "allGather k=" + k + " block " + q);
+                        for (int i = 0; i < block; i += 97) {
+                            float want = CollectiveChecks.reduceRef(ReduceOp.SUM, n, (long) r * block + i, 20 + k);
+                            assertEquals(want, mine[i], 1e-5f * Math.max(1f, Math.abs(want)) * 4, "reduceScatter k=" + k + " element " + i);
+                        }
+                    }
+                    return null;
                 }
-                return null;
-            }
-        });
+            });
+        } finally {
+            FabricGroup.asyncShm = was;
+        }
     }
 
     @ParameterizedTest
