@@ -11,6 +11,7 @@ import dev.weft.core.model.LlamaConfig;
 import dev.weft.core.ops.Matmul;
 import dev.weft.optimizers.AdamW;
 import dev.weft.parallel.GradientSync;
+import dev.weft.trainer.Parallelize;
 import dev.weft.trainer.StepRunner;
 import dev.weft.trainer.data.BatchSampler;
 import dev.weft.trainer.data.MicroBatches;
@@ -164,7 +165,7 @@ public final class ModelBenchCommand implements Callable<Integer> {
             return new BatchSampler.Batch(ids, targets, batch, seq);
         };
         GradientSync none = GradientSync.none(model.namedParameters());
-        StepRunner runner = new StepRunner(model, random, none, opt, 1.0, 1, 0);
+        StepRunner runner = new StepRunner(model, random, none, Parallelize.Loss.CROSS_ENTROPY, opt, 1.0, 1, 0);
         MemoryPool.host().resetPeaks();
         for (int i = 0; i < warmup; i++) runner.run(i, 1e-4);
         StepRunner.Timing before = runner.timing();

@@ -30,8 +30,16 @@ public final class GradientClipping {
      * {@code groupSum} adds a value over those ranks, so the norm is the whole model's on every rank.
      */
     public static double clip(Collection<Tensor> params, double maxNorm, DoubleUnaryOperator groupSum) {
+        return clip(params, params, maxNorm, groupSum);
+    }
+
+    /**
+     * As above, where the norm sums the gradients of {@code counted} (a subset of {@code params}):
+     * a parameter held whole by several ranks of the group is counted by one of them.
+     */
+    public static double clip(Collection<Tensor> counted, Collection<Tensor> params, double maxNorm, DoubleUnaryOperator groupSum) {
         double ss = 0;
-        for (Tensor p : params) {
+        for (Tensor p : counted) {
             Tensor g = p.grad();
             if (g != null) ss += VectorMath.sumOfSquares(g.data(), Math.toIntExact(g.numel()));
         }

@@ -364,15 +364,7 @@ public final class DataParallel implements GradientSync {
     @Override
     public DoubleUnaryOperator groupSum() {
         if (stage == 0) return DoubleUnaryOperator.identity();
-        return v -> {
-            // in double: a gradient norm's square must not lose the small shards' share
-            try (Scope s = Scope.open()) {
-                float hi = (float) v, lo = (float) (v - hi);
-                Tensor t = Tensor.of(new float[] {hi, lo}, 2);
-                group.allReduce(t, ReduceOp.SUM);
-                return (double) t.get(0) + t.get(1);
-            }
-        };
+        return group::sum;
     }
 
     @Override

@@ -42,6 +42,14 @@ public interface GradientSync extends AutoCloseable {
         return null;
     }
 
+    /**
+     * The parameters whose gradients this rank counts toward the global norm: each element of the
+     * model is counted by exactly one rank of the group {@link #groupSum()} sums over.
+     */
+    default Map<String, Tensor> normParameters() {
+        return optimizerParameters();
+    }
+
     /** Sums a per-rank value over the ranks that share the optimizer's work (identity for none and DDP). */
     DoubleUnaryOperator groupSum();
 

@@ -102,4 +102,17 @@ public interface ProcessGroup extends AutoCloseable {
     default void recv(Tensor t, int src, int tag) {
         recvAsync(t, src, tag).await();
     }
+
+    /**
+     * {@code value} summed over the group in about double precision (carried as two floats), the
+     * same on every rank: a gradient norm's square must not lose the small shards' share.
+     */
+    default double sum(double value) {
+        try (dev.weft.core.Scope s = dev.weft.core.Scope.open()) {
+            float hi = (float) value, lo = (float) (value - hi);
+            Tensor t = Tensor.of(new float[] {hi, lo}, 2);
+            allReduce(t, ReduceOp.SUM);
+            return (double) t.get(0) + t.get(1);
+        }
+    }
 }

@@ -2,6 +2,7 @@ package dev.weft.trainer;
 
 import dev.weft.core.Tensor;
 import dev.weft.core.model.Llama;
+import dev.weft.core.ops.CrossEntropy;
 import dev.weft.optimizers.Optimizers;
 import dev.weft.optimizers.ParameterGroups;
 import dev.weft.optimizers.Sharding;
@@ -10,6 +11,10 @@ import dev.weft.parallel.DataParallel;
 import dev.weft.parallel.FullyShardedDataParallel;
 import dev.weft.parallel.DeviceMesh;
 import dev.weft.parallel.GradientSync;
+import dev.weft.parallel.ProcessGroup;
+import dev.weft.parallel.tensor.ParallelStyle;
+import dev.weft.parallel.tensor.TensorParallelSync;
+import dev.weft.parallel.tensor.VocabParallelCrossEntropy;
 import dev.weft.trainer.config.ConfigException;
 import dev.weft.trainer.config.TrainConfig;
 
@@ -17,6 +22,8 @@ import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
+import java.util.TreeSet;
 import java.util.function.Predicate;
 
 /**
@@ -27,8 +34,35 @@ import java.util.function.Predicate;
 public final class Parallelize {
     private Parallelize() {}
 
-    /** What a rank trains with: how its gradients are reduced, and the optimizer over its part. */
-    public record Layout(GradientSync sync, ParameterGroups optimizer) implements AutoCloseable {
+    /** The mean loss of a micro-batch's logits (this rank's vocabulary block under tensor parallelism) against its targets. */
+    @FunctionalInterface
+    public interface Loss {
+        /** One process's loss: the fused cross-entropy over the whole vocabulary. */
+        Loss CROSS_ENTROPY = (logits, targets) -> CrossEntropy.loss(logits, targets, -1);
+
+        Tensor of(Tensor logits, int[] targets);
+    }
+
+    /**
+     * Megatron's split of a Llama block, keyed by module path: q, k, v, gate and up are
+     * column-parallel (whole heads and a block of the feed-forward width per rank), o and down
+     * row-parallel, the embedding and the head split the vocabulary. Norms stay replicated.
+     */
+    static final Map<String, ParallelStyle> LLAMA_TENSOR_PLAN = tensorPlan();
+
+    private static Map<String, ParallelStyle> tensorPlan() {
+        Map<String, ParallelStyle> plan = new LinkedHashMap<>();
+        plan.put("model.embed_tokens", ParallelStyle.VOCAB_EMBEDDING);
+        for (String p : List.of("q_proj", "k_proj", "v_proj")) plan.put("model.layers.*.self_attn." + p, ParallelStyle.COLWISE);
+        plan.put("model.layers.*.self_attn.o_proj", ParallelStyle.ROWWISE);
+        for (String p : List.of("gate_proj", "up_proj")) plan.put("model.layers.*.mlp." + p, ParallelStyle.COLWISE);
+        plan.put("model.layers.*.mlp.down_proj", ParallelStyle.ROWWISE);
+        plan.put("lm_head", ParallelStyle.COLWISE);
+        return plan;
+    }
+
+    /** What a rank trains with: how its gradients are reduced, the optimizer over its part, and its loss. */
+    public record Layout(GradientSync sync, ParameterGroups optimizer, Loss loss) implements AutoCloseable {
         @Override
         public void close() {
             optimizer.close();
@@ -38,9 +72,12 @@ public final class Parallelize {
 
     /** The layout of {@code model} on {@code mesh} (null: one process) as {@code cfg} asks. */
     public static Layout apply(Llama model, DeviceMesh mesh, TrainConfig cfg) {
+        // 1. pipeline split: the mesh is refused above pp 1 until it exists (TrainConfig.meshShape).
+        // 2. tensor parallelism: each rank re-places its blocks of the split weights and gets the collectives around them.
+        boolean tensorParallel = mesh != null && mesh.tp().size() > 1;
+        boolean sequenceParallel = tensorParallel && cfg.parallel().sequenceParallel();
+        if (tensorParallel) tensorParallel(model, mesh.tp(), LLAMA_TENSOR_PLAN, sequenceParallel, cfg.train().seed());
         Map<String, Tensor> parameters = model.namedParameters();
-        // 1. pipeline split and 2. tensor parallelism: the mesh is refused above pp 1 and tp 1 until they exist
-        //    (TrainConfig.meshShape), so every rank holds the whole model here.
         // 3. recomputation and offload: none yet.
         // 4. data parallelism, with ZeRO's sharding of the optimizer state (1) and gradients (2).
         TrainConfig.Optim o = cfg.optimizer();
@@ -72,15 +109,41 @@ public final class Parallelize {
                         name -> false, whole, alignment);
             }
         }
+        Loss loss = Loss.CROSS_ENTROPY;
+        if (tensorParallel) {
+            Set<String> replicated = new TreeSet<>();
+            model.namedPlacements().forEach((name, place) -> {
+                if (place.isReplicated()) replicated.add(name);
+            });
+            // under sequence parallelism every replicated parameter (the norms' gains) sees only this rank's positions
+            sync = new TensorParallelSync(sync, mesh.tp(), sequenceParallel ? replicated : Set.of(), replicated);
+            ProcessGroup tp = mesh.tp();
+            int vocab = model.config().vocab(), first = tp.rank() * (vocab / tp.size());
+            loss = (logits, targets) -> VocabParallelCrossEntropy.loss(logits, targets, -1, first, vocab, tp);
+        }
         // 5. the optimizer, over exactly what this rank steps; groups are formed over the whole model.
         Map<String, int[]> globalShapes = new LinkedHashMap<>();
-        parameters.forEach((k, p) -> globalShapes.put(k, p.shape()));
+        model.namedPlacements().forEach((k, place) -> globalShapes.put(k, place.globalShape()));
         try {
-            return new Layout(sync, new ParameterGroups(sync.optimizerParameters(), globalShapes, o.groups(), o.fallback()));
+            return new Layout(sync, new ParameterGroups(sync.optimizerParameters(), globalShapes, o.groups(), o.fallback()), loss);
         } catch (IllegalArgumentException e) {
             sync.close();
             throw new ConfigException("optimizer: " + e.getMessage());
         }
+    }
+
+    /** Applies {@code plan} (module path pattern → style; the first match wins) to {@code model} over {@code tp}. */
+    static void tensorParallel(Llama model, ProcessGroup tp, Map<String, ParallelStyle> plan, boolean sequenceParallel, long seed) {
+        Map<Predicate<String>, ParallelStyle> matchers = new LinkedHashMap<>();
+        plan.forEach((pattern, style) -> matchers.put(ParameterGroups.matcher(pattern), style));
+        model.namedModules().forEach((path, module) -> {
+            for (var e : matchers.entrySet()) {
+                if (e.getKey().test(path)) {
+                    e.getValue().apply(module, path, tp, sequenceParallel, seed);
+                    break;
+                }
+            }
+        });
     }
 
     private static Map<String, ParameterGroups.Spec> assign(Map<String, Tensor> parameters, TrainConfig.Optim o) {

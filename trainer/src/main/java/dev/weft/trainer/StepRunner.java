@@ -3,7 +3,6 @@ package dev.weft.trainer;
 import dev.weft.core.Scope;
 import dev.weft.core.Tensor;
 import dev.weft.core.model.Llama;
-import dev.weft.core.ops.CrossEntropy;
 import dev.weft.core.ops.Elementwise;
 import dev.weft.optimizers.GradientClipping;
 import dev.weft.optimizers.Optimizer;
@@ -26,15 +25,18 @@ public final class StepRunner {
     private final Llama model;
     private final MicroBatches sampler;
     private final GradientSync sync;
+    private final Parallelize.Loss lossFn;
     private final Optimizer optimizer;
     private final double gradClip;
     private final int accum, dpRank;
     private long tData, tForward, tBackward, tOptimizer, steps;
 
-    public StepRunner(Llama model, MicroBatches sampler, GradientSync sync, Optimizer optimizer, double gradClip, int accum, int dpRank) {
+    public StepRunner(Llama model, MicroBatches sampler, GradientSync sync, Parallelize.Loss loss, Optimizer optimizer, double gradClip, int accum,
+                      int dpRank) {
         this.model = model;
         this.sampler = sampler;
         this.sync = sync;
+        this.lossFn = loss;
         this.optimizer = optimizer;
         this.gradClip = gradClip;
         this.accum = accum;
@@ -52,7 +54,7 @@ public final class StepRunner {
             tData += bt - a;
             try (Scope s = Scope.open()) {
                 Tensor logits = model.forward(b.inputs(), b.rows(), b.seqLen());
-                Tensor loss = CrossEntropy.loss(logits, b.targets(), -1);
+                Tensor loss = lossFn.of(logits, b.targets());
                 lossSum += loss.item();
                 Tensor scaled = accum == 1 ? loss : Elementwise.scale(loss, 1f / accum);
                 long ft = System.nanoTime();
@@ -64,7 +66,7 @@ public final class StepRunner {
         long o = System.nanoTime();
         sync.finishGradients();
         lossSum = sync.mean(lossSum);
-        double norm = GradientClipping.clip(sync.optimizerParameters().values(), gradClip, sync.groupSum());
+        double norm = GradientClipping.clip(sync.normParameters().values(), sync.optimizerParameters().values(), gradClip, sync.groupSum());
         optimizer.step(lr);
         sync.afterOptimizerStep();
         tOptimizer += System.nanoTime() - o;

@@ -6,7 +6,6 @@ import dev.weft.core.MemoryPool;
 import dev.weft.core.ProcessMemory;
 import dev.weft.core.Scope;
 import dev.weft.core.model.Llama;
-import dev.weft.core.ops.CrossEntropy;
 import dev.weft.optimizers.ParameterGroups;
 import dev.weft.parallel.DeviceMesh;
 import dev.weft.trainer.config.TrainConfig;
@@ -84,10 +83,11 @@ public final class Trainer implements AutoCloseable {
         this.trainShard = TokenShard.open(prepared.train());
         this.valShard = TokenShard.open(prepared.val());
         TrainConfig.Train t = cfg.train();
-        this.trainSampler = new BatchSampler(trainShard, t.seqLen(), t.microBatch(), world, t.gradAccum(), t.seed());
-        // every rank evaluates the global batch geometry, so val loss matches a single process on the same global batch
-        this.valSampler = new BatchSampler(valShard, t.seqLen(), t.microBatch() * world, 1, t.seed());
         DeviceMesh.Shape shape = cfg.meshShape(world);
+        // the data-parallel replicas read disjoint slices of the global batch; tensor-parallel peers read the same one
+        this.trainSampler = new BatchSampler(trainShard, t.seqLen(), t.microBatch(), shape.dp(), t.gradAccum(), t.seed());
+        // every rank evaluates the global batch geometry, so val loss matches a single process on the same global batch
+        this.valSampler = new BatchSampler(valShard, t.seqLen(), t.microBatch() * shape.dp(), 1, t.seed());
         this.mesh = dist == null ? null : new DeviceMesh(dist.group(), shape);
         if (dist != null && dist.isLeader()) out.print(DeviceMesh.table(shape) + "data parallel: " + describeStage(cfg.parallel().zero()) + "\n");
         this.model = new Llama(cfg.model(), t.seed());
@@ -95,7 +95,7 @@ public final class Trainer implements AutoCloseable {
         this.layout = Parallelize.apply(model, mesh, cfg);
         this.optimizer = layout.optimizer();
         this.schedule = LrSchedule.warmupCosine(o.lr(), o.minLr(), o.warmupSteps(), t.steps());
-        this.steps = new StepRunner(model, trainSampler, layout.sync(), optimizer, o.gradClip(), t.gradAccum(), mesh == null ? 0 : mesh.dpIndex());
+        this.steps = new StepRunner(model, trainSampler, layout.sync(), layout.loss(), optimizer, o.gradClip(), t.gradAccum(), mesh == null ? 0 : mesh.dpIndex());
         this.state = new TrainingState(model, mesh, layout, cfg.parallel().zero());
     }
 
@@ -114,7 +114,7 @@ public final class Trainer implements AutoCloseable {
 
     /** Tokens one optimizer step consumes over all ranks. */
     private long tokensPerStep() {
-        return cfg.train().tokensPerStep() * (dist == null ? 1 : dist.size());
+        return cfg.train().tokensPerStep() * (mesh == null ? 1 : mesh.shape().dp());
     }
 
     public Llama model() {
@@ -201,7 +201,10 @@ public final class Trainer implements AutoCloseable {
             }
             report.finishSteps();
             if (Double.isNaN(lastVal) && t.evalEvery() > 0 && start < t.steps()) lastVal = evaluate();
-            String sample = leader() ? sample() : "";
+            String sample = "";
+            if (mesh != null && mesh.shape().tp() > 1) out.println("\nsample: skipped (the model is split over tensor-parallel ranks); weft generate "
+                    + outDir.resolve("checkpoints") + " samples from the checkpoint on one process");
+            else if (leader()) sample = sample();
             if (Double.isNaN(lastVal) && t.evalEvery() == 0) {
                 out.printf("%nfinal: train loss %.4f; validation off (train.eval_every = 0), unigram baseline %.4f nats/token%n", lastLoss, baseline);
             } else {
@@ -234,7 +237,7 @@ public final class Trainer implements AutoCloseable {
             for (int i = 0; i < n; i++) {
                 BatchSampler.Batch b = valSampler.evalBatch(i);
                 try (Scope s = Scope.open()) {
-                    sum += CrossEntropy.loss(model.forward(b.inputs(), b.rows(), b.seqLen()), b.targets(), -1).item();
+                    sum += layout.loss().of(model.forward(b.inputs(), b.rows(), b.seqLen()), b.targets()).item();
                 }
             }
         }
@@ -261,7 +264,7 @@ public final class Trainer implements AutoCloseable {
                 cfg.model().layers(), cfg.model().dModel(), cfg.model().heads(), cfg.model().kvHeads(), cfg.model().ffnDim(),
                 cfg.model().vocab(), model.parameterCount() / 1e6, cfg.model().nonEmbeddingParameters() / 1e6);
         out.printf("data: %,d train / %,d val tokens (%s); %d x %d x %d%s = %,d tokens per step%n", trainShard.count(), valShard.count(),
-                tokenizer.name(), t.microBatch(), t.gradAccum(), t.seqLen(), dist == null ? "" : " x " + dist.size() + " ranks", tokensPerStep());
+                tokenizer.name(), t.microBatch(), t.gradAccum(), t.seqLen(), mesh == null ? "" : " x " + mesh.shape().dp() + " data-parallel ranks", tokensPerStep());
         out.printf("memory: weights %s, gradients %s, optimizer state %s (%s)%n", Bytes.human(model.parameterCount() * 4),
                 Bytes.human(model.parameterCount() * 4), Bytes.human(optimizer.stateBytes()), optimizer.name());
         if (optimizer.groups().size() > 1) {

@@ -21,6 +21,13 @@ public final class SoftmaxKernels {
 
     /** log Σ exp(x[off..off+n)), max-subtracted so that no exp overflows. */
     public static float logSumExp(MemorySegment x, long off, int n) {
+        float m = max(x, off, n);
+        if (m == Float.NEGATIVE_INFINITY || Float.isNaN(m) || m == Float.POSITIVE_INFINITY) return m;
+        return (float) (m + StrictMath.log(sumExp(x, off, n, m)));
+    }
+
+    /** The largest of x[off..off+n). */
+    public static float max(MemorySegment x, long off, int n) {
         int bound = SPECIES.loopBound(n);
         int i = 0;
         float m = Float.NEGATIVE_INFINITY;
@@ -30,10 +37,15 @@ public final class SoftmaxKernels {
             m = vm.reduceLanes(VectorOperators.MAX);
         }
         for (; i < n; i++) m = Math.max(m, x.getAtIndex(F, off + i));
-        if (m == Float.NEGATIVE_INFINITY || Float.isNaN(m) || m == Float.POSITIVE_INFINITY) return m;
+        return m;
+    }
+
+    /** Σ exp(x[off..off+n) - m), in double. */
+    public static double sumExp(MemorySegment x, long off, int n, float m) {
+        int bound = SPECIES.loopBound(n);
         FloatVector vmax = FloatVector.broadcast(SPECIES, m);
         double total = 0;
-        i = 0;
+        int i = 0;
         while (i < bound) {
             // float lanes for up to 64 vectors, then flush to double: bounded error at vector speed
             FloatVector acc = FloatVector.zero(SPECIES);
@@ -42,7 +54,7 @@ public final class SoftmaxKernels {
             total += VectorMath.sumLanes(acc);
         }
         for (; i < n; i++) total += VectorMath.exp(x.getAtIndex(F, off + i) - m);
-        return (float) (m + StrictMath.log(total));
+        return total;
     }
 
     /**

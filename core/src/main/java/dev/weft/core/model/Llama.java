@@ -37,8 +37,7 @@ public final class Llama extends Module {
         if (position + seq > config.maxSeqLen())
             throw new IllegalArgumentException("sequence of " + (position + seq) + " tokens exceeds model.max_seq_len = " + config.maxSeqLen());
         return around(null, none -> {
-            Tensor h = model.forward(ids, batch, seq, position).view(batch * seq, config.dModel());
-            return lmHead != null ? lmHead.forward(h) : Matmul.linear(h, model.embedTokens.weight());
+            return logits(model.forward(ids, batch, seq, position), batch * seq);
         });
     }
 
@@ -60,10 +59,19 @@ public final class Llama extends Module {
         if (position + seq > config.maxSeqLen())
             throw new IllegalArgumentException("sequence of " + (position + seq) + " tokens exceeds model.max_seq_len = " + config.maxSeqLen());
         return around(null, none -> {
-            Tensor h = model.forward(ids, batch, seq, position, cache).view(batch * seq, config.dModel());
+            Tensor h = model.forward(ids, batch, seq, position, cache);
             cache.advance(seq);
-            return lmHead != null ? lmHead.forward(h) : Matmul.linear(h, model.embedTokens.weight());
+            return logits(h, batch * seq);
         });
+    }
+
+    /**
+     * Hidden states [b, t, d] to logits [b * t, vocab], or this rank's block of the vocabulary when
+     * the head is split (the head's boundary first gathers a sequence-parallel input).
+     */
+    private Tensor logits(Tensor h, int rows) {
+        Tensor y = lmHead != null ? lmHead.forward(h) : Matmul.linear(h, model.embedTokens.weight());
+        return y.view(rows, y.size(-1));
     }
 
     @Override

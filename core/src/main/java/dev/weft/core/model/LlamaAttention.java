@@ -29,12 +29,15 @@ final class LlamaAttention extends Module {
 
     /** As {@link #forward(Tensor, int)}, attending also to the positions before x held in {@code cache} (if not null). */
     Tensor forward(Tensor x, int position, KvCache cache, int layer) {
-        int b = x.size(0), t = x.size(1), hd = c.headDim();
-        Tensor qh = Rope.apply(q.forward(x).view(b, t, c.heads(), hd), position, c.ropeTheta());
-        Tensor kh = Rope.apply(k.forward(x).view(b, t, c.kvHeads(), hd), position, c.ropeTheta());
-        Tensor vh = v.forward(x).view(b, t, c.kvHeads(), hd);
+        // heads and sequence come from the projections: tensor parallelism gives each rank whole heads,
+        // and sequence parallelism gathers the sequence inside the projection's boundary
+        Tensor qo = q.forward(x), ko = k.forward(x), vo = v.forward(x);
+        int b = qo.size(0), t = qo.size(1), hd = c.headDim(), heads = q.outFeatures() / hd, kvHeads = k.outFeatures() / hd;
+        Tensor qh = Rope.apply(qo.view(b, t, heads, hd), position, c.ropeTheta());
+        Tensor kh = Rope.apply(ko.view(b, t, kvHeads, hd), position, c.ropeTheta());
+        Tensor vh = vo.view(b, t, kvHeads, hd);
         float scale = (float) (1.0 / Math.sqrt(hd));
         Tensor a = cache == null ? Attention.causal(qh, kh, vh, scale) : cache.attend(layer, qh, kh, vh, position, scale);
-        return o.forward(a.view(b, t, c.heads() * hd));
+        return o.forward(a.view(b, t, heads * hd));
     }
 }

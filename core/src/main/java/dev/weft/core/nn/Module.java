@@ -21,6 +21,7 @@ public abstract class Module {
     private final Map<String, Placement> placements = new LinkedHashMap<>();
     private final Map<String, Module> children = new LinkedHashMap<>();
     private Hooks hooks;
+    private Boundary boundary;
 
     /**
      * What a parallel layout does around a module's forward and backward: ZeRO-3 gathers the
@@ -43,12 +44,38 @@ public abstract class Module {
     }
 
     /**
+     * What a parallel layout does to a module's input and output tensors: tensor parallelism makes
+     * a column-parallel projection's input "copied to the group" (its gradient all-reduced) and a
+     * row-parallel one's output all-reduced. Both default to the identity.
+     */
+    public interface Boundary {
+        default Tensor input(Tensor x) {
+            return x;
+        }
+
+        default Tensor output(Tensor y) {
+            return y;
+        }
+    }
+
+    /** Installs (or, with null, removes) this module's boundary. */
+    public final void boundary(Boundary b) {
+        this.boundary = b;
+    }
+
+    /**
      * Runs {@code body} on {@code x} (null where the input is not a tensor, such as token ids)
      * inside this module's hooks: before-forward, then the body, then after-forward; in backward,
      * before-backward runs when the gradient reaches the output and after-backward when it has
      * passed the input (the root module, without a tensor input, has no after-backward).
      */
     protected final Tensor around(Tensor x, java.util.function.UnaryOperator<Tensor> body) {
+        Boundary b = boundary;
+        if (b == null) return hooked(x, body);
+        return b.output(hooked(x == null ? null : b.input(x), body));
+    }
+
+    private Tensor hooked(Tensor x, java.util.function.UnaryOperator<Tensor> body) {
         Hooks h = hooks;
         if (h == null) return body.apply(x);
         h.beforeForward(this);
@@ -80,6 +107,39 @@ public abstract class Module {
         schemes.put(name, init);
         placements.put(name, place);
         return p;
+    }
+
+    /**
+     * Replaces parameter {@code name} of this module (after {@link #initialize}) by the block
+     * {@code place} describes, filled from the same (seed, FQN, global index) as the whole was: the
+     * tensor-parallel layout calls this, and every layout holds the same global weights. The old
+     * tensor is freed; read parameters through {@link #parameter(String)}, not a cached field.
+     */
+    public final Tensor place(String name, Placement place, long seed) {
+        Tensor old = parameters.get(name);
+        if (old == null) throw new IllegalArgumentException("no parameter " + name + " in " + getClass().getSimpleName());
+        if (!java.util.Arrays.equals(place.globalShape(), placements.get(name).globalShape()))
+            throw new IllegalArgumentException(old.name() + ": placement " + place + " does not match its shape " + placements.get(name));
+        Tensor p = Scope.outside(() -> Tensor.empty(dev.weft.core.DType.F32, "parameters", place.localShape()));
+        p.requiresGrad(true).name(old.name());
+        Init.fill(p, schemes.get(name), seed, old.name(), place);
+        old.clearGrad();
+        old.close();
+        parameters.put(name, p);
+        placements.put(name, place);
+        return p;
+    }
+
+    /** This module's own parameter {@code name} (not a descendant's), as currently placed. */
+    protected final Tensor parameter(String name) {
+        Tensor p = parameters.get(name);
+        if (p == null) throw new IllegalArgumentException("no parameter " + name + " in " + getClass().getSimpleName());
+        return p;
+    }
+
+    /** Where this module's own parameter {@code name} sits in the whole. */
+    public final Placement placement(String name) {
+        return placements.get(name);
     }
 
     /** Names every parameter by its path from this module and initialises it from (seed, name, index). */

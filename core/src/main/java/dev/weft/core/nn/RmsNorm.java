@@ -4,15 +4,14 @@ import dev.weft.core.Tensor;
 
 /** Root-mean-square normalisation with a learned per-channel gain (starts at 1). */
 public final class RmsNorm extends Module {
-    private final Tensor weight;
     private final float eps;
 
     public RmsNorm(int dim, float eps) {
-        this.weight = parameter("weight", Init.constant(1f), dim);
+        parameter("weight", Init.constant(1f), dim);
         this.eps = eps;
     }
 
     public Tensor forward(Tensor x) {
-        return dev.weft.core.ops.RmsNorm.apply(x, weight, eps);
+        return around(x, in -> dev.weft.core.ops.RmsNorm.apply(in, parameter("weight"), eps));
     }
 }

@@ -67,8 +67,9 @@ public record TrainConfig(LlamaConfig model, Data data, Train train, Optim optim
      * stage on the data-parallel axis (0 = DDP, 1 = optimizer state sharded, 2 = gradients too,
      * 3 = parameters too). {@code zeroMinNumel}: under ZeRO-3, parameters with fewer elements stay
      * replicated (gathering them would cost more in latency than it saves in memory).
+     * {@code sequenceParallel}: under tp, norms and residuals hold a block of the sequence.
      */
-    public record Parallel(int dp, int tp, int pp, int zero, int zeroMinNumel) {}
+    public record Parallel(int dp, int tp, int pp, int zero, int zeroMinNumel, boolean sequenceParallel) {}
 
     /**
      * The mesh this config asks for on {@code world} ranks, checked against the model: the axes'
@@ -84,9 +85,19 @@ public record TrainConfig(LlamaConfig model, Data data, Train train, Optim optim
         if (model.heads() % shape.tp() != 0 || model.kvHeads() % shape.tp() != 0)
             throw new ConfigException("parallel.tp = " + shape.tp() + " must divide model.heads = " + model.heads() + " and model.kv_heads = "
                     + model.kvHeads() + "; each tensor-parallel rank holds whole heads");
-        if (shape.tp() > 1 || shape.pp() > 1)
-            throw new ConfigException("parallel.tp = " + shape.tp() + ", parallel.pp = " + shape.pp()
-                    + ": tensor and pipeline parallelism are not available yet; use parallel.tp: 1 and parallel.pp: 1 (data parallelism with ZeRO works)");
+        if (shape.tp() > 1) {
+            if (model.vocab() % shape.tp() != 0)
+                throw new ConfigException("parallel.tp = " + shape.tp() + " must divide model.vocab = " + model.vocab()
+                        + "; the embedding and the head split the vocabulary (pad the vocabulary to a multiple of tp)");
+            if (model.ffnDim() % shape.tp() != 0)
+                throw new ConfigException("parallel.tp = " + shape.tp() + " must divide model.ffn_dim = " + model.ffnDim());
+            if (model.tiedEmbeddings())
+                throw new ConfigException("model.tied_embeddings = true is not supported with parallel.tp = " + shape.tp() + "; untie them or use tp 1");
+            if (parallel.sequenceParallel() && train.seqLen() % shape.tp() != 0)
+                throw new ConfigException("parallel.sequence_parallel: train.seq_len = " + train.seqLen() + " must be a multiple of parallel.tp = " + shape.tp());
+        }
+        if (shape.pp() > 1)
+            throw new ConfigException("parallel.pp = " + shape.pp() + ": pipeline parallelism is not available yet; use parallel.pp: 1");
         return shape;
     }
 
@@ -191,7 +202,7 @@ public record TrainConfig(LlamaConfig model, Data data, Train train, Optim optim
         dist.finish();
         ConfigSection par = top.section("parallel");
         Parallel parallel = new Parallel(par.integer("dp", -1, -1, 1 << 20), par.integer("tp", 1, -1, 1 << 20), par.integer("pp", 1, -1, 1 << 20),
-                par.integer("zero", 0, 0, 3), par.integer("zero_min_numel", 1024, 0, Integer.MAX_VALUE));
+                par.integer("zero", 0, 0, 3), par.integer("zero_min_numel", 1024, 0, Integer.MAX_VALUE), par.bool("sequence_parallel", false));
         for (String k : List.of("dp", "tp", "pp")) {
             int v = switch (k) { case "dp" -> parallel.dp(); case "tp" -> parallel.tp(); default -> parallel.pp(); };
             if (v == 0) throw new ConfigException("parallel." + k + " = 0 is invalid: expected a positive integer, or -1 to infer it from the world size");
