@@ -57,7 +57,7 @@ public final class Checkpoint {
         public static Writers single(Map<String, Tensor> parameters) {
             return new Writers(0, 1, () -> {}, true, new Chunks.Placement() {
                 @Override public long[] shardOf(String name) { return null; }
-                @Override public int[] globalShape(String name) { return parameters.get(name).shape(); }
+                @Override public dev.weft.core.nn.Placement box(String name) { return dev.weft.core.nn.Placement.replicated(parameters.get(name).shape()); }
             }, null, null);
         }
     }

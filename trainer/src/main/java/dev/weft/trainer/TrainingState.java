@@ -7,6 +7,7 @@ import dev.weft.parallel.DataParallel;
 import dev.weft.parallel.DeviceMesh;
 import dev.weft.parallel.FullyShardedDataParallel;
 import dev.weft.parallel.GradientSync;
+import dev.weft.parallel.ProcessGroup;
 
 import java.nio.file.Path;
 import java.util.LinkedHashMap;
@@ -42,9 +43,10 @@ final class TrainingState {
     /** Loads this rank's part of checkpoint {@code dir} and returns its trainer state, refusing another seed. */
     Checkpoint.State restore(Path dir, long seed) {
         if (sync instanceof FullyShardedDataParallel fsdp) {
-            Checkpoint.loadWeights(dir, heldWeights(fsdp, true), name -> weightRange(fsdp, name));
+            Checkpoint.loadWeights(dir, heldWeights(fsdp, true, true), name -> weightRange(fsdp, name));
         } else {
-            Checkpoint.loadModel(dir, model);
+            if (splitsWeights()) Checkpoint.loadWeights(dir, model.namedParameters(), this::blockRange);
+            else Checkpoint.loadModel(dir, model);
             if (mesh != null) DataParallel.verifyIdenticalWeights(mesh.dp(), model.namedParameters());
         }
         Checkpoint.State st = Checkpoint.loadTraining(dir, optimizer, placement());
@@ -55,32 +57,51 @@ final class TrainingState {
     }
 
     private Chunks.Placement placement() {
-        Map<String, Tensor> params = model.namedParameters();
+        Map<String, dev.weft.core.nn.Placement> boxes = model.namedPlacements();
         return new Chunks.Placement() {
             @Override public long[] shardOf(String name) { return sync.shardOf(name); }
-            @Override public int[] globalShape(String name) { return params.get(name).shape(); }
+            @Override public dev.weft.core.nn.Placement box(String name) { return boxes.get(name); }
         };
+    }
+
+    /** True when no rank holds every weight whole: tensor parallelism splits them. */
+    private boolean splitsWeights() {
+        return mesh != null && mesh.shape().tp() > 1;
+    }
+
+    /** Parameter {@code name} as the block of the whole this rank holds. */
+    private Chunks.Range blockRange(String name) {
+        return Chunks.Range.of(model.namedPlacements().get(name), 0, model.namedParameters().get(name).numel());
     }
 
     /** The ranks that write a checkpoint together, and where each one's optimizer state and weights lie. */
     private Checkpoint.Writers writers() {
         if (mesh == null) return Checkpoint.Writers.single(model.namedParameters());
         boolean holdsAShare = zero > 0 || mesh.dpIndex() == 0; // DDP ranks hold replicas: one writes
-        if (!(sync instanceof FullyShardedDataParallel fsdp))
-            return new Checkpoint.Writers(mesh.dpIndex(), mesh.dp().size(), () -> mesh.dp().barrier(), holdsAShare, placement(), null, null);
-        return new Checkpoint.Writers(mesh.dpIndex(), mesh.dp().size(), () -> mesh.dp().barrier(), true, placement(),
-                heldWeights(fsdp, mesh.dpIndex() == 0), name -> weightRange(fsdp, name));
+        // replicated weights are written once: by the first rank of the data-parallel and tensor-parallel groups
+        boolean writesReplicated = mesh.dpIndex() == 0 && mesh.tpIndex() == 0;
+        ProcessGroup world = mesh.world();
+        if (sync instanceof FullyShardedDataParallel fsdp)
+            return new Checkpoint.Writers(world.rank(), world.size(), world::barrier, true, placement(), heldWeights(fsdp, writesReplicated, mesh.dpIndex() == 0),
+                    name -> weightRange(fsdp, name));
+        if (!splitsWeights()) return new Checkpoint.Writers(world.rank(), world.size(), world::barrier, holdsAShare, placement(), null, null);
+        Map<String, Tensor> held = new LinkedHashMap<>();
+        if (mesh.dpIndex() == 0) model.namedParameters().forEach((name, p) -> {
+            if (writesReplicated || !model.namedPlacements().get(name).isReplicated()) held.put(name, p);
+        });
+        return new Checkpoint.Writers(world.rank(), world.size(), world::barrier, holdsAShare, placement(), held, this::blockRange);
     }
 
     /**
      * Under ZeRO-3, the weights this rank holds: its shards of the sharded parameters, and the
      * replicated ones whole when {@code withReplicated} (rank 0 writes them; every rank reads them).
      */
-    private Map<String, Tensor> heldWeights(FullyShardedDataParallel fsdp, boolean withReplicated) {
+    private Map<String, Tensor> heldWeights(FullyShardedDataParallel fsdp, boolean withReplicated, boolean withTensorParallelBlocks) {
         Map<String, Tensor> held = new LinkedHashMap<>();
+        Map<String, dev.weft.core.nn.Placement> boxes = model.namedPlacements();
         model.namedParameters().forEach((name, p) -> {
             if (!fsdp.isSharded(name)) {
-                if (withReplicated) held.put(name, p);
+                if (boxes.get(name).isReplicated() ? withReplicated : withTensorParallelBlocks) held.put(name, p);
             } else if (fsdp.optimizerParameters().containsKey(name)) {
                 held.put(name, fsdp.optimizerParameters().get(name));
             }
@@ -89,9 +110,8 @@ final class TrainingState {
     }
 
     private Chunks.Range weightRange(FullyShardedDataParallel fsdp, String name) {
-        Tensor p = model.namedParameters().get(name);
-        if (!fsdp.isSharded(name)) return Chunks.Range.whole(p);
+        if (!fsdp.isSharded(name)) return blockRange(name);
         long[] shard = fsdp.shardOf(name);
-        return new Chunks.Range(p.shape(), shard[0], shard[1]);
+        return Chunks.Range.of(model.namedPlacements().get(name), shard[0], shard[1]);
     }
 }

@@ -13,7 +13,7 @@ import dev.weft.core.ops.Matmul;
 public final class Llama extends Module {
     private final LlamaConfig config;
     private final LlamaModel model;
-    private final Linear lmHead; // null when tied to the embedding
+    private Linear lmHead; // null when tied to the embedding, or held by another pipeline stage
 
     public Llama(LlamaConfig config, long seed) {
         this.config = config;
@@ -43,6 +43,38 @@ public final class Llama extends Module {
 
     public Tensor forward(int[] ids, int batch, int seq) {
         return forward(ids, batch, seq, 0);
+    }
+
+    /**
+     * One pipeline stage's share of the training forward: layers [from, to), after the embedding
+     * when {@code from} is 0 (the input is then {@code ids}), and followed by the final norm and the
+     * head when {@code to} is the layer count (the output is then logits [batch * seq, vocab]).
+     * Otherwise hidden states [batch, seq, d] (a sequence block under sequence parallelism) come in
+     * as {@code hidden} and go out.
+     */
+    public Tensor forwardStage(int[] ids, Tensor hidden, int batch, int seq, int from, int to) {
+        if (from < 0 || to > config.layers() || from > to)
+            throw new IllegalArgumentException("forwardStage: layers [" + from + ", " + to + ") of " + config.layers());
+        return around(null, none -> {
+            Tensor h = from == 0 ? model.embed(ids, batch, seq) : hidden;
+            h = model.layers(h, from, to, 0);
+            return to == config.layers() ? logits(model.finalNorm(h), batch * seq) : h;
+        });
+    }
+
+    /**
+     * Keeps what a pipeline rank computes: the layers {@code layer} accepts, the embedding when it
+     * holds the first stage and the final norm and head when it holds the last; frees the rest.
+     * Parameter names are unchanged, so checkpoints stay layout-independent.
+     */
+    public void retain(java.util.function.IntPredicate layer, boolean firstStage, boolean lastStage) {
+        if (config.tiedEmbeddings() && firstStage != lastStage)
+            throw new IllegalArgumentException("tied embeddings need the first and the last pipeline stage on one rank");
+        model.retain(layer, firstStage, lastStage);
+        if (!lastStage && lmHead != null) {
+            drop("lm_head");
+            lmHead = null;
+        }
     }
 
     /**

@@ -9,17 +9,57 @@ import dev.weft.core.nn.RmsNorm;
 import java.util.ArrayList;
 import java.util.List;
 
-/** The decoder stack ("model"): token embedding, layers, final norm. */
+/**
+ * The decoder stack ("model"): token embedding, layers, final norm. A pipeline stage holds some
+ * layers, and the embedding (first stage) or the norm (last stage) only where it computes them.
+ */
 final class LlamaModel extends Module {
-    final Embedding embedTokens;
-    private final List<LlamaDecoderLayer> layers = new ArrayList<>();
-    private final RmsNorm norm;
+    Embedding embedTokens; // null on a pipeline stage that does not hold it
+    private final List<LlamaDecoderLayer> layers = new ArrayList<>(); // null where another stage holds the layer
+    private final LayerList stack;
+    private RmsNorm norm;
 
     LlamaModel(LlamaConfig c) {
         embedTokens = child("embed_tokens", new Embedding(c.vocab(), c.dModel(), Init.normal(c.initStd())));
-        Module stack = child("layers", new LayerList());
-        for (int i = 0; i < c.layers(); i++) layers.add(((LayerList) stack).add(i, new LlamaDecoderLayer(c)));
+        stack = child("layers", new LayerList());
+        for (int i = 0; i < c.layers(); i++) layers.add(stack.add(i, new LlamaDecoderLayer(c)));
         norm = child("norm", new RmsNorm(c.dModel(), c.normEps()));
+    }
+
+    /** Keeps the layers {@code keep} accepts, and the embedding and the final norm where asked; frees the rest. */
+    void retain(java.util.function.IntPredicate keep, boolean embedding, boolean finalNorm) {
+        for (int i = 0; i < layers.size(); i++) {
+            if (layers.get(i) != null && !keep.test(i)) {
+                stack.dropLayer(Integer.toString(i));
+                layers.set(i, null);
+            }
+        }
+        if (!embedding && embedTokens != null) {
+            drop("embed_tokens");
+            embedTokens = null;
+        }
+        if (!finalNorm && norm != null) {
+            drop("norm");
+            norm = null;
+        }
+    }
+
+    Tensor embed(int[] ids, int b, int t) {
+        return embedTokens.forward(ids, b, t);
+    }
+
+    /** Layers [from, to) over hidden states [b, t, d] at absolute position {@code position}. */
+    Tensor layers(Tensor h, int from, int to, int position) {
+        for (int i = from; i < to; i++) {
+            LlamaDecoderLayer layer = layers.get(i);
+            if (layer == null) throw new IllegalStateException("layer " + i + " is held by another pipeline stage");
+            h = layer.call(h, x -> layer.forward(x, position, null, 0));
+        }
+        return h;
+    }
+
+    Tensor finalNorm(Tensor h) {
+        return norm.forward(h);
     }
 
     /** ids laid out [b, t] → hidden states [b, t, d]. */
@@ -42,6 +82,10 @@ final class LlamaModel extends Module {
     private static final class LayerList extends Module {
         LlamaDecoderLayer add(int index, LlamaDecoderLayer layer) {
             return child(Integer.toString(index), layer);
+        }
+
+        void dropLayer(String index) {
+            drop(index);
         }
     }
 }

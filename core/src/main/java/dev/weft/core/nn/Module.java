@@ -88,6 +88,16 @@ public abstract class Module {
         return BackwardHook.on(y, () -> h.beforeBackward(this));
     }
 
+    /**
+     * Removes child {@code name} and frees its parameters: a pipeline stage drops the layers and
+     * ends of the model that other stages hold.
+     */
+    protected final void drop(String name) {
+        Module m = children.remove(name);
+        if (m == null) throw new IllegalArgumentException("no child " + name + " in " + getClass().getSimpleName());
+        m.close();
+    }
+
     /** Registers a child module under {@code name}. */
     protected final <M extends Module> M child(String name, M module) {
         if (children.putIfAbsent(name, module) != null) throw new IllegalStateException("duplicate child " + name);
