@@ -57,6 +57,26 @@ final class ConfigSection {
         throw error(key, v, "a name pattern or a non-empty list of them (for example model.layers.*.mlp.*_proj.weight)");
     }
 
+    /** A list of positive integers, as a YAML list or a comma-separated string ("2,2"); empty when absent. */
+    List<Integer> positiveIntegers(String key) {
+        known.add(key);
+        Object v = values.get(key);
+        if (v == null) return List.of();
+        List<?> items = v instanceof String s ? List.of((Object[]) s.split(",")) : v instanceof List<?> l ? l : v instanceof Integer i ? List.of(i) : null;
+        if (items == null || items.isEmpty()) throw error(key, v, "a list of positive integers (for example [2, 2])");
+        List<Integer> out = new ArrayList<>();
+        for (Object o : items) {
+            try {
+                int n = o instanceof Integer i ? i : Integer.parseInt(String.valueOf(o).trim());
+                if (n <= 0) throw new NumberFormatException();
+                out.add(n);
+            } catch (NumberFormatException e) {
+                throw error(key, v, "a list of positive integers (for example [2, 2])");
+            }
+        }
+        return out;
+    }
+
     int integer(String key, int fallback, int min, int max) {
         known.add(key);
         Object v = values.get(key);

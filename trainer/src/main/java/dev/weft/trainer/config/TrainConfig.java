@@ -68,8 +68,20 @@ public record TrainConfig(LlamaConfig model, Data data, Train train, Optim optim
      * 3 = parameters too). {@code zeroMinNumel}: under ZeRO-3, parameters with fewer elements stay
      * replicated (gathering them would cost more in latency than it saves in memory).
      * {@code sequenceParallel}: under tp, norms and residuals hold a block of the sequence.
+     * {@code ppSchedule}: gpipe, 1f1b, interleaved or zbh1; {@code ppVirtualStages}: stages per
+     * pipeline rank (interleaved only); {@code ppSplit}: layers per stage (empty: balanced by cost).
      */
-    public record Parallel(int dp, int tp, int pp, int zero, int zeroMinNumel, boolean sequenceParallel) {}
+    public record Parallel(int dp, int tp, int pp, int zero, int zeroMinNumel, boolean sequenceParallel, String ppSchedule, int ppVirtualStages,
+                           List<Integer> ppSplit) {
+        public Parallel {
+            ppSplit = List.copyOf(ppSplit);
+        }
+
+        /** Pipeline stages in all: pp x virtual stages. */
+        public int stages(int pp) {
+            return pp * ppVirtualStages;
+        }
+    }
 
     /**
      * The mesh this config asks for on {@code world} ranks, checked against the model: the axes'
@@ -96,9 +108,35 @@ public record TrainConfig(LlamaConfig model, Data data, Train train, Optim optim
             if (parallel.sequenceParallel() && train.seqLen() % shape.tp() != 0)
                 throw new ConfigException("parallel.sequence_parallel: train.seq_len = " + train.seqLen() + " must be a multiple of parallel.tp = " + shape.tp());
         }
-        if (shape.pp() > 1)
-            throw new ConfigException("parallel.pp = " + shape.pp() + ": pipeline parallelism is not available yet; use parallel.pp: 1");
+        if (shape.pp() > 1) pipelineChecks(shape);
         return shape;
+    }
+
+    private void pipelineChecks(DeviceMesh.Shape shape) {
+        int pp = shape.pp(), v = parallel.ppVirtualStages(), stages = parallel.stages(pp), m = train.gradAccum();
+        String schedule = parallel.ppSchedule();
+        if (schedule.equals("interleaved") && v < 2)
+            throw new ConfigException("parallel.pp_schedule = interleaved needs parallel.pp_virtual_stages >= 2 (stages per pipeline rank), got " + v);
+        if (!schedule.equals("interleaved") && v != 1)
+            throw new ConfigException("parallel.pp_virtual_stages = " + v + " needs parallel.pp_schedule = interleaved (" + schedule + " runs one stage per rank)");
+        if (stages > model.layers())
+            throw new ConfigException("parallel.pp = " + pp + (v > 1 ? " x parallel.pp_virtual_stages = " + v : "") + " makes " + stages
+                    + " pipeline stages, more than model.layers = " + model.layers() + "; each stage needs at least one layer");
+        if (!parallel.ppSplit().isEmpty()) {
+            int sum = parallel.ppSplit().stream().mapToInt(Integer::intValue).sum();
+            if (parallel.ppSplit().size() != stages || sum != model.layers())
+                throw new ConfigException("parallel.pp_split = " + parallel.ppSplit() + " must list " + stages + " stages' layer counts summing to model.layers = "
+                        + model.layers());
+        }
+        if (!schedule.equals("gpipe") && m < pp)
+            throw new ConfigException("parallel.pp_schedule = " + schedule + " needs train.grad_accum (the micro-batches per step) >= parallel.pp = " + pp
+                    + ", got " + m + "; fewer micro-batches than stages leave the pipeline empty (use gpipe, or raise grad_accum)");
+        if (schedule.equals("interleaved") && m % pp != 0)
+            throw new ConfigException("parallel.pp_schedule = interleaved needs train.grad_accum (" + m + ") to be a multiple of parallel.pp (" + pp + ")");
+        if (model.tiedEmbeddings())
+            throw new ConfigException("model.tied_embeddings = true is not supported with parallel.pp = " + pp + " (the embedding and the head live on different stages)");
+        if (schedule.equals("interleaved") && parallel.zero() == 3)
+            throw new ConfigException("parallel.zero = 3 with parallel.pp_schedule = interleaved is not supported: use zero 1 or 2, or another schedule");
     }
 
     public static TrainConfig load(Path file, List<String> overrides) {
@@ -202,7 +240,9 @@ public record TrainConfig(LlamaConfig model, Data data, Train train, Optim optim
         dist.finish();
         ConfigSection par = top.section("parallel");
         Parallel parallel = new Parallel(par.integer("dp", -1, -1, 1 << 20), par.integer("tp", 1, -1, 1 << 20), par.integer("pp", 1, -1, 1 << 20),
-                par.integer("zero", 0, 0, 3), par.integer("zero_min_numel", 1024, 0, Integer.MAX_VALUE), par.bool("sequence_parallel", false));
+                par.integer("zero", 0, 0, 3), par.integer("zero_min_numel", 1024, 0, Integer.MAX_VALUE), par.bool("sequence_parallel", false),
+                par.string("pp_schedule", "1f1b", "gpipe", "1f1b", "interleaved", "zbh1"), par.integer("pp_virtual_stages", 1, 1, 64),
+                par.positiveIntegers("pp_split"));
         for (String k : List.of("dp", "tp", "pp")) {
             int v = switch (k) { case "dp" -> parallel.dp(); case "tp" -> parallel.tp(); default -> parallel.pp(); };
             if (v == 0) throw new ConfigException("parallel." + k + " = 0 is invalid: expected a positive integer, or -1 to infer it from the world size");
