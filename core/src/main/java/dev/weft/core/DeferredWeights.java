@@ -27,7 +27,8 @@ import java.util.function.Supplier;
  * <p>What the weight pass reads stays alive until it runs: the saved tensors of every op with
  * postponed work are released by {@link #run()} (or {@link #discard()}). The activations and
  * gradients themselves belong to the scope that was current during backward, which must stay open
- * until then: a pipeline closes a micro-batch's scope after its W, not after its B.
+ * until then: a pipeline closes a micro-batch's scope after its W, not after its B. A handle
+ * belongs to the thread that recorded it; an inner deferral records only its own weights.
  */
 public final class DeferredWeights implements AutoCloseable {
     /** One contribution to a weight's gradient: work to run, or a gradient already computed. */
@@ -87,12 +88,13 @@ public final class DeferredWeights implements AutoCloseable {
         }
         try (var ignored = Autograd.noGrad()) {
             for (int k = 0; k < contributions.size(); k++) {
-                Contribution c = contributions.set(k, null); // what ran is no longer for discard() to free
+                Contribution c = contributions.get(k);
                 Tensor g = c.computed != null ? c.computed : c.work.get();
                 if (g != c.weight.grad()) {
                     Autograd.accumulateLeaf(c.weight, g);
                     g.close();
                 }
+                contributions.set(k, null); // done: no longer for discard() to free
                 if (c.node != null && pendingPerNode.merge(c.node, -1, Integer::sum) == 0) c.node.releaseSaved();
                 if (pendingPerWeight.merge(c.weight, -1, Integer::sum) == 0) c.weight.fireGradReady();
             }
