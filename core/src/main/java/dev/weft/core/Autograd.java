@@ -5,11 +5,13 @@ import dev.weft.core.kernels.VectorMath;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.Collection;
 import java.util.Collections;
 import java.util.IdentityHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
+import java.util.function.Supplier;
 
 /**
  * Reverse-mode automatic differentiation over the graph of {@link GradFn}s that forward built.
@@ -21,6 +23,7 @@ import java.util.Set;
  */
 public final class Autograd {
     private static final ThreadLocal<Boolean> DISABLED = ThreadLocal.withInitial(() -> false);
+    private static final ThreadLocal<DeferredWeights> DEFERRING = new ThreadLocal<>();
 
     /** With -Dweft.profile=true, backward time is summed per op name (see {@link #backwardProfile()}). */
     private static final boolean PROFILE = Boolean.getBoolean("weft.profile");
@@ -53,6 +56,33 @@ public final class Autograd {
         return false;
     }
 
+    /**
+     * Splits the following backward passes on this thread for zero-bubble pipeline schedules: they
+     * compute every gradient except those of {@code weights} (the stage's parameters), which wait in
+     * the returned handle until {@link DeferredWeights#run()}. Leaves that are not in {@code weights}
+     * (a pipeline stage's received activation) get their gradient now, as the previous stage needs
+     * it next. Use as {@code try (var w = Autograd.deferWeightGradients(params)) { backward(y, dy); }}
+     * then, later, {@code w.run()}.
+     */
+    public static DeferredWeights deferWeightGradients(Collection<Tensor> weights) {
+        DeferredWeights w = new DeferredWeights(weights, DEFERRING.get());
+        DEFERRING.set(w);
+        return w;
+    }
+
+    /** True when the current backward postpones {@code leaf}'s gradient. */
+    static boolean defersGradientOf(Tensor leaf) {
+        DeferredWeights w = DEFERRING.get();
+        return w != null && w.covers(leaf);
+    }
+
+    /** Ends deferral by {@code w} on this thread, handing back to the deferral that was active before it. */
+    static void stopDeferring(DeferredWeights w, DeferredWeights previous) {
+        if (DEFERRING.get() != w) return;
+        if (previous == null) DEFERRING.remove();
+        else DEFERRING.set(previous);
+    }
+
     /** Backpropagates from a one-element tensor with seed gradient 1. */
     public static void backward(Tensor root) {
         if (root.numel() != 1) throw new IllegalArgumentException("backward() needs a scalar loss, got shape " + Arrays.toString(root.shape()));
@@ -62,7 +92,12 @@ public final class Autograd {
     /** Backpropagates {@code seed} (the gradient of some scalar with respect to {@code root}). */
     public static void backward(Tensor root, Tensor seed) {
         if (!root.requiresGrad()) throw new IllegalStateException("backward() on a tensor that does not require grad");
+        DeferredWeights deferring = DEFERRING.get();
         if (root.isLeaf()) {
+            if (deferring != null && deferring.covers(root)) {
+                deferring.hold(root, Tensor.empty(DType.F32, "grad", seed.shape()).copyFrom(seed));
+                return;
+            }
             accumulateLeaf(root, seed);
             root.fireGradReady();
             return;
@@ -82,13 +117,17 @@ public final class Autograd {
                 if (g == null) continue; // nothing flowed here (unused branch)
                 Tensor[] inGrads;
                 long t0 = PROFILE ? System.nanoTime() : 0;
+                boolean ran = false;
                 try {
                     inGrads = fn.backward(g);
+                    ran = true;
                 } finally {
-                    fn.releaseSaved();
+                    if (!ran) fn.dropDeferred();
+                    // Postponed weight work reads the saved tensors: the weight pass releases them.
+                    if (!fn.hasDeferred()) fn.releaseSaved();
                 }
                 if (PROFILE) BACKWARD_NANOS.merge(fn.name(), System.nanoTime() - t0, Long::sum);
-                route(fn, g, inGrads, grads, leafEdges);
+                route(fn, g, inGrads, grads, leafEdges, deferring);
             }
         } finally {
             for (Tensor t : grads.values()) t.close();
@@ -96,7 +135,8 @@ public final class Autograd {
     }
 
     /** Hands each input's gradient on: into a leaf's .grad, or summed into its producer's pending gradient. */
-    private static void route(GradFn fn, Tensor g, Tensor[] inGrads, Map<GradFn, Tensor> grads, Map<Tensor, Integer> leafEdges) {
+    private static void route(GradFn fn, Tensor g, Tensor[] inGrads, Map<GradFn, Tensor> grads, Map<Tensor, Integer> leafEdges,
+                              DeferredWeights deferring) {
         Tensor[] inputs = fn.inputs();
         if (inGrads.length != inputs.length)
             throw new IllegalStateException(fn.name() + " returned " + inGrads.length + " gradients for " + inputs.length + " inputs");
@@ -105,10 +145,26 @@ public final class Autograd {
             Tensor in = inputs[i];
             Tensor gi = inGrads[i];
             if (in == null || !in.requiresGrad()) continue;
+            if (in.isLeaf() && deferring != null && deferring.covers(in)) {
+                Supplier<Tensor> work = fn.takeDeferred(i);
+                if (work != null) {
+                    deferring.postpone(in, fn, work);
+                    continue;
+                }
+                if (gi == null) throw new IllegalStateException(fn.name() + " gave no gradient for input " + i + " that requires one");
+                checkShape(fn, i, gi, in);
+                // The op computed it now; only the hand-over waits. Hold a tensor nobody else will
+                // write: the pending gradients of other inputs are summed into in place.
+                if (gi == in.grad() || (exclusive(gi, i, g, inGrads) && !kept.contains(gi))) {
+                    kept.add(gi);
+                    deferring.hold(in, gi);
+                } else {
+                    deferring.hold(in, Tensor.empty(DType.F32, "grad", gi.shape()).copyFrom(gi));
+                }
+                continue;
+            }
             if (gi == null) throw new IllegalStateException(fn.name() + " gave no gradient for input " + i + " that requires one");
-            if (!Arrays.equals(gi.shape(), in.shape()))
-                throw new IllegalStateException(fn.name() + " gave a gradient of shape " + Arrays.toString(gi.shape())
-                        + " for input " + i + " of shape " + Arrays.toString(in.shape()));
+            checkShape(fn, i, gi, in);
             if (in.isLeaf()) {
                 if (gi == in.grad()) kept.add(gi); // the op added into the leaf's gradient itself (GradFn.leafGradient)
                 else accumulateLeaf(in, gi);
@@ -132,6 +188,19 @@ public final class Autograd {
         if (!kept.contains(g)) g.close();
     }
 
+    private static void checkShape(GradFn fn, int i, Tensor gi, Tensor in) {
+        if (!Arrays.equals(gi.shape(), in.shape()))
+            throw new IllegalStateException(fn.name() + " gave a gradient of shape " + Arrays.toString(gi.shape())
+                    + " for input " + i + " of shape " + Arrays.toString(in.shape()));
+    }
+
+    /** True when {@code gi} shares its memory with neither the output gradient nor another input's gradient. */
+    private static boolean exclusive(Tensor gi, int i, Tensor g, Tensor[] inGrads) {
+        if (gi.storage() == g.storage()) return false;
+        for (int j = 0; j < inGrads.length; j++) if (j != i && inGrads[j] != null && inGrads[j].storage() == gi.storage()) return false;
+        return true;
+    }
+
     /** A leaf's gradient buffer, made (zero-filled) when it has none yet. */
     static Tensor leafGradient(Tensor leaf) {
         Tensor current = leaf.grad();
@@ -146,7 +215,7 @@ public final class Autograd {
         return current;
     }
 
-    private static void accumulateLeaf(Tensor leaf, Tensor g) {
+    static void accumulateLeaf(Tensor leaf, Tensor g) {
         Tensor current = leaf.grad();
         if (current == null && leaf.gradSource() != null) {
             current = leaf.gradSource().get(); // zeroed: 0 + g is g, bit for bit

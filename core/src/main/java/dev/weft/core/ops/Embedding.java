@@ -79,14 +79,29 @@ public final class Embedding {
         @Override
         protected Tensor[] backward(Tensor gIn) {
             Tensor g = Dense.of(gIn);
+            if (defersGradient(0)) {
+                // Postponed whole: holding the token gradients costs far less than a [vocab, d] result.
+                Tensor dy = g == gIn ? gIn.detach() : g;
+                deferGradient(0, () -> {
+                    try (dy) {
+                        return scatter(dy);
+                    }
+                });
+                return new Tensor[] {null};
+            }
+            Tensor gw = scatter(g);
+            Dense.release(g, gIn);
+            return new Tensor[] {gw};
+        }
+
+        private Tensor scatter(Tensor g) {
             Tensor gw = Tensor.zeros(vocab, d);
             MemorySegment gm = g.data(), wm = gw.data();
             Parallel.forRange(d, 64, (c0, c1) -> {
                 for (int t = 0; t < ids.length; t++)
                     if (ids[t] >= 0) ElementwiseKernels.accumulate(gm, (long) t * d + c0, wm, (long) ids[t] * d + c0, c1 - c0);
             });
-            Dense.release(g, gIn);
-            return new Tensor[] {gw};
+            return gw;
         }
     }
 }

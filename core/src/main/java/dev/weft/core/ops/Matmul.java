@@ -36,31 +36,49 @@ public final class Matmul {
 
     private static final class LinearBackward extends GradFn {
         private final SavedTensor x, w;
-        private final int rows;
+        private final int rows, out, in;
+        private final int[] xShape;
 
         LinearBackward(Tensor xIn, Tensor wIn, Tensor xc, Tensor wc, int rows) {
             super("linear", xIn, wIn);
             this.x = save(xc);
             this.w = save(wc);
             this.rows = rows;
+            this.out = wc.size(0);
+            this.in = wc.size(1);
+            this.xShape = xc.shape();
         }
 
         @Override
         protected Tensor[] backward(Tensor g) {
             Tensor gc = g.contiguous();
-            Tensor xv = x.get(), wv = w.get();
-            int out = wv.size(0), in = wv.size(1);
             Tensor gx = null, gw = null;
-            if (needsGrad(0)) {
-                gx = Tensor.empty(DType.F32, "linear.grad_input", xv.shape());
+            if (needsGrad(0)) { // dX = dY · W
+                Tensor wv = w.get();
+                gx = Tensor.empty(DType.F32, "linear.grad_input", xShape);
                 Gemm.sgemm(false, false, rows, in, out, 1f, gc.data(), 0, out, wv.data(), 0, in, 0f, gx.data(), 0, in);
             }
-            if (needsGrad(1)) { // dW = dYᵀ · X, added straight into the weight's gradient when it is a parameter
-                Tensor acc = leafGradient(1);
-                gw = acc != null && acc.isContiguous() ? acc : Tensor.empty(DType.F32, "linear.grad_weight", out, in);
-                Gemm.sgemm(true, false, out, in, rows, 1f, gc.data(), 0, out, xv.data(), 0, in, gw == acc ? 1f : 0f, gw.data(), 0, in);
+            if (defersGradient(1)) {
+                // Autograd closes g once this node is done; a view keeps its memory for the weight pass.
+                Tensor dy = gc == g ? g.detach() : gc;
+                deferGradient(1, () -> {
+                    try (dy) {
+                        return weightGradient(dy);
+                    }
+                });
+            } else if (needsGrad(1)) {
+                gw = weightGradient(gc);
             }
             return new Tensor[] {gx, gw};
+        }
+
+        /** dW = dYᵀ · X, added straight into the weight's gradient when it is a parameter. */
+        private Tensor weightGradient(Tensor dy) {
+            Tensor xv = x.get();
+            Tensor acc = leafGradient(1);
+            Tensor gw = acc != null && acc.isContiguous() ? acc : Tensor.empty(DType.F32, "linear.grad_weight", out, in);
+            Gemm.sgemm(true, false, out, in, rows, 1f, dy.data(), 0, out, xv.data(), 0, in, gw == acc ? 1f : 0f, gw.data(), 0, in);
+            return gw;
         }
     }
 

@@ -1,0 +1,101 @@
+package dev.weft.parallel.pipeline;
+
+import org.junit.jupiter.api.Test;
+
+import static org.junit.jupiter.api.Assertions.*;
+
+class ScheduleSimulatorTest {
+    private static final int[] PS = {1, 2, 3, 4, 6};
+
+    /** With F = B, no W and free transfers, GPipe and 1F1B leave (p-1)/(m+p-1) of the rank-time idle. */
+    @Test
+    void gpipeAndOneFOneBBubbleIsTheTextbookFormula() {
+        Costs equal = Costs.of(1, 1, 0, 0);
+        for (int p : PS) {
+            for (int m : new int[] {p, p + 1, 2 * p, 8, 16}) {
+                double theory = (p - 1.0) / (m + p - 1);
+                for (Schedule s : new Schedule[] {Schedules.gpipe(p, m), Schedules.oneFOneB(p, m)}) {
+                    var sim = ScheduleSimulator.simulate(s, equal);
+                    assertEquals(theory, sim.bubbleFraction(), 1e-9, s.name() + " p=" + p + " m=" + m);
+                    assertEquals((m + p - 1) * 2.0, sim.makespan(), 1e-9, s.name() + " p=" + p + " m=" + m);
+                }
+            }
+        }
+    }
+
+    /**
+     * ZB-H1 with F = B = W: 1F1B idles (p-1)(F+B+W) per rank, ZB-H1 (p-1)(F+B-W), a third; the
+     * replay gives exactly (p-1)/(3m+p-1).
+     */
+    @Test
+    void zbh1BubbleIsAThirdOfOneFOneBs() {
+        Costs split = Costs.of(1, 1, 1, 0);
+        for (int p : PS) {
+            for (int m : new int[] {p, p + 1, 2 * p, 8, 16}) {
+                var zb = ScheduleSimulator.simulate(Schedules.zbh1(p, m), split);
+                var ofob = ScheduleSimulator.simulate(Schedules.oneFOneB(p, m), split);
+                String where = "p=" + p + " m=" + m;
+                assertEquals((p - 1.0) / (3 * m + p - 1), zb.bubbleFraction(), 1e-9, where);
+                double zbIdle = zb.makespan() * p - zb.totalBusy(), ofobIdle = ofob.makespan() * p - ofob.totalBusy();
+                assertEquals(ofobIdle / 3, zbIdle, 1e-9, where);
+                if (p > 1) assertTrue(zb.bubbleFraction() < ofob.bubbleFraction(), where);
+            }
+        }
+    }
+
+    /** Interleaving v chunks per rank (each 1/v of the work) cuts the bubble to (p-1)/(vm+p-1). */
+    @Test
+    void interleavedBubbleIsSmallerThanOneFOneBs() {
+        for (int p : new int[] {2, 3, 4}) {
+            for (int m : new int[] {p, 2 * p, 4 * p}) {
+                var ofob = ScheduleSimulator.simulate(Schedules.oneFOneB(p, m), Costs.of(1, 2, 0, 0));
+                var inter = ScheduleSimulator.simulate(Schedules.interleaved1F1B(p, m, 2), Costs.of(0.5, 1, 0, 0));
+                String where = "p=" + p + " m=" + m;
+                assertTrue(inter.bubbleFraction() < ofob.bubbleFraction(), where);
+                assertEquals((p - 1.0) / (2 * m + p - 1), inter.bubbleFraction(), 1e-9, where);
+            }
+        }
+    }
+
+    @Test
+    void peakLiveActivationsArePForOneFOneBAndMForGPipe() {
+        Costs c = Costs.of(1, 1, 1, 0).withBytes(1000, 300);
+        for (int p : new int[] {2, 3, 4}) {
+            for (int m : new int[] {p, 2 * p, 8}) {
+                String where = "p=" + p + " m=" + m;
+                var ofob = ScheduleSimulator.simulate(Schedules.oneFOneB(p, m), c);
+                var gpipe = ScheduleSimulator.simulate(Schedules.gpipe(p, m), c);
+                var zb = ScheduleSimulator.simulate(Schedules.zbh1(p, m), c);
+                assertEquals(p, ofob.rank(0).peakLiveActivations(), where);
+                assertEquals(p * 1000L, ofob.rank(0).peakBytes(), where);
+                for (int r = 0; r < p; r++) {
+                    assertEquals(p - r, ofob.rank(r).peakLiveActivations(), where + " 1f1b rank " + r);
+                    assertEquals(m, gpipe.rank(r).peakLiveActivations(), where + " gpipe rank " + r);
+                    // ZB-H1: the same p micro-batches in flight on every rank as 1F1B holds on its first
+                    assertEquals(p, zb.rank(r).peakInFlight(), where + " zbh1 rank " + r);
+                    assertEquals(p - r, zb.rank(r).peakLiveActivations(), where + " zbh1 rank " + r);
+                    // r held W's, plus, for a moment, the micro-batch whose B just ran before the oldest W
+                    assertEquals(r == 0 ? 0 : r + 1, zb.rank(r).peakHeldForWeights(), where + " zbh1 rank " + r);
+                }
+            }
+        }
+    }
+
+    /** A transfer delays the receiver only: GPipe's fill and drain each cross p-1 links. */
+    @Test
+    void transferLatencyLengthensTheFillAndDrain() {
+        for (int p : new int[] {2, 4}) {
+            var sim = ScheduleSimulator.simulate(Schedules.gpipe(p, 8), Costs.of(1, 2, 0, 0.25));
+            assertEquals(8 * 3 + (p - 1) * (3 + 2 * 0.25), sim.makespan(), 1e-9, "p=" + p);
+            assertEquals(8 * 3.0 * p, sim.totalBusy(), 1e-9, "transfers cost the sender nothing");
+        }
+    }
+
+    @Test
+    void anUnsoundScheduleIsNotReplayed() {
+        Schedule s = Schedules.gpipe(2, 2);
+        var broken = new Schedule(2, 2, 2, "dropped", java.util.List.of(s.actions(0), s.actions(1).subList(1, s.actions(1).size())));
+        var e = assertThrows(IllegalArgumentException.class, () -> ScheduleSimulator.simulate(broken, Costs.of(1, 1, 1, 0)));
+        assertTrue(e.getMessage().contains("rule"), e.getMessage());
+    }
+}
