@@ -47,7 +47,7 @@ public final class FullyShardedDataParallel implements GradientSync, Module.Hook
     private final DataParallel replicated;
     private final Map<String, Tensor> optimizerParameters = new LinkedHashMap<>();
     private final List<Tensor> views = new ArrayList<>();
-    private boolean armed, intermediate;
+    private boolean armed, intermediate, hold;
     private int nextToLaunch;
     private long collectives;
 
@@ -194,10 +194,21 @@ public final class FullyShardedDataParallel implements GradientSync, Module.Hook
         if (u.index + 1 < units.size()) launchGather(units.get(u.index + 1));
     }
 
+    /**
+     * Keeps every unit gathered from its first use in a step until the step's gradients are
+     * finished, instead of gathering around each forward and backward: a pipeline stage interleaves
+     * the forwards and backwards of many micro-batches, and re-gathering for each would multiply
+     * the all-gathers by the micro-batch count. It costs the stage's whole weights during the step
+     * (its share of the model, unsharded) on top of the shards.
+     */
+    public void holdGatheredThroughStep() {
+        hold = true;
+    }
+
     @Override
     public void afterForward(Module m) {
         Unit u = byModule.get(m);
-        if (u.root && Autograd.isEnabled()) return; // the root stays gathered through this micro-step's backward
+        if (hold || u.root && Autograd.isEnabled()) return; // the root stays gathered through this micro-step's backward
         free(u);
     }
 
@@ -212,7 +223,7 @@ public final class FullyShardedDataParallel implements GradientSync, Module.Hook
     @Override
     public void afterBackward(Module m) {
         Unit u = byModule.get(m);
-        if (!u.root) free(u);
+        if (!u.root && !hold) free(u);
     }
 
     // ---- reducing gradients -------------------------------------------------------------------
@@ -247,8 +258,8 @@ public final class FullyShardedDataParallel implements GradientSync, Module.Hook
         collectives++;
     }
 
-    /** Launches what backward did not reach, lands every reduction into the shards, frees the buckets and the root. */
-    private void drain() {
+    /** Launches what backward did not reach, lands every reduction into the shards, frees the buckets and the gathered units ({@code end}: of the step). */
+    private void drain(boolean end) {
         try {
             while (nextToLaunch < reduceOrder.size()) {
                 Unit u = reduceOrder.get(nextToLaunch++);
@@ -269,7 +280,7 @@ public final class FullyShardedDataParallel implements GradientSync, Module.Hook
                 u.bucket.close();
                 u.bucket = null;
             }
-            for (Unit u : units) free(u);
+            if (end || !hold) for (Unit u : units) free(u);
         } finally {
             armed = false;
         }
@@ -285,7 +296,7 @@ public final class FullyShardedDataParallel implements GradientSync, Module.Hook
 
     @Override
     public void beginMicroStep(boolean last) {
-        if (armed) drain();
+        if (armed) drain(false);
         replicated.beginMicroStep(last);
         intermediate = !last;
         armed = true;
@@ -300,7 +311,7 @@ public final class FullyShardedDataParallel implements GradientSync, Module.Hook
     public void finishGradients() {
         if (!armed || intermediate) throw new IllegalStateException("finishGradients() without beginMicroStep(true)");
         replicated.finishGradients();
-        drain();
+        drain(true);
     }
 
     @Override

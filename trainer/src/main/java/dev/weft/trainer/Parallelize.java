@@ -12,6 +12,10 @@ import dev.weft.parallel.FullyShardedDataParallel;
 import dev.weft.parallel.DeviceMesh;
 import dev.weft.parallel.GradientSync;
 import dev.weft.parallel.ProcessGroup;
+import dev.weft.parallel.pipeline.PipelineSync;
+import dev.weft.parallel.pipeline.Schedule;
+import dev.weft.parallel.pipeline.ScheduleValidator;
+import dev.weft.parallel.pipeline.Schedules;
 import dev.weft.parallel.tensor.ParallelStyle;
 import dev.weft.parallel.tensor.TensorParallelSync;
 import dev.weft.parallel.tensor.VocabParallelCrossEntropy;
@@ -62,7 +66,7 @@ public final class Parallelize {
     }
 
     /** What a rank trains with: how its gradients are reduced, the optimizer over its part, and its loss. */
-    public record Layout(GradientSync sync, ParameterGroups optimizer, Loss loss) implements AutoCloseable {
+    public record Layout(GradientSync sync, ParameterGroups optimizer, Loss loss, Pipeline pipeline) implements AutoCloseable {
         @Override
         public void close() {
             optimizer.close();
@@ -70,44 +74,52 @@ public final class Parallelize {
         }
     }
 
+    /**
+     * This rank's share of a pipeline: the schedule, the layers of every stage ({from, end}) and the
+     * sync of the stages it holds.
+     */
+    public record Pipeline(Schedule schedule, int[][] layers, PipelineSync sync) {}
+
     /** The layout of {@code model} on {@code mesh} (null: one process) as {@code cfg} asks. */
     public static Layout apply(Llama model, DeviceMesh mesh, TrainConfig cfg) {
-        // 1. pipeline split: the mesh is refused above pp 1 until it exists (TrainConfig.meshShape).
+        // the optimizer's groups are formed over the whole model, whatever this rank holds
+        Map<String, int[]> globalShapes = new LinkedHashMap<>();
+        model.namedPlacements().forEach((k, place) -> globalShapes.put(k, place.globalShape()));
+        // 1. pipeline split: this rank keeps the layers of its stages, and the embedding or the head where it holds the ends.
+        Schedule schedule = null;
+        int[][] stageLayers = null;
+        if (mesh != null && mesh.pp().size() > 1) {
+            int pp = mesh.pp().size(), stages = cfg.parallel().stages(pp), me = mesh.ppIndex();
+            schedule = schedule(cfg, pp);
+            stageLayers = PipelineStages.split(cfg.model(), stages, cfg.parallel().ppSplit(), cfg.train().seqLen());
+            int[][] split = stageLayers;
+            Schedule sched = schedule;
+            model.retain(layer -> sched.rankOf(PipelineStages.stageOf(split, layer)) == me, schedule.rankOf(0) == me, schedule.rankOf(stages - 1) == me);
+        }
         // 2. tensor parallelism: each rank re-places its blocks of the split weights and gets the collectives around them.
         boolean tensorParallel = mesh != null && mesh.tp().size() > 1;
         boolean sequenceParallel = tensorParallel && cfg.parallel().sequenceParallel();
         if (tensorParallel) tensorParallel(model, mesh.tp(), LLAMA_TENSOR_PLAN, sequenceParallel, cfg.train().seed());
         Map<String, Tensor> parameters = model.namedParameters();
         // 3. recomputation and offload: none yet.
-        // 4. data parallelism, with ZeRO's sharding of the optimizer state (1) and gradients (2).
+        // 4. data parallelism, with ZeRO's sharding of the optimizer state (1), gradients (2) and parameters (3): one sync per pipeline stage.
         TrainConfig.Optim o = cfg.optimizer();
         GradientSync sync;
-        int stage = cfg.parallel().zero();
-        if (mesh == null || mesh.dp().size() == 1) {
-            sync = GradientSync.none(parameters);
-        } else if (stage == 0) {
-            DataParallel.verifyIdenticalWeights(mesh.dp(), parameters);
-            sync = DataParallel.ddp(parameters, mesh.dp(), cfg.distributed().bucketBytes());
+        Pipeline pipeline = null;
+        if (mesh != null && mesh.dp().size() > 1) DataParallel.verifyIdenticalWeights(mesh.dp(), parameters);
+        if (schedule == null) {
+            sync = dataParallel(model, parameters, mesh, cfg);
         } else {
-            DataParallel.verifyIdenticalWeights(mesh.dp(), parameters);
-            Map<String, ParameterGroups.Spec> specs = assign(parameters, o);
-            Predicate<String> whole = name -> sharding(specs.get(name)).kind() == Sharding.Kind.WHOLE_MATRIX;
-            int alignment = 1;
-            for (ParameterGroups.Spec s : specs.values()) {
-                Sharding sh = sharding(s);
-                if (sh.kind() == Sharding.Kind.ELEMENTWISE) alignment = Math.max(alignment, sh.alignment());
+            Map<Integer, GradientSync> stages = new LinkedHashMap<>();
+            for (int s = 0; s < schedule.stages(); s++) {
+                if (schedule.rankOf(s) != mesh.ppIndex()) continue;
+                Map<String, Tensor> mine = new LinkedHashMap<>();
+                for (var e : parameters.entrySet()) if (PipelineStages.stageOfParameter(stageLayers, e.getKey()) == s) mine.put(e.getKey(), e.getValue());
+                stages.put(s, dataParallel(model, mine, mesh, cfg));
             }
-            if (stage <= 2) {
-                sync = DataParallel.zero(stage, parameters, mesh.dp(), cfg.distributed().bucketBytes(), whole, alignment);
-            } else {
-                // ZeRO-3 wraps each decoder layer as a unit (gathered around its forward and backward); the root keeps the rest
-                List<Module> layers = new ArrayList<>();
-                model.namedModules().forEach((path, m) -> {
-                    if (ParameterGroups.matcher("model.layers.*").test(path) && !path.substring("model.layers.".length()).contains(".")) layers.add(m);
-                });
-                sync = new FullyShardedDataParallel(model, layers, mesh.dp(), cfg.distributed().bucketBytes(), cfg.parallel().zeroMinNumel(),
-                        name -> false, whole, alignment);
-            }
+            PipelineSync ps = new PipelineSync(stages, mesh.pp());
+            pipeline = new Pipeline(schedule, stageLayers, ps);
+            sync = ps;
         }
         Loss loss = Loss.CROSS_ENTROPY;
         if (tensorParallel) {
@@ -121,15 +133,48 @@ public final class Parallelize {
             int vocab = model.config().vocab(), first = tp.rank() * (vocab / tp.size());
             loss = (logits, targets) -> VocabParallelCrossEntropy.loss(logits, targets, -1, first, vocab, tp);
         }
-        // 5. the optimizer, over exactly what this rank steps; groups are formed over the whole model.
-        Map<String, int[]> globalShapes = new LinkedHashMap<>();
-        model.namedPlacements().forEach((k, place) -> globalShapes.put(k, place.globalShape()));
+        // 5. the optimizer, over exactly what this rank steps.
         try {
-            return new Layout(sync, new ParameterGroups(sync.optimizerParameters(), globalShapes, o.groups(), o.fallback()), loss);
+            return new Layout(sync, new ParameterGroups(sync.optimizerParameters(), globalShapes, o.groups(), o.fallback()), loss, pipeline);
         } catch (IllegalArgumentException e) {
             sync.close();
             throw new ConfigException("optimizer: " + e.getMessage());
         }
+    }
+
+    private static Schedule schedule(TrainConfig cfg, int pp) {
+        try {
+            Schedule s = Schedules.byName(cfg.parallel().ppSchedule(), pp, cfg.train().gradAccum(), cfg.parallel().ppVirtualStages());
+            ScheduleValidator.validate(s);
+            return s;
+        } catch (IllegalArgumentException e) {
+            throw new ConfigException("parallel.pp_schedule = " + cfg.parallel().ppSchedule() + ": " + e.getMessage());
+        }
+    }
+
+    /** The data-parallel sync of {@code parameters} (all of this rank's, or one pipeline stage's) over the mesh's dp axis. */
+    private static GradientSync dataParallel(Llama model, Map<String, Tensor> parameters, DeviceMesh mesh, TrainConfig cfg) {
+        int stage = cfg.parallel().zero();
+        if (mesh == null || mesh.dp().size() == 1) return GradientSync.none(parameters);
+        if (stage == 0) return DataParallel.ddp(parameters, mesh.dp(), cfg.distributed().bucketBytes());
+        Map<String, ParameterGroups.Spec> specs = assign(parameters, cfg.optimizer());
+        Predicate<String> whole = name -> sharding(specs.get(name)).kind() == Sharding.Kind.WHOLE_MATRIX;
+        int alignment = 1;
+        for (ParameterGroups.Spec s : specs.values()) {
+            Sharding sh = sharding(s);
+            if (sh.kind() == Sharding.Kind.ELEMENTWISE) alignment = Math.max(alignment, sh.alignment());
+        }
+        if (stage <= 2) return DataParallel.zero(stage, parameters, mesh.dp(), cfg.distributed().bucketBytes(), whole, alignment);
+        // ZeRO-3 wraps each decoder layer as a unit (gathered around its forward and backward); the root keeps the rest.
+        // Under a pipeline, a stage's units stay gathered through the step's micro-batches and reshard after.
+        List<Module> layers = new ArrayList<>();
+        model.namedModules().forEach((path, m) -> {
+            if (ParameterGroups.matcher("model.layers.*").test(path) && !path.substring("model.layers.".length()).contains(".")) layers.add(m);
+        });
+        FullyShardedDataParallel fsdp = new FullyShardedDataParallel(model, layers, mesh.dp(), cfg.distributed().bucketBytes(), cfg.parallel().zeroMinNumel(),
+                name -> false, whole, alignment);
+        if (mesh.pp().size() > 1) fsdp.holdGatheredThroughStep();
+        return fsdp;
     }
 
     /** Applies {@code plan} (module path pattern → style; the first match wins) to {@code model} over {@code tp}. */

@@ -29,10 +29,17 @@ public final class StepRunner {
     private final Optimizer optimizer;
     private final double gradClip;
     private final int accum, dpRank;
+    private final PipelineRunner pipeline; // null: this rank runs the whole model
     private long tData, tForward, tBackward, tOptimizer, steps;
 
     public StepRunner(Llama model, MicroBatches sampler, GradientSync sync, Parallelize.Loss loss, Optimizer optimizer, double gradClip, int accum,
                       int dpRank) {
+        this(model, sampler, sync, loss, optimizer, gradClip, accum, dpRank, null);
+    }
+
+    StepRunner(Llama model, MicroBatches sampler, GradientSync sync, Parallelize.Loss loss, Optimizer optimizer, double gradClip, int accum,
+               int dpRank, PipelineRunner pipeline) {
+        this.pipeline = pipeline;
         this.model = model;
         this.sampler = sampler;
         this.sync = sync;
@@ -46,7 +53,12 @@ public final class StepRunner {
     public Step run(long step, double lr) {
         double lossSum = 0;
         sync.beginStep();
-        for (int micro = 0; micro < accum; micro++) {
+        if (pipeline != null) { // the schedule interleaves the micro-batches' forwards and backwards: timed as one
+            long a = System.nanoTime();
+            lossSum = pipeline.run(step);
+            tBackward += System.nanoTime() - a;
+        }
+        for (int micro = 0; pipeline == null && micro < accum; micro++) {
             sync.beginMicroStep(micro == accum - 1);
             long a = System.nanoTime();
             BatchSampler.Batch b = sampler.batch(step, micro, dpRank);

@@ -59,6 +59,7 @@ public final class Trainer implements AutoCloseable {
     private final Parallelize.Layout layout;
     private final ParameterGroups optimizer;
     private final StepRunner steps;
+    private final PipelineRunner pipeline; // null without pipeline parallelism
     private final TrainingState state;
 
     public Trainer(TrainConfig cfg, PrintStream out) {
@@ -95,7 +96,13 @@ public final class Trainer implements AutoCloseable {
         this.layout = Parallelize.apply(model, mesh, cfg);
         this.optimizer = layout.optimizer();
         this.schedule = LrSchedule.warmupCosine(o.lr(), o.minLr(), o.warmupSteps(), t.steps());
-        this.steps = new StepRunner(model, trainSampler, layout.sync(), layout.loss(), optimizer, o.gradClip(), t.gradAccum(), mesh == null ? 0 : mesh.dpIndex());
+        Parallelize.Pipeline p = layout.pipeline();
+        int dpIndex = mesh == null ? 0 : mesh.dpIndex();
+        int seqBlocks = shape.tp() > 1 && cfg.parallel().sequenceParallel() ? shape.tp() : 1;
+        this.pipeline = p == null ? null
+                : new PipelineRunner(model, p.schedule(), mesh.ppIndex(), mesh.pp(), p.layers(), p.sync(), layout.loss(), trainSampler, dpIndex, t.gradAccum(), seqBlocks);
+        if (p != null && leader()) out.printf("pipeline: %s schedule, %d micro-batches; %s%n", p.schedule().name(), t.gradAccum(), PipelineStages.describe(p.layers()));
+        this.steps = new StepRunner(model, trainSampler, layout.sync(), layout.loss(), optimizer, o.gradClip(), t.gradAccum(), dpIndex, pipeline);
         this.state = new TrainingState(model, mesh, layout, cfg.parallel().zero());
     }
 
@@ -202,8 +209,11 @@ public final class Trainer implements AutoCloseable {
             report.finishSteps();
             if (Double.isNaN(lastVal) && t.evalEvery() > 0 && start < t.steps()) lastVal = evaluate();
             String sample = "";
-            if (mesh != null && mesh.shape().tp() > 1) out.println("\nsample: skipped (the model is split over tensor-parallel ranks); weft generate "
-                    + outDir.resolve("checkpoints") + " samples from the checkpoint on one process");
+            if (mesh != null && (mesh.shape().tp() > 1 || mesh.shape().pp() > 1)) {
+                if (leader() && cfg.sample().tokens() > 0)
+                    out.println("\nsample: skipped (the model is split over tensor- or pipeline-parallel ranks); weft generate " + outDir.resolve("checkpoints")
+                            + " samples from the checkpoint on one process");
+            }
             else if (leader()) sample = sample();
             if (Double.isNaN(lastVal) && t.evalEvery() == 0) {
                 out.printf("%nfinal: train loss %.4f; validation off (train.eval_every = 0), unigram baseline %.4f nats/token%n", lastLoss, baseline);
@@ -236,6 +246,10 @@ public final class Trainer implements AutoCloseable {
         try (var ng = Autograd.noGrad()) {
             for (int i = 0; i < n; i++) {
                 BatchSampler.Batch b = valSampler.evalBatch(i);
+                if (pipeline != null) {
+                    sum += pipeline.evaluate(b);
+                    continue;
+                }
                 try (Scope s = Scope.open()) {
                     sum += layout.loss().of(model.forward(b.inputs(), b.rows(), b.seqLen()), b.targets()).item();
                 }

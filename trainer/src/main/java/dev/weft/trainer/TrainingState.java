@@ -64,9 +64,9 @@ final class TrainingState {
         };
     }
 
-    /** True when no rank holds every weight whole: tensor parallelism splits them. */
+    /** True when no rank holds every weight whole: tensor parallelism splits them, a pipeline spreads them over stages. */
     private boolean splitsWeights() {
-        return mesh != null && mesh.shape().tp() > 1;
+        return mesh != null && (mesh.shape().tp() > 1 || mesh.shape().pp() > 1);
     }
 
     /** Parameter {@code name} as the block of the whole this rank holds. */

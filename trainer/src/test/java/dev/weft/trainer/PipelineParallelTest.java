@@ -1,0 +1,118 @@
+package dev.weft.trainer;
+
+import dev.weft.parallel.InJvmTransport;
+import dev.weft.trainer.config.ConfigException;
+import dev.weft.trainer.config.TrainConfig;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.io.ByteArrayOutputStream;
+import java.io.IOException;
+import java.io.PrintStream;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+
+import static org.junit.jupiter.api.Assertions.*;
+
+/**
+ * Pipeline parallelism on in-JVM ranks against one process on the same global batch: 20 steps of
+ * train loss and the final validation loss, for every schedule and composed with data and tensor
+ * parallelism.
+ *
+ * <p>Tolerances. A pipeline alone splits no reduction: each stage runs the same ops on the same
+ * micro-batches, and gradients accumulate over the micro-batches in the same order (the split
+ * backward's weight passes run in micro-batch order too), so the losses are the same to the bit;
+ * the test asks for 1e-5 relative all the same, since clipping's norm is summed over the stages in
+ * another order. Where tensor parallelism joins, its row-parallel and vocabulary-parallel
+ * reductions change summation orders (see {@link TensorParallelTest}): 1e-5 there too, measured
+ * below 1e-6.
+ */
+class PipelineParallelTest {
+    private static final Duration T = Duration.ofSeconds(120);
+    private static final double TOLERANCE = 1e-5;
+
+    @TempDir
+    Path dir;
+
+    private TrainConfig config(String out, int microBatch, String... extra) throws IOException {
+        List<String> sets = new ArrayList<>(List.of("train.steps=20", "train.micro_batch=" + microBatch, "train.grad_accum=4", "train.eval_every=20",
+                "model.layers=4"));
+        sets.addAll(List.of(extra));
+        return ExactResumeTest.tinyConfig(dir, out, sets);
+    }
+
+    private static Trainer.Result single(TrainConfig cfg) {
+        try (Trainer t = new Trainer(cfg, quiet())) {
+            return t.run(false);
+        }
+    }
+
+    private static List<Trainer.Result> ranks(int world, TrainConfig cfg) {
+        return InJvmTransport.run(world, T, g -> {
+            try (Trainer t = new Trainer(cfg, quiet(), new DistributedContext(g, null))) {
+                return t.run(false);
+            }
+        });
+    }
+
+    static PrintStream quiet() {
+        return new PrintStream(new ByteArrayOutputStream());
+    }
+
+    static void assertMatches(String what, Trainer.Result reference, List<Trainer.Result> ranks, double tolerance) {
+        double worst = 0;
+        for (Trainer.Result r : ranks) {
+            assertEquals(reference.trainLosses().size(), r.trainLosses().size(), what);
+            for (int i = 0; i < reference.trainLosses().size(); i++) {
+                double a = reference.trainLosses().get(i), b = r.trainLosses().get(i);
+                worst = Math.max(worst, Math.abs(a - b) / Math.abs(a));
+                assertEquals(a, b, tolerance * Math.abs(a), what + ": train loss at step " + (i + 1));
+            }
+            assertEquals(reference.lastValLoss(), r.lastValLoss(), tolerance * reference.lastValLoss(), what + ": final val loss");
+        }
+        for (Trainer.Result r : ranks) assertEquals(ranks.getFirst().trainLosses(), r.trainLosses(), what + ": ranks disagree");
+        System.out.printf("%s: worst relative train-loss difference %.2e over %d steps%n", what, worst, reference.trainLosses().size());
+    }
+
+    @Test
+    void everyScheduleOnTwoStagesMatchesOneProcess() throws IOException {
+        Trainer.Result one = single(config("one", 2));
+        for (String schedule : List.of("gpipe", "1f1b", "zbh1"))
+            assertMatches("pp 2, " + schedule, one, ranks(2, config("pp2-" + schedule, 2, "parallel.pp=2", "parallel.pp_schedule=" + schedule)), TOLERANCE);
+        assertMatches("pp 2, interleaved, 2 virtual stages", one,
+                ranks(2, config("pp2-int", 2, "parallel.pp=2", "parallel.pp_schedule=interleaved", "parallel.pp_virtual_stages=2")), TOLERANCE);
+        assertMatches("pp 2, explicit split 1+3", one, ranks(2, config("pp2-split", 2, "parallel.pp=2", "parallel.pp_split=1,3")), TOLERANCE);
+    }
+
+    @Test
+    void pipelineComposesWithZeroOnTheDataParallelAxis() throws IOException {
+        Trainer.Result one = single(config("one", 4));
+        for (int zero = 1; zero <= 3; zero++)
+            assertMatches("pp 2 x dp 2, ZeRO-" + zero, one, ranks(4, config("pp2dp2z" + zero, 2, "parallel.pp=2", "parallel.zero=" + zero)), TOLERANCE);
+    }
+
+    @Test
+    void pipelineComposesWithTensorParallelism() throws IOException {
+        Trainer.Result one = single(config("one", 2));
+        assertMatches("pp 2 x tp 2", one, ranks(4, config("pp2tp2", 2, "parallel.pp=2", "parallel.tp=2")), TOLERANCE);
+    }
+
+    @Test
+    void badPipelineLayoutsAreRefusedByName() throws IOException {
+        String[][] cases = {
+                {"parallel.pp=8", "more than model.layers = 4"},
+                {"parallel.pp=2,parallel.pp_schedule=1f1b,train.grad_accum=1", "train.grad_accum"},
+                {"parallel.pp=2,parallel.pp_schedule=zigzag", "pp_schedule"},
+                {"parallel.pp=2,parallel.pp_split=1,1", "pp_split"},
+                {"parallel.pp=2,parallel.pp_schedule=interleaved", "pp_virtual_stages >= 2"},
+        };
+        for (String[] c : cases) {
+            List<String> sets = new ArrayList<>();
+            for (String kv : c[0].split(",(?=[a-z])")) sets.add(kv);
+            ConfigException e = assertThrows(ConfigException.class, () -> config("bad", 2, sets.toArray(String[]::new)).meshShape(8), c[0]);
+            assertTrue(e.getMessage().contains(c[1]), c[0] + " -> " + e.getMessage());
+        }
+    }
+}
