@@ -48,12 +48,23 @@ public final class ScheduleSimulator {
 
     /** Validates {@code schedule} (see {@link ScheduleValidator}), then replays it. */
     public static Simulation simulate(Schedule schedule, Costs costs) {
+        return simulate(schedule, java.util.Collections.nCopies(schedule.stages(), costs));
+    }
+
+    /**
+     * The same replay with costs per stage ({@code perStage.get(s)} for stage s): measured stages
+     * are rarely equal, as the first holds the embedding and the last the head and the loss. A
+     * transfer takes its sending stage's latency.
+     */
+    public static Simulation simulate(Schedule schedule, List<Costs> perStage) {
+        if (perStage.size() != schedule.stages())
+            throw new IllegalArgumentException(schedule.stages() + " stages need as many costs, got " + perStage.size());
         ScheduleValidator.validate(schedule);
         int ranks = schedule.ranks();
         double[] clock = new double[ranks], busy = new double[ranks];
         int[] next = new int[ranks], live = new int[ranks], held = new int[ranks];
         int[] peakLive = new int[ranks], peakHeld = new int[ranks], peakInFlight = new int[ranks];
-        long[] peakBytes = new long[ranks];
+        long[] bytes = new long[ranks], peakBytes = new long[ranks];
         Map<Action, Double> arrival = new HashMap<>(); // by the receive that will take it
         boolean moved = true;
         while (moved) {
@@ -63,6 +74,7 @@ public final class ScheduleSimulator {
                 while (next[r] < actions.size()) {
                     Action a = actions.get(next[r]);
                     Kind k = a.kind();
+                    Costs costs = perStage.get(a.localStage());
                     if (k.isSend()) {
                         arrival.put(a.counterpart(), clock[r] + costs.transfer());
                     } else if (k.isTransfer()) {
@@ -74,19 +86,29 @@ public final class ScheduleSimulator {
                         clock[r] += t;
                         busy[r] += t;
                         switch (k) {
-                            case FORWARD -> live[r]++;
-                            case BACKWARD -> live[r]--;
+                            case FORWARD -> {
+                                live[r]++;
+                                bytes[r] += costs.bytesPerActivation();
+                            }
+                            case BACKWARD -> {
+                                live[r]--;
+                                bytes[r] -= costs.bytesPerActivation();
+                            }
                             case BACKWARD_INPUT -> {
                                 live[r]--;
                                 held[r]++;
+                                bytes[r] += costs.bytesHeldForWeights() - costs.bytesPerActivation();
                             }
-                            case BACKWARD_WEIGHT -> held[r]--;
+                            case BACKWARD_WEIGHT -> {
+                                held[r]--;
+                                bytes[r] -= costs.bytesHeldForWeights();
+                            }
                             default -> {}
                         }
                         peakLive[r] = Math.max(peakLive[r], live[r]);
                         peakHeld[r] = Math.max(peakHeld[r], held[r]);
                         peakInFlight[r] = Math.max(peakInFlight[r], live[r] + held[r]);
-                        peakBytes[r] = Math.max(peakBytes[r], live[r] * costs.bytesPerActivation() + held[r] * costs.bytesHeldForWeights());
+                        peakBytes[r] = Math.max(peakBytes[r], bytes[r]);
                     }
                     next[r]++;
                     moved = true;

@@ -91,6 +91,27 @@ class ScheduleSimulatorTest {
         }
     }
 
+    /**
+     * GPipe over two stages, the second twice as slow (F = B = 2 against 1), two micro-batches: stage 1
+     * runs F0 1-3, F1 3-5, B0 5-7, B1 7-9; stage 0's B0 waits for B0@1 (7-8) and B1 for B1@1 (9-10).
+     */
+    @Test
+    void perStageCostsChargeEachStageItsOwn() {
+        var sim = ScheduleSimulator.simulate(Schedules.gpipe(2, 2), java.util.List.of(Costs.of(1, 1, 0, 0), Costs.of(2, 2, 0, 0)));
+        assertEquals(10, sim.makespan(), 1e-9);
+        assertEquals(4, sim.rank(0).busy(), 1e-9);
+        assertEquals(8, sim.rank(1).busy(), 1e-9);
+        assertEquals(0.4, sim.bubbleFraction(), 1e-9);
+        // interleaved: each rank holds two stages, each priced by its own bytes
+        var inter = ScheduleSimulator.simulate(Schedules.interleaved1F1B(2, 4, 2),
+                java.util.List.of(Costs.of(1, 1, 0, 0).withBytes(100, 0), Costs.of(1, 1, 0, 0).withBytes(100, 0),
+                        Costs.of(1, 1, 0, 0).withBytes(10, 0), Costs.of(1, 1, 0, 0).withBytes(10, 0)));
+        var uniform = ScheduleSimulator.simulate(Schedules.interleaved1F1B(2, 4, 2), Costs.of(1, 1, 0, 0).withBytes(100, 0));
+        assertEquals(uniform.makespan(), inter.makespan(), 1e-9, "equal times: the same replay");
+        assertTrue(inter.rank(0).peakBytes() < uniform.rank(0).peakBytes(), "stage 2's activations priced at its own 10 B");
+        assertThrows(IllegalArgumentException.class, () -> ScheduleSimulator.simulate(Schedules.gpipe(2, 2), java.util.List.of(Costs.of(1, 1, 0, 0))));
+    }
+
     @Test
     void anUnsoundScheduleIsNotReplayed() {
         Schedule s = Schedules.gpipe(2, 2);
