@@ -57,6 +57,7 @@ final class PipelineRunner {
     }
 
     private final Map<Long, InFlight> inFlight = new HashMap<>();
+    private final PipelineTimeline timeline;
     private final int[] backwardsDone;
     private double lossSum;
 
@@ -75,6 +76,7 @@ final class PipelineRunner {
         this.seqBlocks = seqBlocks;
         this.dModel = model.config().dModel();
         this.backwardsDone = new int[schedule.stages()];
+        this.timeline = new PipelineTimeline(schedule, rank);
         Map<String, Tensor> params = model.namedParameters();
         for (int s = 0; s < schedule.stages(); s++) {
             if (schedule.rankOf(s) != rank) continue;
@@ -88,23 +90,34 @@ final class PipelineRunner {
     double run(long step) {
         lossSum = 0;
         java.util.Arrays.fill(backwardsDone, 0);
+        timeline.stepStarted();
         try {
-            for (Action a : schedule.actions(rank)) execute(step, a);
+            List<Action> actions = schedule.actions(rank);
+            for (int i = 0; i < actions.size(); i++) execute(step, actions.get(i), i);
             for (InFlight f : inFlight.values()) for (Work w : f.sends) w.await();
         } finally {
             for (InFlight f : inFlight.values()) release(f);
             inFlight.clear();
         }
-        return pipeline.sum(lossSum);
+        double sum = pipeline.sum(lossSum);
+        timeline.stepEnded();
+        return sum;
+    }
+
+    /** When this rank computed in the steps run so far. */
+    PipelineTimeline timeline() {
+        return timeline;
     }
 
     private InFlight slot(int microBatch, int stage) {
         return inFlight.computeIfAbsent((long) microBatch * schedule.stages() + stage, k -> new InFlight());
     }
 
-    private void execute(long step, Action a) {
+    /** Runs {@code a}, action {@code index} of this rank's list. */
+    private void execute(long step, Action a, int index) {
         int mb = a.microBatch(), s = a.localStage();
         InFlight f = slot(mb, s);
+        timeline.started(index);
         try (Scope.Active ignored = f.scope.activate()) {
             switch (a.kind()) {
                 case FORWARD -> forward(step, mb, s, f);
@@ -139,6 +152,7 @@ final class PipelineRunner {
                 }
             }
         }
+        timeline.ended(index); // the computation only: what follows may wait for its sends to land
         // done once its backward (and weight pass) ran and its input gradient left; a stage whose neighbour is on
         // this rank (a one-rank pipeline) keeps it for that neighbour until the step ends
         if (f.backwardDone && f.deferred == null && (s == 0 || f.gradientSent)) {

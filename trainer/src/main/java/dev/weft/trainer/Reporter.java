@@ -39,9 +39,12 @@ final class Reporter implements AutoCloseable {
         this.metrics = leader ? openMetrics(metricsFile, true) : null;
     }
 
-    /** One step's record; {@code valLoss} is NaN on steps without evaluation. */
+    /**
+     * One step's record; {@code valLoss} is NaN on steps without evaluation. {@code stepStats} are the
+     * optimizer's (their means close the run); {@code timings} go into the record alone.
+     */
     void step(long step, double loss, double lr, double gradNorm, long tokens, double seconds, double tokensPerSecond,
-              Map<String, Double> stepStats, double valLoss, double baseline) {
+              Map<String, Double> stepStats, Map<String, Double> timings, double valLoss, double baseline) {
         Map<String, Object> rec = new LinkedHashMap<>();
         rec.put("step", step);
         rec.put("loss", loss);
@@ -56,6 +59,7 @@ final class Reporter implements AutoCloseable {
             tot[0] += v;
             tot[1]++;
         });
+        rec.putAll(timings);
         if (!Double.isNaN(valLoss)) {
             rec.put("val_loss", valLoss);
             bar.message(String.format("step %d: val loss %.4f (unigram baseline %.4f)", step, valLoss, baseline));

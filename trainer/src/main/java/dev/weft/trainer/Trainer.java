@@ -201,8 +201,10 @@ public final class Trainer implements AutoCloseable {
                 boolean last = step + 1 == end;
                 double val = Double.NaN;
                 if (t.evalEvery() > 0 && ((step + 1) % t.evalEvery() == 0 || last)) val = lastVal = evaluate();
-                report.step(step + 1, lastLoss, lr, result.gradNorm(), tokensSeen, seconds, tokensPerStep() / seconds, optimizer.stepStats(), val,
-                        baseline);
+                // this rank's (the leader's, pipeline rank 0); every rank prints its own over the run at the end
+                Map<String, Double> timings = pipeline == null ? Map.of() : Map.of("pipeline/busy_fraction", pipeline.timeline().lastBusyFraction());
+                report.step(step + 1, lastLoss, lr, result.gradNorm(), tokensSeen, seconds, tokensPerStep() / seconds, optimizer.stepStats(), timings,
+                        val, baseline);
                 if (t.saveEvery() > 0 && (step + 1) % t.saveEvery() == 0 || last && (t.saveEvery() > 0 || end < t.steps()))
                     state.save(outDir, step + 1, tokensSeen, t.seed(), tokenizer.name(), t.keepCheckpoints());
             }
@@ -222,6 +224,10 @@ public final class Trainer implements AutoCloseable {
                         lastVal < baseline ? String.format("%.1f%% below", 100 * (1 - lastVal / baseline)) : "NOT below the baseline");
             }
             printMemory();
+            if (pipeline != null) {
+                out.println(pipeline.timeline().summary());
+                out.println(pipeline.timeline().lastStep());
+            }
             report.summary();
             return new Result(t.steps(), lastLoss, lastVal, baseline, sample, losses, report.valCurve(), outDir);
         }
