@@ -9,7 +9,6 @@ import picocli.CommandLine.Option;
 
 import java.io.IOException;
 import java.io.PrintWriter;
-import java.io.StringWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -80,13 +79,10 @@ public final class ZeroBenchCommand implements Callable<Integer> {
             return new Case(dp, stage, List.of(), List.of(), null, why);
         }
 
-        StepTimes steps() {
-            return stepTimes(timedSteps);
+        BenchLaunch.StepTimes steps() {
+            return BenchLaunch.stepTimes(timedSteps);
         }
     }
-
-    /** Step seconds after the warm-up: median and quartiles. */
-    record StepTimes(double p25, double median, double p75) {}
 
     @Override
     public Integer call() throws IOException {
@@ -104,9 +100,9 @@ public final class ZeroBenchCommand implements Callable<Integer> {
         for (int n : ranks) base.meshShape(n);
         Path outDir = (out != null ? Files.createDirectories(out) : Files.createTempDirectory("weft-bench-zero")).toAbsolutePath().normalize();
         console.printf("weft bench zero: %s, %d steps per run (timed: steps %d-%d), dp %s, ZeRO stages %s, %d round(s); runs in %s%n", config,
-                steps, WARMUP_STEPS + 1, steps, join(ranks), join(stages), rounds, outDir);
+                steps, WARMUP_STEPS + 1, steps, BenchLaunch.join(ranks), BenchLaunch.join(stages), rounds, outDir);
         console.printf("rank processes share this machine's %d cores with each other and with whatever else runs on it (%s)%n",
-                Runtime.getRuntime().availableProcessors(), loadAverage());
+                Runtime.getRuntime().availableProcessors(), BenchLaunch.loadAverage());
         console.flush();
 
         // rounds run every case in turn, so a load that comes and goes falls on every stage alike; their timed steps are pooled
@@ -154,32 +150,21 @@ public final class ZeroBenchCommand implements Callable<Integer> {
         Files.writeString(outDir.resolve("zero.md"), table);
         console.println();
         console.print(table);
-        console.println("\ntable: " + outDir.resolve("zero.md") + "; at the end: " + loadAverage());
+        console.println("\ntable: " + outDir.resolve("zero.md") + "; at the end: " + BenchLaunch.loadAverage());
         console.flush();
         return cases.stream().anyMatch(c -> c.failure() != null) ? 1 : 0;
     }
 
     private Case run(int dp, int stage, Path runDir) throws IOException {
-        Files.createDirectories(runDir);
-        List<String> args = new ArrayList<>(List.of("launch", "--nproc-per-node", Integer.toString(dp), config.toString()));
         // the user's overrides first, so the bench's own (what is measured, and where it goes) win
-        for (String o : overrides) args.addAll(List.of("--set", o));
-        for (String o : List.of("train.steps=" + steps, "train.eval_every=0", "train.save_every=0", "sample.tokens=0", "parallel.dp=-1",
-                "parallel.zero=" + stage, "train.out_dir=" + runDir))
-            args.addAll(List.of("--set", o));
-        CommandLine launch = Main.commandLine();
-        StringWriter output = new StringWriter();
-        try (PrintWriter w = new PrintWriter(output)) {
-            launch.setOut(w);
-            launch.setErr(w);
-            int code = launch.execute(args.toArray(String[]::new));
-            w.flush();
-            Files.writeString(runDir.resolve("launch.out"), output.toString());
-            if (code != 0) {
-                String refusal = refusal(output.toString());
-                if (refusal != null) return Case.refused(dp, stage, refusal);
-                return Case.failed(dp, stage, "weft launch exited " + code + ": " + firstFailure(output.toString()) + " (see " + runDir.resolve("launch.out") + ")");
-            }
+        List<String> settings = new ArrayList<>(overrides);
+        settings.addAll(List.of("train.steps=" + steps, "train.eval_every=0", "train.save_every=0", "sample.tokens=0", "parallel.dp=-1",
+                "parallel.zero=" + stage, "train.out_dir=" + runDir));
+        BenchLaunch.Outcome o = BenchLaunch.launch(config, dp, settings, runDir);
+        if (o.exitCode() != 0) {
+            String refusal = refusal(o.output());
+            if (refusal != null) return Case.refused(dp, stage, refusal);
+            return Case.failed(dp, stage, "weft launch exited " + o.exitCode() + ": " + o.firstFailure() + " (see " + runDir.resolve("launch.out") + ")");
         }
         List<RankFigures> figures = new ArrayList<>();
         for (int r = 0; r < dp; r++) {
@@ -188,7 +173,7 @@ public final class ZeroBenchCommand implements Callable<Integer> {
             if (f == null) return Case.failed(dp, stage, "rank " + r + " printed no model-state line (see " + log + ")");
             figures.add(f);
         }
-        return Case.measured(dp, stage, figures, timedSteps(MetricsLog.read(runDir.resolve("metrics.jsonl"))));
+        return Case.measured(dp, stage, figures, BenchLaunch.timedSteps(MetricsLog.read(runDir.resolve("metrics.jsonl")), WARMUP_STEPS));
     }
 
     private static void describe(PrintWriter console, Case c) {
@@ -253,32 +238,6 @@ public final class ZeroBenchCommand implements Callable<Integer> {
         return Math.round(v * Math.pow(1024, power));
     }
 
-    /**
-     * Quartiles of the timed steps (NaN when there are none). The
-     * spread goes beside the median because ranks time-slice the cores with each other and with
-     * other jobs, so one step can take twice its neighbour's time; a ratio inside the spread is noise.
-     */
-    static StepTimes stepTimes(List<Double> timedSteps) {
-        if (timedSteps.isEmpty()) return new StepTimes(Double.NaN, Double.NaN, Double.NaN);
-        List<Double> timed = new ArrayList<>(timedSteps);
-        timed.sort(null);
-        return new StepTimes(quantile(timed, 0.25), quantile(timed, 0.5), quantile(timed, 0.75));
-    }
-
-    /** step_seconds of a run's steps after the warm-up, in step order (records without one, such as evaluations, left out). */
-    static List<Double> timedSteps(List<Map<String, Object>> metrics) {
-        List<Double> times = new ArrayList<>();
-        for (Map<String, Object> r : metrics) if (r.get("step_seconds") instanceof Number s) times.add(s.doubleValue());
-        return times.size() <= WARMUP_STEPS ? List.of() : List.copyOf(times.subList(WARMUP_STEPS, times.size()));
-    }
-
-    /** Linear interpolation between the closest ranks, so the median of an even count is the mean of the middle two. */
-    private static double quantile(List<Double> sorted, double q) {
-        double at = q * (sorted.size() - 1);
-        int lo = (int) Math.floor(at), hi = (int) Math.ceil(at);
-        return sorted.get(lo) + (at - lo) * (sorted.get(hi) - sorted.get(lo));
-    }
-
     /** The rank's own message when it refused the layout as not available yet, else null. */
     static String refusal(String launchOutput) {
         for (String line : launchOutput.split("\n")) {
@@ -286,11 +245,6 @@ public final class ZeroBenchCommand implements Callable<Integer> {
             if (at >= 0 && line.contains("not available yet")) return line.substring(at + "error: ".length()).strip();
         }
         return null;
-    }
-
-    private static String firstFailure(String launchOutput) {
-        for (String line : launchOutput.split("\n")) if (line.startsWith("weft launch: rank ") || line.startsWith("weft launch: error")) return line.strip();
-        return "no failure line in its output";
     }
 
     /** Step-time target against DDP at the same dp size, where one is set (2 ranks), else NaN. */
@@ -341,22 +295,6 @@ public final class ZeroBenchCommand implements Callable<Integer> {
                     c.stage(), Bytes.human(maxState), maxState, formula, worstRatio, bytesVerdict, Bytes.human(maxLive),
                     maxRss < 0 ? "n/a" : Bytes.human(maxRss), c.steps().median(), c.steps().p25(), c.steps().p75(), failedRounds, vsDdp, target));
         }
-        return sb.toString();
-    }
-
-    /** The kernel's 1/5/15-minute load averages: how busy the machine was beside the ranks, for the reader of the figures. */
-    private static String loadAverage() {
-        try {
-            String[] f = Files.readString(Path.of("/proc/loadavg")).strip().split(" ");
-            return "load average " + f[0] + ", " + f[1] + ", " + f[2];
-        } catch (IOException | RuntimeException e) {
-            return "load average unavailable";
-        }
-    }
-
-    private static String join(int[] values) {
-        StringBuilder sb = new StringBuilder();
-        for (int v : values) sb.append(sb.isEmpty() ? "" : ",").append(v);
         return sb.toString();
     }
 }

@@ -66,12 +66,12 @@ class ZeroBenchCommandTest {
                 {"step":5,"loss":5.1,"step_seconds":0.50}
                 {"step":6,"loss":5.0,"step_seconds":0.20}
                 """);
-        ZeroBenchCommand.StepTimes t = ZeroBenchCommand.stepTimes(ZeroBenchCommand.timedSteps(MetricsLog.read(metrics)));
+        BenchLaunch.StepTimes t = BenchLaunch.stepTimes(BenchLaunch.timedSteps(MetricsLog.read(metrics), ZeroBenchCommand.WARMUP_STEPS));
         assertEquals(0.35, t.median(), 1e-12);
         assertEquals(0.275, t.p25(), 1e-12, "a quarter of the way from 0.20 through 0.30, 0.40, 0.50");
         assertEquals(0.425, t.p75(), 1e-12);
         Files.writeString(metrics, "{\"step\":1,\"step_seconds\":1.0}\n{\"step\":2,\"step_seconds\":1.0}\n");
-        assertTrue(Double.isNaN(ZeroBenchCommand.stepTimes(ZeroBenchCommand.timedSteps(MetricsLog.read(metrics))).median()), "nothing left after the warm-up");
+        assertTrue(Double.isNaN(BenchLaunch.stepTimes(BenchLaunch.timedSteps(MetricsLog.read(metrics), ZeroBenchCommand.WARMUP_STEPS)).median()), "nothing left after the warm-up");
     }
 
     @Test
