@@ -26,7 +26,8 @@ class PipelineBenchCommandTest {
             joined: rank 1 of 2 (local rank 1, node 0, attempt 0)
             memory: peak live 25.8 MiB, weights 3.4 MiB, gradients 3.4 MiB, optimizer state 6.8 MiB; process rss 215.6 MiB (peak 215.6 MiB)
             pipeline timeline: rank 1 of 2, 4 timed steps after 2 warm-up, wall 2.175768 s, busy 1.782407 s (bubble 0.1808); \
-            stage 1: F 32 x 21.198 ms, I 32 x 20.000 ms, W 32 x 14.502 ms; stage 3: F 32 x 10.500 ms, B 32 x 17.250 ms; peak held 11692160 B
+            stage 1: F 32 x 21.198 ms, I 32 x 20.000 ms, W 32 x 14.502 ms; stage 3: F 32 x 10.500 ms, B 32 x 17.250 ms; peak held 11692160 B; \
+            busy/wall per step 400.000/500.000 ms, 500.000/600.000 ms, 441.204/537.884 ms, 441.203/537.884 ms
             pipeline last step (rank 1, ns): recvA0<0 100 250, F0@1 250 900, sendA0>2 900 910
             """;
 
@@ -48,6 +49,8 @@ class PipelineBenchCommandTest {
         assertEquals(17.25, s3.backward(), 1e-12);
         assertEquals(0.01725, s3.costs().backward(), 1e-12, "costs are in seconds");
         assertEquals(0, s3.costs().backwardInput(), "a kind not run costs nothing");
+        assertArrayEquals(new double[] {0.4, 0.5, 0.441204, 0.441203}, t.stepBusy(), 1e-12);
+        assertArrayEquals(new double[] {0.5, 0.6, 0.537884, 0.537884}, t.stepWall(), 1e-12);
         assertArrayEquals(new long[] {100, 250, 900}, t.lastStart());
         assertArrayEquals(new long[] {250, 900, 910}, t.lastEnd());
         assertNull(PipelineBenchCommand.parseTimeline("joined: rank 0 of 2\n"), "no timeline line: no figures");
@@ -63,20 +66,22 @@ class PipelineBenchCommandTest {
         var plan = dev.weft.parallel.pipeline.Schedules.gpipe(2, 1);
         assertEquals("[F0@0, sendA0>1, recvG0<1, B0@0]", plan.actions(0).toString());
         assertEquals("[recvA0<0, F0@1, B0@1, sendG0>0]", plan.actions(1).toString());
-        RankTimeline r0 = new RankTimeline(0, 1, 1, 1, List.of(stage(0, 1, 1, Double.NaN, Double.NaN)), 0,
+        RankTimeline r0 = new RankTimeline(0, 1, 1, 1, List.of(stage(0, 1, 1, Double.NaN, Double.NaN)), 0, new double[0], new double[0],
                 new long[] {0, 10, 11, 40}, new long[] {10, 11, 40, 50});
-        RankTimeline r1 = new RankTimeline(1, 1, 1, 1, List.of(stage(1, 1, 1, Double.NaN, Double.NaN)), 0,
+        RankTimeline r1 = new RankTimeline(1, 1, 1, 1, List.of(stage(1, 1, 1, Double.NaN, Double.NaN)), 0, new double[0], new double[0],
                 new long[] {0, 14, 24, 34}, new long[] {14, 24, 34, 35});
         assertEquals(4e-9, new PipelineCase("gpipe", 2, 1, 1, List.of(r0, r1), List.of(), null).transferSeconds(), 1e-18);
         // a receive that looked only after its data was posted says nothing of the latency
-        RankTimeline late = new RankTimeline(1, 1, 1, 1, r1.stages(), 0, new long[] {12, 14, 24, 34}, r1.lastEnd());
+        RankTimeline late = new RankTimeline(1, 1, 1, 1, r1.stages(), 0, new double[0], new double[0], new long[] {12, 14, 24, 34}, r1.lastEnd());
         assertEquals(5e-9, new PipelineCase("gpipe", 2, 1, 1, List.of(r0, late), List.of(), null).transferSeconds(), 1e-18);
     }
 
     @Test
     void roundsPoolIntoOneTimelinePerRank() {
-        RankTimeline a = new RankTimeline(0, 4, 2.0, 1.5, List.of(stage(0, 10, Double.NaN, 6, 4)), 100, new long[0], new long[0]);
-        RankTimeline b = new RankTimeline(0, 2, 1.0, 0.9, List.of(stage(0, 16, Double.NaN, 9, 1)), 300, new long[] {1}, new long[] {2});
+        RankTimeline a = new RankTimeline(0, 4, 2.0, 1.5, List.of(stage(0, 10, Double.NaN, 6, 4)), 100, new double[] {0.3, 0.4, 0.4, 0.4},
+                new double[] {0.5, 0.5, 0.5, 0.5}, new long[0], new long[0]);
+        RankTimeline b = new RankTimeline(0, 2, 1.0, 0.9, List.of(stage(0, 16, Double.NaN, 9, 1)), 300, new double[] {0.45, 0.45},
+                new double[] {0.5, 0.5}, new long[] {1}, new long[] {2});
         RankTimeline pooled = RankTimeline.pool(List.of(a, b));
         assertEquals(6, pooled.timedSteps());
         assertEquals(3.0, pooled.wallSeconds(), 1e-12);
@@ -85,10 +90,13 @@ class PipelineBenchCommandTest {
         assertEquals(12.0, pooled.stages().getFirst().forward(), 1e-12, "weighted by timed steps: (4 x 10 + 2 x 16) / 6");
         assertTrue(Double.isNaN(pooled.stages().getFirst().backward()));
         assertArrayEquals(new long[] {2}, pooled.lastEnd(), "the last round's last step");
+        assertArrayEquals(new double[] {0.3, 0.4, 0.4, 0.4, 0.45, 0.45}, pooled.stepBusy(), "the rounds' steps in turn");
         PipelineCase c = PipelineCase.pool(List.of(PipelineCase.failed("1f1b", 1, 1, 1, "crashed"),
                 new PipelineCase("1f1b", 1, 1, 1, List.of(a), List.of(0.5), null), new PipelineCase("1f1b", 1, 1, 1, List.of(b), List.of(0.7), null)));
         assertNull(c.failure(), "a failed round leaves the others' figures");
         assertEquals(List.of(0.5, 0.7), c.timedSteps());
+        // steps' bubbles 0.4, 0.2, 0.2, 0.2, 0.1, 0.1: a stalled first step moves the mean (0.2 over all) and not the median
+        assertEquals(0.2, c.medianStepBubble(), 1e-12);
     }
 
     @Test
@@ -114,14 +122,15 @@ class PipelineBenchCommandTest {
         assertEquals(3, rows.size(), table);
         // 1F1B: measured 0.22, theory 1/5, simulated with equal stages and free transfers: the formula
         assertEquals("0.220", rows.get(0)[3].trim());
-        assertEquals("0.200", rows.get(0)[4].trim());
-        assertEquals("0.200 (0.00 ms each)", rows.get(0)[5].trim(), "no last step printed: free transfers");
-        assertEquals("0.200", rows.get(0)[6].trim());
-        assertEquals("within 15% of theory: met (+10%)", rows.get(0)[8].trim());
-        assertEquals("1.00x (baseline)", rows.get(0)[12].trim());
-        assertEquals("<= 0.5x 1F1B: met (0.45x)", rows.get(1)[8].trim());
-        assertEquals("0.90x", rows.get(1)[12].trim());
-        assertEquals("2, 1", rows.get(0)[10].trim(), "1F1B keeps p - r micro-batches in flight on rank r");
+        assertEquals("0.220", rows.get(0)[4].trim(), "equal steps: the median step is the mean");
+        assertEquals("0.200", rows.get(0)[5].trim());
+        assertEquals("0.200 (0.00 ms each)", rows.get(0)[6].trim(), "no last step printed: free transfers");
+        assertEquals("0.200", rows.get(0)[7].trim());
+        assertEquals("within 15% of theory: met (+10%); median step met (+10%)", rows.get(0)[9].trim());
+        assertEquals("1.00x (baseline)", rows.get(0)[13].trim());
+        assertEquals("<= 0.5x 1F1B: met (0.45x); median step met (0.45x)", rows.get(1)[9].trim());
+        assertEquals("0.90x", rows.get(1)[13].trim());
+        assertEquals("2, 1", rows.get(0)[11].trim(), "1F1B keeps p - r micro-batches in flight on rank r");
         assertTrue(rows.get(2)[3].contains("failed"), rows.get(2)[3]);
         assertTrue(PipelineBenchCommand.notes(cases, 1).contains("pp 2 runs 2 rank processes on 1 cores"));
         assertFalse(PipelineBenchCommand.notes(cases, 2).contains("rank processes on"));
@@ -168,11 +177,12 @@ class PipelineBenchCommandTest {
         assertEquals("1f1b", rows.get(0)[2].trim());
         assertEquals("interleaved (v 2)", rows.get(1)[2].trim());
         for (String[] row : rows) {
-            double measured = Double.parseDouble(row[3].trim()), simulated = Double.parseDouble(row[4].trim());
-            assertTrue(measured >= 0 && measured < 1, "a bubble is a fraction: " + row[3]);
-            assertTrue(simulated >= 0 && simulated < 1, "a bubble is a fraction: " + row[4]);
-            assertTrue(row[5].contains(" ms each"), row[5]);
-            assertEquals(2, row[9].split(",").length, "one held figure per rank: " + row[9]);
+            for (int col : new int[] {3, 4, 5}) {
+                double bubble = Double.parseDouble(row[col].trim());
+                assertTrue(bubble >= 0 && bubble < 1, "a bubble is a fraction: " + row[col]);
+            }
+            assertTrue(row[6].contains(" ms each"), row[6]);
+            assertEquals(2, row[10].split(",").length, "one held figure per rank: " + row[10]);
         }
         assertTrue(tables.contains("| one rank | 1 x "), tables);
         assertTrue(tables.contains("| tp 2 | 2 x "), tables);
@@ -180,7 +190,8 @@ class PipelineBenchCommandTest {
     }
 
     private static RankTimeline timeline(int rank, double wall, double busy, StageTimes stage) {
-        return new RankTimeline(rank, 2, wall, busy, List.of(stage), 1 << 20, new long[0], new long[0]);
+        return new RankTimeline(rank, 2, wall, busy, List.of(stage), 1 << 20, new double[] {busy / 2, busy / 2}, new double[] {wall / 2, wall / 2},
+                new long[0], new long[0]);
     }
 
     private static StageTimes stage(int s, double f, double b, double i, double w) {

@@ -35,6 +35,7 @@ final class PipelineTimeline {
     private int steps, timedSteps;
     private long wallNanos, busyNanos, peakHeldBytes;
     private final long[] kindNanos, kindCount; // over the timed steps, by column
+    private long[] stepBusy = new long[16], stepWall = new long[16]; // per timed step; grown once per step at most, never per action
 
     PipelineTimeline(Schedule schedule, int rank) {
         this.rank = rank;
@@ -80,6 +81,12 @@ final class PipelineTimeline {
         lastBusy = 0;
         for (int i = 0; i < column.length; i++) if (column[i] >= 0) lastBusy += ended[i] - started[i];
         if (++steps <= WARMUP_STEPS) return;
+        if (timedSteps == stepBusy.length) {
+            stepBusy = java.util.Arrays.copyOf(stepBusy, 2 * timedSteps);
+            stepWall = java.util.Arrays.copyOf(stepWall, 2 * timedSteps);
+        }
+        stepBusy[timedSteps] = lastBusy;
+        stepWall[timedSteps] = lastWall;
         timedSteps++;
         wallNanos += lastWall;
         busyNanos += lastBusy;
@@ -100,7 +107,9 @@ final class PipelineTimeline {
     /**
      * One line for the end of the run, which {@code weft bench pipeline} reads:
      * {@code pipeline timeline: rank 1 of 2, 4 timed steps after 2 warm-up, wall 3.248100 s, busy
-     * 2.401200 s (bubble 0.2607); stage 1: F 32 x 12.345 ms, B 32 x 23.456 ms; peak held 1234567 B}.
+     * 2.401200 s (bubble 0.2607); stage 1: F 32 x 12.345 ms, B 32 x 23.456 ms; peak held 1234567 B; busy/wall per
+     * step 601.2/812.0 ms, ...}. The steps one by one let a reader tell a schedule's bubble from a stall
+     * that another process's load put into one step.
      */
     String summary() {
         StringBuilder out = new StringBuilder(String.format(Locale.ROOT,
@@ -116,7 +125,9 @@ final class PipelineTimeline {
                 first = false;
             }
         }
-        return out.append("; peak held ").append(peakHeldBytes).append(" B").toString();
+        out.append("; peak held ").append(peakHeldBytes).append(" B; busy/wall per step");
+        for (int i = 0; i < timedSteps; i++) out.append(i == 0 ? " " : ", ").append(String.format(Locale.ROOT, "%.3f/%.3f ms", stepBusy[i] / 1e6, stepWall[i] / 1e6));
+        return out.toString();
     }
 
     /**
