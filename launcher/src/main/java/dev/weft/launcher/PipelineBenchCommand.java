@@ -195,6 +195,33 @@ public final class PipelineBenchCommand implements Callable<Integer> {
             return BenchLaunch.stepTimes(perStep).median();
         }
 
+        /** The last timed step's bubble as measured (the last round's, pooled); NaN where the ranks did not print their steps. */
+        double lastStepBubble() {
+            double busy = 0, wall = 0;
+            for (RankTimeline r : ranks) {
+                if (r.stepWall().length == 0) return Double.NaN;
+                busy += r.stepBusy()[r.stepBusy().length - 1];
+                wall += r.stepWall()[r.stepWall().length - 1];
+            }
+            return 1 - busy / wall;
+        }
+
+        /**
+         * The last step replayed with each computation's own measured time and free transfers: set
+         * beside {@link #lastStepBubble}, what the times' spread explains (one slow action holds up the
+         * ranks that wait on it, which the means hide) and what the runtime added. NaN without the times.
+         */
+        double lastStepReplayBubble() {
+            Schedule plan = plan();
+            Map<Action, Double> time = new java.util.HashMap<>();
+            for (RankTimeline r : ranks) {
+                List<Action> actions = plan.actions(r.rank());
+                if (r.lastEnd().length != actions.size()) return Double.NaN;
+                for (int i = 0; i < actions.size(); i++) time.put(actions.get(i), (r.lastEnd()[i] - r.lastStart()[i]) / 1e9);
+            }
+            return ScheduleSimulator.simulate(plan, a -> time.get(a), 0).bubbleFraction();
+        }
+
         /** The replay of this schedule with each stage's measured mean times and every transfer taking {@code transferSeconds}. */
         ScheduleSimulator.Simulation simulated(double transferSeconds) {
             Map<Integer, Costs> byStage = new TreeMap<>();
@@ -413,8 +440,9 @@ public final class PipelineBenchCommand implements Callable<Integer> {
                 console.printf(Locale.ROOT, "rank %d: busy %.3f of %.3f s over %d steps (bubble %.3f); held up to %s of activations; %s%n", r.rank(), r.busySeconds(),
                         r.wallSeconds(), r.timedSteps(), 1 - r.busySeconds() / r.wallSeconds(), Bytes.human(r.peakHeldBytes()), describeStages(r.stages()));
             double transfer = c.transferSeconds();
-            console.printf(Locale.ROOT, "bubble: measured %.3f (median step %.3f); simulated %.3f with free transfers, %.3f with the measured %.2f ms per transfer; theory %.3f%n",
-                    c.measuredBubble(), c.medianStepBubble(), c.simulated(0).bubbleFraction(), c.simulated(transfer).bubbleFraction(), transfer * 1e3, c.theory());
+            console.printf(Locale.ROOT, "bubble: measured %.3f (median step %.3f); simulated %.3f with free transfers, %.3f with the measured %.2f ms per transfer; "
+                            + "theory %.3f; last step %.3f, replayed with its own times %.3f%n", c.measuredBubble(), c.medianStepBubble(), c.simulated(0).bubbleFraction(),
+                    c.simulated(transfer).bubbleFraction(), transfer * 1e3, c.theory(), c.lastStepBubble(), c.lastStepReplayBubble());
         }
         console.flush();
     }
@@ -508,12 +536,12 @@ public final class PipelineBenchCommand implements Callable<Integer> {
     static String pipelineTable(List<PipelineCase> cases) {
         StringBuilder sb = new StringBuilder();
         sb.append("| pp | schedule | bubble measured | median step's bubble | simulated, free transfers | simulated, measured transfers | theory | measured / theory | target "
-                + "| activations held per rank (peak) | micro-batches in flight per rank (simulated) | median step (quartiles) | step vs 1F1B |\n");
-        sb.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+                + "| last step: measured, replayed with its own times | activations held per rank (peak) | micro-batches in flight per rank (simulated) | median step (quartiles) | step vs 1F1B |\n");
+        sb.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
         for (PipelineCase c : cases) {
             String name = c.schedule().equals("interleaved") ? "interleaved (v " + c.virtualStages() + ")" : c.schedule();
             if (c.failure() != null) {
-                sb.append(String.format(Locale.ROOT, "| %d | %s | failed: %s | - | - | - | %.3f | - | - | - | - | - | - |%n", c.pp(), name, c.failure(), c.theory()));
+                sb.append(String.format(Locale.ROOT, "| %d | %s | failed: %s | - | - | - | %.3f | - | - | - | - | - | - | - |%n", c.pp(), name, c.failure(), c.theory()));
                 continue;
             }
             PipelineCase base = cases.stream().filter(b -> b.pp() == c.pp() && b.schedule().equals("1f1b") && b.failure() == null).findFirst().orElse(null);
@@ -529,9 +557,9 @@ public final class PipelineBenchCommand implements Callable<Integer> {
             BenchLaunch.StepTimes t = BenchLaunch.stepTimes(c.timedSteps());
             String vsBase = base == null ? "-" : c == base ? "1.00x (baseline)"
                     : String.format(Locale.ROOT, "%.2fx", t.median() / BenchLaunch.stepTimes(base.timedSteps()).median());
-            sb.append(String.format(Locale.ROOT, "| %d | %s | %.3f | %.3f | %.3f | %.3f (%.2f ms each) | %.3f | %.2f | %s | %s | %s | %.3f s (%.2f-%.2f) | %s |%n",
+            sb.append(String.format(Locale.ROOT, "| %d | %s | %.3f | %.3f | %.3f | %.3f (%.2f ms each) | %.3f | %.2f | %s | %.3f, %.3f | %s | %s | %.3f s (%.2f-%.2f) | %s |%n",
                     c.pp(), name, c.measuredBubble(), c.medianStepBubble(), sim.bubbleFraction(), c.simulated(transfer).bubbleFraction(), transfer * 1e3, c.theory(),
-                    c.measuredBubble() / c.theory(), target(c, base), held, inFlight, t.median(), t.p25(), t.p75(), vsBase));
+                    c.measuredBubble() / c.theory(), target(c, base), c.lastStepBubble(), c.lastStepReplayBubble(), held, inFlight, t.median(), t.p25(), t.p75(), vsBase));
         }
         return sb.toString();
     }
@@ -541,7 +569,8 @@ public final class PipelineBenchCommand implements Callable<Integer> {
         StringBuilder sb = new StringBuilder("\n");
         sb.append("Activations held: the pool's live bytes above the step's start, sampled as each computation ends (saved tensors, received ")
                 .append("buffers, the output just made), per rank in pipeline order. Simulated: the schedule replayed with each stage's mean ")
-                .append("F, B, I and W times of the same run, with free transfers and with the mean latency of the last step's waiting receives.\n");
+                .append("F, B, I and W times of the same run, with free transfers and with the mean latency of the last step's waiting receives; ")
+                .append("the last step also replayed with each computation's own time.\n");
         cases.stream().mapToInt(PipelineCase::pp).filter(p -> p > cores).distinct().forEach(p -> sb.append(String.format(Locale.ROOT,
                 "pp %d runs %d rank processes on %d cores: a rank's computations include waiting for a core, and a rank waiting on a receive "
                         + "lends its core to another, so the measured bubble there is the schedule's and the oversubscription's together.%n", p, p, cores)));

@@ -74,6 +74,8 @@ class PipelineBenchCommandTest {
         // a receive that looked only after its data was posted says nothing of the latency
         RankTimeline late = new RankTimeline(1, 1, 1, 1, r1.stages(), 0, new double[0], new double[0], new long[] {12, 14, 24, 34}, r1.lastEnd());
         assertEquals(5e-9, new PipelineCase("gpipe", 2, 1, 1, List.of(r0, late), List.of(), null).transferSeconds(), 1e-18);
+        // the replay of those times with free transfers: rank 1 F 14-24 -> 10-20 from its start, B 20-30; rank 0 B 30-40 after F 0-10
+        assertEquals(1 - 40.0 / 80, new PipelineCase("gpipe", 2, 1, 1, List.of(r0, r1), List.of(), null).lastStepReplayBubble(), 1e-12);
     }
 
     @Test
@@ -127,10 +129,11 @@ class PipelineBenchCommandTest {
         assertEquals("0.200 (0.00 ms each)", rows.get(0)[6].trim(), "no last step printed: free transfers");
         assertEquals("0.200", rows.get(0)[7].trim());
         assertEquals("within 15% of theory: met (+10%); median step met (+10%)", rows.get(0)[9].trim());
-        assertEquals("1.00x (baseline)", rows.get(0)[13].trim());
+        assertEquals("1.00x (baseline)", rows.get(0)[14].trim());
         assertEquals("<= 0.5x 1F1B: met (0.45x); median step met (0.45x)", rows.get(1)[9].trim());
-        assertEquals("0.90x", rows.get(1)[13].trim());
-        assertEquals("2, 1", rows.get(0)[11].trim(), "1F1B keeps p - r micro-batches in flight on rank r");
+        assertEquals("0.220, NaN", rows.get(0)[10].trim(), "no last step printed: no replay of it");
+        assertEquals("0.90x", rows.get(1)[14].trim());
+        assertEquals("2, 1", rows.get(0)[12].trim(), "1F1B keeps p - r micro-batches in flight on rank r");
         assertTrue(rows.get(2)[3].contains("failed"), rows.get(2)[3]);
         assertTrue(PipelineBenchCommand.notes(cases, 1).contains("pp 2 runs 2 rank processes on 1 cores"));
         assertFalse(PipelineBenchCommand.notes(cases, 2).contains("rank processes on"));
@@ -182,7 +185,9 @@ class PipelineBenchCommandTest {
                 assertTrue(bubble >= 0 && bubble < 1, "a bubble is a fraction: " + row[col]);
             }
             assertTrue(row[6].contains(" ms each"), row[6]);
-            assertEquals(2, row[10].split(",").length, "one held figure per rank: " + row[10]);
+            String[] lastStep = row[10].split(",");
+            for (String b : lastStep) assertTrue(Double.parseDouble(b.trim()) >= 0, "the last step, measured and replayed: " + row[10]);
+            assertEquals(2, row[11].split(",").length, "one held figure per rank: " + row[11]);
         }
         assertTrue(tables.contains("| one rank | 1 x "), tables);
         assertTrue(tables.contains("| tp 2 | 2 x "), tables);

@@ -6,6 +6,7 @@ import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.function.ToDoubleFunction;
 
 /**
  * Replays a schedule against {@link Costs} on an idealised machine: each rank runs its actions in
@@ -59,6 +60,20 @@ public final class ScheduleSimulator {
     public static Simulation simulate(Schedule schedule, List<Costs> perStage) {
         if (perStage.size() != schedule.stages())
             throw new IllegalArgumentException(schedule.stages() + " stages need as many costs, got " + perStage.size());
+        return replay(schedule, perStage, a -> perStage.get(a.stage()).of(a.kind()));
+    }
+
+    /**
+     * The replay with each computation's own time ({@code time} of the action: a measured step's,
+     * say) in place of a mean per stage, and every transfer taking {@code transfer}; no bytes. Set
+     * beside the same step measured, it tells what the order of the actions and their times explain
+     * from what the runtime added (waits beyond the transfer, bookkeeping between actions).
+     */
+    public static Simulation simulate(Schedule schedule, ToDoubleFunction<Action> time, double transfer) {
+        return replay(schedule, java.util.Collections.nCopies(schedule.stages(), Costs.of(0, 0, 0, transfer)), time);
+    }
+
+    private static Simulation replay(Schedule schedule, List<Costs> perStage, ToDoubleFunction<Action> time) {
         ScheduleValidator.validate(schedule);
         int ranks = schedule.ranks();
         double[] clock = new double[ranks], busy = new double[ranks];
@@ -82,7 +97,8 @@ public final class ScheduleSimulator {
                         if (at == null) break; // its send has not been replayed yet
                         clock[r] = Math.max(clock[r], at);
                     } else {
-                        double t = costs.of(k);
+                        double t = time.applyAsDouble(a);
+                        if (!(t >= 0) || Double.isInfinite(t)) throw new IllegalArgumentException(a + " takes " + t + ": times must be finite and >= 0");
                         clock[r] += t;
                         busy[r] += t;
                         switch (k) {

@@ -112,6 +112,20 @@ class ScheduleSimulatorTest {
         assertThrows(IllegalArgumentException.class, () -> ScheduleSimulator.simulate(Schedules.gpipe(2, 2), java.util.List.of(Costs.of(1, 1, 0, 0))));
     }
 
+    /** Each computation's own time: one slow backward on stage 1 holds up stage 0's. */
+    @Test
+    void aReplayOfEachActionsOwnTimeChargesEachItsOwn() {
+        Schedule s = Schedules.gpipe(2, 2);
+        var own = ScheduleSimulator.simulate(s, a -> a.equals(Action.backward(0, 1)) ? 5.0 : 1.0, 0);
+        // stage 1: F0 1-2, F1 2-3, B0 3-8, B1 8-9; stage 0: B0 8-9, B1 9-10
+        assertEquals(10, own.makespan(), 1e-9);
+        assertEquals(4, own.rank(0).busy(), 1e-9);
+        assertEquals(8, own.rank(1).busy(), 1e-9);
+        assertEquals(10 + 2 * 0.5, ScheduleSimulator.simulate(s, a -> a.equals(Action.backward(0, 1)) ? 5.0 : 1.0, 0.5).makespan(), 1e-9,
+                "the activation and the gradient each cross once on the critical path");
+        assertThrows(IllegalArgumentException.class, () -> ScheduleSimulator.simulate(s, a -> -1.0, 0));
+    }
+
     @Test
     void anUnsoundScheduleIsNotReplayed() {
         Schedule s = Schedules.gpipe(2, 2);
