@@ -127,9 +127,9 @@ class ZeroLaunchTest {
         CliTest.Run heads = CliTest.run("launch", "--nproc-per-node", "3", cfg.toString(), "--set", "parallel.tp=3", "--set", "parallel.dp=1");
         assertEquals(2, heads.code(), "refused before any rank starts: " + heads.out());
         assertTrue(heads.err().contains("parallel.tp = 3 must divide model.heads = 4 and model.kv_heads = 2"), heads.err());
-        CliTest.Run notYet = CliTest.run("launch", "--nproc-per-node", "2", cfg.toString(), "--set", "parallel.tp=2");
-        assertEquals(2, notYet.code());
-        assertTrue(notYet.err().contains("not available yet"), notYet.err());
+        CliTest.Run schedule = CliTest.run("launch", "--nproc-per-node", "2", cfg.toString(), "--set", "parallel.pp=2", "--set", "parallel.pp_schedule=zigzag");
+        assertEquals(2, schedule.code(), "refused before any rank starts: " + schedule.out());
+        assertTrue(schedule.err().contains("parallel.pp_schedule = 'zigzag' is invalid"), schedule.err());
         CliTest.Run product = CliTest.run("launch", "--nproc-per-node", "2", cfg.toString(), "--set", "parallel.dp=4");
         assertEquals(2, product.code());
         assertTrue(product.err().contains("parallel.dp 4 x parallel.tp 1 x parallel.pp 1 = 4 does not equal the world size 2"), product.err());

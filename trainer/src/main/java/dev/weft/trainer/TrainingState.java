@@ -8,6 +8,7 @@ import dev.weft.parallel.DeviceMesh;
 import dev.weft.parallel.FullyShardedDataParallel;
 import dev.weft.parallel.GradientSync;
 import dev.weft.parallel.ProcessGroup;
+import dev.weft.parallel.tensor.TensorParallelSync;
 
 import java.nio.file.Path;
 import java.util.LinkedHashMap;
@@ -60,7 +61,11 @@ final class TrainingState {
         Map<String, dev.weft.core.nn.Placement> boxes = model.namedPlacements();
         return new Chunks.Placement() {
             @Override public long[] shardOf(String name) { return sync.shardOf(name); }
-            @Override public dev.weft.core.nn.Placement box(String name) { return boxes.get(name); }
+            @Override public dev.weft.core.nn.Placement box(String name) {
+                // a split matrix stepped whole keeps whole optimizer state (every tensor-parallel rank alike)
+                if (sync instanceof TensorParallelSync tps && tps.stepsWhole(name)) return dev.weft.core.nn.Placement.replicated(boxes.get(name).globalShape());
+                return boxes.get(name);
+            }
         };
     }
 
