@@ -358,7 +358,7 @@ class DataParallelTest {
                 String live = dev.weft.core.MemoryPool.host().describeLive(100);
                 g.barrier(); // and nobody allocates again before every rank has looked
                 int bound = 0;
-                for (var e : m.namedParameters().entrySet()) if (z.isSharded(e.getKey()) && e.getValue().storage().isBound()) bound++;
+                for (var e : m.namedParameters().entrySet()) if (z.shardsWeight(e.getKey()) && e.getValue().storage().isBound()) bound++;
                 Map<String, float[]> grads = new LinkedHashMap<>();
                 Map<String, long[]> shards = new LinkedHashMap<>();
                 z.optimizerParameters().forEach((k, p) -> {

@@ -99,6 +99,101 @@ class PipelineParallelTest {
         assertMatches("pp 2 x tp 2", one, ranks(4, config("pp2tp2", 2, "parallel.pp=2", "parallel.tp=2")), TOLERANCE);
     }
 
+    @Test
+    void threeAxesMatchOneProcess() throws IOException {
+        Trainer.Result one = single(config("one", 4));
+        assertMatches("dp 2 x tp 2 x pp 2, ZeRO-1", one, ranks(8, config("dp2tp2pp2", 2, "parallel.pp=2", "parallel.tp=2", "parallel.zero=1")), TOLERANCE);
+    }
+
+    /**
+     * Checkpoints are layout-independent: one written on dp 2 x tp 2 x pp 2 resumes on one process
+     * and on pp 2 x dp 2 (ZeRO-2), and one written on pp 2 x dp 2 resumes on dp 2 x tp 2 x pp 2
+     * (ZeRO-3); the five steps after the resume match an uninterrupted single process.
+     */
+    @Test
+    void checkpointsReshardAcrossMeshes() throws IOException {
+        String[] base = {"train.steps=10", "train.eval_every=10", "train.save_every=5"};
+        Trainer.Result reference = single(config("ref", 4, base));
+        String[] threeAxes = concat(base, "parallel.pp=2", "parallel.tp=2", "parallel.zero=1");
+        String[] pipelineDp = concat(base, "parallel.pp=2", "parallel.zero=2");
+        runs(8, config("a", 2, threeAxes), 5);
+        // a → one process
+        copyCheckpoints("a", "a-one");
+        List<Double> oneLosses = resume(1, config("a-one", 4, base));
+        assertTail("dp 2 x tp 2 x pp 2 -> one process", reference, oneLosses);
+        // a → pp 2 x dp 2
+        copyCheckpoints("a", "a-ppdp");
+        assertTail("dp 2 x tp 2 x pp 2 -> pp 2 x dp 2", reference, resume(4, config("a-ppdp", 2, pipelineDp)));
+        // pp 2 x dp 2 → dp 2 x tp 2 x pp 2 under ZeRO-3
+        runs(4, config("b", 2, pipelineDp), 5);
+        copyCheckpoints("b", "b-three");
+        TrainConfig three = config("b-three", 2, concat(base, "parallel.pp=2", "parallel.tp=2", "parallel.zero=3"));
+        assertTail("pp 2 x dp 2 -> dp 2 x tp 2 x pp 2 (ZeRO-3)", reference, resume(8, three));
+        // what ZeRO-3 x tp x pp saved at step 10 is one process's step-10 model, read into one process
+        var saved = new dev.weft.core.model.Llama(three.model(), 1);
+        var expected = new dev.weft.core.model.Llama(three.model(), 2);
+        try {
+            Checkpoint.loadModel(Checkpoint.latest(dir.resolve("b-three")), saved);
+            Checkpoint.loadModel(Checkpoint.latest(dir.resolve("ref")), expected);
+            for (var e : expected.namedParameters().entrySet()) {
+                float[] a = e.getValue().toArray(), b = saved.namedParameters().get(e.getKey()).toArray();
+                for (int i = 0; i < a.length; i++) assertEquals(a[i], b[i], 1e-4 * Math.max(1, Math.abs(a[i])), e.getKey() + "[" + i + "]");
+            }
+        } finally {
+            saved.close();
+            expected.close();
+        }
+    }
+
+    private static String[] concat(String[] a, String... b) {
+        List<String> out = new ArrayList<>(List.of(a));
+        out.addAll(List.of(b));
+        return out.toArray(String[]::new);
+    }
+
+    /** Trains on {@code world} ranks (1: one process) to {@code stopAfter}, leaving a checkpoint there. */
+    private static void runs(int world, TrainConfig cfg, long stopAfter) {
+        InJvmTransport.run(world, T, g -> {
+            try (Trainer t = new Trainer(cfg, quiet(), new DistributedContext(g, null))) {
+                return t.run(false, stopAfter);
+            }
+        });
+    }
+
+    /** Resumes {@code cfg}'s run on {@code world} ranks and returns the losses of the steps it ran (every rank's alike). */
+    private static List<Double> resume(int world, TrainConfig cfg) {
+        if (world == 1) {
+            try (Trainer t = new Trainer(cfg, quiet())) {
+                return t.run(true).trainLosses();
+            }
+        }
+        List<Trainer.Result> rs = InJvmTransport.run(world, T, g -> {
+            try (Trainer t = new Trainer(cfg, quiet(), new DistributedContext(g, null))) {
+                return t.run(true);
+            }
+        });
+        for (Trainer.Result r : rs) assertEquals(rs.getFirst().trainLosses(), r.trainLosses(), "ranks disagree after resuming");
+        return rs.getFirst().trainLosses();
+    }
+
+    private void copyCheckpoints(String from, String to) throws IOException {
+        Path src = dir.resolve(from).resolve("checkpoints"), dst = dir.resolve(to).resolve("checkpoints");
+        try (var walk = java.nio.file.Files.walk(src)) {
+            for (Path p : walk.toList()) {
+                Path q = dst.resolve(src.relativize(p).toString());
+                if (java.nio.file.Files.isDirectory(p)) java.nio.file.Files.createDirectories(q);
+                else java.nio.file.Files.copy(p, q);
+            }
+        }
+    }
+
+    private static void assertTail(String what, Trainer.Result reference, List<Double> resumed) {
+        List<Double> expected = reference.trainLosses().subList(5, 10);
+        assertEquals(5, resumed.size(), what + ": steps after the resume");
+        for (int i = 0; i < 5; i++)
+            assertEquals(expected.get(i), resumed.get(i), TOLERANCE * expected.get(i), what + ": train loss at step " + (6 + i));
+    }
+
     /**
      * All nine optimizers on tp 2 x pp 2, against one process. The low-rank and orthogonalising
      * ones step each split matrix whole (gathered over tp), so they see one process's gradient up

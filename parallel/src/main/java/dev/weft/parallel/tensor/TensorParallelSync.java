@@ -77,6 +77,7 @@ public final class TensorParallelSync implements GradientSync {
     @Override public Map<String, Tensor> optimizerParameters() { return Collections.unmodifiableMap(optimizerParameters); }
     @Override public long[] shardOf(String name) { return stepsWhole(name) ? null : inner.shardOf(name); }
     @Override public double mean(double value) { return inner.mean(value); }
+    @Override public boolean shardsWeight(String name) { return !stepsWhole(name) && inner.shardsWeight(name); }
 
     @Override
     public void afterOptimizerStep() {
