@@ -90,7 +90,12 @@ public final class Trainer implements AutoCloseable {
         // every rank evaluates the global batch geometry, so val loss matches a single process on the same global batch
         this.valSampler = new BatchSampler(valShard, t.seqLen(), t.microBatch() * shape.dp(), 1, t.seed());
         this.mesh = dist == null ? null : new DeviceMesh(dist.group(), shape);
-        if (dist != null && dist.isLeader()) out.print(DeviceMesh.table(shape) + "data parallel: " + describeStage(cfg.parallel().zero()) + "\n");
+        if (dist != null && dist.isLeader()) {
+            out.print(DeviceMesh.table(shape) + "data parallel: " + describeStage(cfg.parallel().zero()) + "\n");
+            if (shape.tp() > 1)
+                out.printf("tensor parallel: tp %d, column-parallel q/k/v/gate/up, row-parallel o/down, vocabulary-parallel embedding and head%s%n", shape.tp(),
+                        cfg.parallel().sequenceParallel() ? ", sequence parallel" : "");
+        }
         this.model = new Llama(cfg.model(), t.seed());
         TrainConfig.Optim o = cfg.optimizer();
         this.layout = Parallelize.apply(model, mesh, cfg);
