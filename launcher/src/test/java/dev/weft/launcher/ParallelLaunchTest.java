@@ -42,14 +42,19 @@ class ParallelLaunchTest {
     @Test
     @Timeout(value = 400, unit = TimeUnit.SECONDS)
     void eightRanksOnDp2Tp2Pp2UnderZero3MatchOneProcess() throws IOException {
-        Path cfg = LaunchTest.config(dir, 8, 0);
+        Path cfg = LaunchTest.config(dir, 8, 8);
         // the global batch: 4 rows x 2 micro-batches; dp 2 reads 2 rows per rank
         List<Double> ref = single(cfg, "single");
         CliTest.Run r = launch(cfg, 8, "mesh", "parallel.tp=2", "parallel.pp=2", "parallel.zero=3", "train.micro_batch=2");
-        assertTrue(r.out().contains("pipeline: 1f1b schedule, 2 micro-batches"), r.out());
+        assertTrue(r.out().contains("pipeline: 1f1b schedule, 2 micro-batches") && r.out().contains("tensor parallel: tp 2"), r.out());
         LaunchTest.assertSameLosses(ref, LaunchTest.losses(dir.resolve("mesh")), "dp 2 x tp 2 x pp 2, ZeRO-3, 8 processes");
         String log = Files.readString(dir.resolve("mesh/logs/rank-7.log"));
         assertTrue(log.contains("model state on this rank"), log);
+        // the sharded checkpoint generates on one process as the single process's does (greedy)
+        CliTest.Run fromMesh = CliTest.run("generate", "--checkpoint", dir.resolve("mesh").toString(), "--tokens", "16", "--prompt", "the ", "--temperature", "0");
+        CliTest.Run fromOne = CliTest.run("generate", "--checkpoint", dir.resolve("single").toString(), "--tokens", "16", "--prompt", "the ", "--temperature", "0");
+        assertEquals(0, fromMesh.code(), fromMesh.err());
+        assertEquals(fromOne.out(), fromMesh.out());
     }
 
     @Test
