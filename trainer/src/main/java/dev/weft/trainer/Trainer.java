@@ -105,7 +105,8 @@ public final class Trainer implements AutoCloseable {
         int dpIndex = mesh == null ? 0 : mesh.dpIndex();
         int seqBlocks = shape.tp() > 1 && cfg.parallel().sequenceParallel() ? shape.tp() : 1;
         this.pipeline = p == null ? null
-                : new PipelineRunner(model, p.schedule(), mesh.ppIndex(), mesh.pp(), p.layers(), p.sync(), layout.loss(), trainSampler, dpIndex, t.gradAccum(), seqBlocks);
+                : new PipelineRunner(model, p.schedule(), mesh.ppIndex(), mesh.pp(), p.layers(), p.sync(), layout.loss(), trainSampler, dpIndex, t.gradAccum(), t.microBatch(),
+                        t.seqLen(), seqBlocks);
         if (p != null && leader()) out.printf("pipeline: %s schedule, %d micro-batches; %s%n", p.schedule().name(), t.gradAccum(), PipelineStages.describe(p.layers()));
         this.steps = new StepRunner(model, trainSampler, layout.sync(), layout.loss(), optimizer, o.gradClip(), t.gradAccum(), dpIndex, pipeline);
         this.state = new TrainingState(model, mesh, layout, cfg.parallel().zero());
