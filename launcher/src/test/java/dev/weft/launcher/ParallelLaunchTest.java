@@ -24,11 +24,7 @@ class ParallelLaunchTest {
     Path dir;
 
     private List<Double> single(Path cfg, String out, String... sets) throws IOException {
-        List<String> args = new ArrayList<>(List.of("train", cfg.toString(), "--set", "train.out_dir=" + out));
-        for (String s : sets) args.addAll(List.of("--set", s));
-        CliTest.Run r = CliTest.run(args.toArray(String[]::new));
-        assertEquals(0, r.code(), r.out() + r.err());
-        return LaunchTest.losses(dir.resolve(out));
+        return LaunchTest.single(dir, cfg, out, sets);
     }
 
     private CliTest.Run launch(Path cfg, int ranks, String out, String... sets) {

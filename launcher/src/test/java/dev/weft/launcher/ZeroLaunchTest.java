@@ -29,11 +29,7 @@ class ZeroLaunchTest {
             "model state on this rank: parameters (\\d+) B, gradients (\\d+) B, optimizer state (\\d+) B \\(.*, (\\d+) parameters\\)");
 
     private List<Double> single(Path cfg, String out, String... sets) throws IOException {
-        List<String> args = new ArrayList<>(List.of("train", cfg.toString(), "--set", "train.out_dir=" + out));
-        for (String s : sets) args.addAll(List.of("--set", s));
-        CliTest.Run r = CliTest.run(args.toArray(String[]::new));
-        assertEquals(0, r.code(), r.out() + r.err());
-        return LaunchTest.losses(dir.resolve(out));
+        return LaunchTest.single(dir, cfg, out, sets);
     }
 
     private CliTest.Run launch(Path cfg, int ranks, int zero, String out, String... sets) {

@@ -6,9 +6,7 @@ import dev.weft.trainer.config.TrainConfig;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
-import java.io.ByteArrayOutputStream;
 import java.io.IOException;
-import java.io.PrintStream;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -44,36 +42,20 @@ class PipelineParallelTest {
     }
 
     private static Trainer.Result single(TrainConfig cfg) {
-        try (Trainer t = new Trainer(cfg, quiet())) {
-            return t.run(false);
-        }
+        return InJvmRuns.single(cfg);
     }
 
+    /** Trains on {@code world} in-JVM ranks; checks that each pipeline rank holds only the layers of its stages. */
     private static List<Trainer.Result> ranks(int world, TrainConfig cfg) {
-        return InJvmTransport.run(world, T, g -> {
-            try (Trainer t = new Trainer(cfg, quiet(), new DistributedContext(g, null))) {
-                return t.run(false);
-            }
+        int layers = cfg.model().layers();
+        return InJvmRuns.ranks(world, cfg, (t, rank) -> {
+            long held = t.model().namedParameters().keySet().stream().filter(n -> n.endsWith("input_layernorm.weight")).count();
+            assertTrue(held > 0 && held < layers, "rank " + rank + " holds its stages' layers only, not " + held + " of " + layers);
         });
     }
 
-    static PrintStream quiet() {
-        return new PrintStream(new ByteArrayOutputStream());
-    }
-
-    static void assertMatches(String what, Trainer.Result reference, List<Trainer.Result> ranks, double tolerance) {
-        double worst = 0;
-        for (Trainer.Result r : ranks) {
-            assertEquals(reference.trainLosses().size(), r.trainLosses().size(), what);
-            for (int i = 0; i < reference.trainLosses().size(); i++) {
-                double a = reference.trainLosses().get(i), b = r.trainLosses().get(i);
-                worst = Math.max(worst, Math.abs(a - b) / Math.abs(a));
-                assertEquals(a, b, tolerance * Math.abs(a), what + ": train loss at step " + (i + 1));
-            }
-            assertEquals(reference.lastValLoss(), r.lastValLoss(), tolerance * reference.lastValLoss(), what + ": final val loss");
-        }
-        for (Trainer.Result r : ranks) assertEquals(ranks.getFirst().trainLosses(), r.trainLosses(), what + ": ranks disagree");
-        System.out.printf("%s: worst relative train-loss difference %.2e over %d steps%n", what, worst, reference.trainLosses().size());
+    private static void assertMatches(String what, Trainer.Result reference, List<Trainer.Result> ranks, double tolerance) {
+        InJvmRuns.assertMatches(what, reference, ranks, tolerance);
     }
 
     @Test
@@ -154,7 +136,7 @@ class PipelineParallelTest {
     /** Trains on {@code world} ranks (1: one process) to {@code stopAfter}, leaving a checkpoint there. */
     private static void runs(int world, TrainConfig cfg, long stopAfter) {
         InJvmTransport.run(world, T, g -> {
-            try (Trainer t = new Trainer(cfg, quiet(), new DistributedContext(g, null))) {
+            try (Trainer t = new Trainer(cfg, InJvmRuns.quiet(), new DistributedContext(g, null))) {
                 return t.run(false, stopAfter);
             }
         });
@@ -163,12 +145,12 @@ class PipelineParallelTest {
     /** Resumes {@code cfg}'s run on {@code world} ranks and returns the losses of the steps it ran (every rank's alike). */
     private static List<Double> resume(int world, TrainConfig cfg) {
         if (world == 1) {
-            try (Trainer t = new Trainer(cfg, quiet())) {
+            try (Trainer t = new Trainer(cfg, InJvmRuns.quiet())) {
                 return t.run(true).trainLosses();
             }
         }
         List<Trainer.Result> rs = InJvmTransport.run(world, T, g -> {
-            try (Trainer t = new Trainer(cfg, quiet(), new DistributedContext(g, null))) {
+            try (Trainer t = new Trainer(cfg, InJvmRuns.quiet(), new DistributedContext(g, null))) {
                 return t.run(true);
             }
         });
