@@ -56,6 +56,15 @@ class LaunchTest {
         return cfg;
     }
 
+    /** Trains {@code cfg} on one process into {@code dir/out} with the overrides {@code sets}; returns its losses. */
+    static List<Double> single(Path dir, Path cfg, String out, String... sets) throws IOException {
+        List<String> args = new ArrayList<>(List.of("train", cfg.toString(), "--set", "train.out_dir=" + out));
+        for (String s : sets) args.addAll(List.of("--set", s));
+        CliTest.Run r = CliTest.run(args.toArray(String[]::new));
+        assertEquals(0, r.code(), r.out() + r.err());
+        return losses(dir.resolve(out));
+    }
+
     static List<Double> losses(Path run) throws IOException {
         List<Double> l = new ArrayList<>();
         for (Map<String, Object> r : MetricsLog.read(run.resolve("metrics.jsonl"))) l.add(((Number) r.get("loss")).doubleValue());

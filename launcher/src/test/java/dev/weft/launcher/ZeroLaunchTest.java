@@ -29,11 +29,7 @@ class ZeroLaunchTest {
             "model state on this rank: parameters (\\d+) B, gradients (\\d+) B, optimizer state (\\d+) B \\(.*, (\\d+) parameters\\)");
 
     private List<Double> single(Path cfg, String out, String... sets) throws IOException {
-        List<String> args = new ArrayList<>(List.of("train", cfg.toString(), "--set", "train.out_dir=" + out));
-        for (String s : sets) args.addAll(List.of("--set", s));
-        CliTest.Run r = CliTest.run(args.toArray(String[]::new));
-        assertEquals(0, r.code(), r.out() + r.err());
-        return LaunchTest.losses(dir.resolve(out));
+        return LaunchTest.single(dir, cfg, out, sets);
     }
 
     private CliTest.Run launch(Path cfg, int ranks, int zero, String out, String... sets) {
@@ -127,9 +123,9 @@ class ZeroLaunchTest {
         CliTest.Run heads = CliTest.run("launch", "--nproc-per-node", "3", cfg.toString(), "--set", "parallel.tp=3", "--set", "parallel.dp=1");
         assertEquals(2, heads.code(), "refused before any rank starts: " + heads.out());
         assertTrue(heads.err().contains("parallel.tp = 3 must divide model.heads = 4 and model.kv_heads = 2"), heads.err());
-        CliTest.Run notYet = CliTest.run("launch", "--nproc-per-node", "2", cfg.toString(), "--set", "parallel.tp=2");
-        assertEquals(2, notYet.code());
-        assertTrue(notYet.err().contains("not available yet"), notYet.err());
+        CliTest.Run schedule = CliTest.run("launch", "--nproc-per-node", "2", cfg.toString(), "--set", "parallel.pp=2", "--set", "parallel.pp_schedule=zigzag");
+        assertEquals(2, schedule.code(), "refused before any rank starts: " + schedule.out());
+        assertTrue(schedule.err().contains("parallel.pp_schedule = 'zigzag' is invalid"), schedule.err());
         CliTest.Run product = CliTest.run("launch", "--nproc-per-node", "2", cfg.toString(), "--set", "parallel.dp=4");
         assertEquals(2, product.code());
         assertTrue(product.err().contains("parallel.dp 4 x parallel.tp 1 x parallel.pp 1 = 4 does not equal the world size 2"), product.err());

@@ -333,8 +333,8 @@ public final class FullyShardedDataParallel implements GradientSync, Module.Hook
         return replicated.shardOf(name);
     }
 
-    /** True when parameter {@code name} is sharded (only its optimizer view holds this rank's weights). */
-    public boolean isSharded(String name) {
+    @Override
+    public boolean shardsWeight(String name) {
         for (Unit u : units) for (Slot s : u.slots) if (s.name().equals(name)) return true;
         return false;
     }

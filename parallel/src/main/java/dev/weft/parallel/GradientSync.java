@@ -43,6 +43,14 @@ public interface GradientSync extends AutoCloseable {
     }
 
     /**
+     * True when this rank holds only a shard of parameter {@code name}'s weights (ZeRO-3): its
+     * {@link #optimizerParameters()} view then holds them, placed by {@link #shardOf}.
+     */
+    default boolean shardsWeight(String name) {
+        return false;
+    }
+
+    /**
      * The parameters whose gradients this rank counts toward the global norm: each element of the
      * model is counted by exactly one rank of the group {@link #groupSum()} sums over.
      */

@@ -358,7 +358,7 @@ class DataParallelTest {
                 String live = dev.weft.core.MemoryPool.host().describeLive(100);
                 g.barrier(); // and nobody allocates again before every rank has looked
                 int bound = 0;
-                for (var e : m.namedParameters().entrySet()) if (z.isSharded(e.getKey()) && e.getValue().storage().isBound()) bound++;
+                for (var e : m.namedParameters().entrySet()) if (z.shardsWeight(e.getKey()) && e.getValue().storage().isBound()) bound++;
                 Map<String, float[]> grads = new LinkedHashMap<>();
                 Map<String, long[]> shards = new LinkedHashMap<>();
                 z.optimizerParameters().forEach((k, p) -> {
@@ -412,4 +412,48 @@ class DataParallelTest {
     void zeroThreeKeepsSmallAndWholeTensorsReplicated() {
         checkZero3(2, 2, 100, n -> n.endsWith("o_proj.weight"));
     }
+
+    /**
+     * Under a pipeline, ZeRO-3 gathers each unit once per step, not around every micro-batch's
+     * forward and backward: 3 units (root and two layers) over 3 micro-steps take 3 all-gathers and
+     * 9 reduce-scatters, against 15 and 9 when re-gathering; the gradients are the same bits, and
+     * nothing gathered outlives the step.
+     */
+    @Test
+    void zeroThreeUnderAPipelineGathersEachUnitOncePerStep() {
+        int accum = 3;
+        for (boolean hold : new boolean[] {true, false}) {
+            List<Object[]> rs = InJvmTransport.run(2, T, g -> {
+                try (Owned o = new Owned(new Llama(CFG, 7));
+                     FullyShardedDataParallel z = new FullyShardedDataParallel(o.model(), layers(o.model()), g, 4096, 0, n -> false, n -> false, 1)) {
+                    if (hold) z.holdGatheredThroughStep();
+                    z.beginStep();
+                    for (int micro = 0; micro < accum; micro++) {
+                        z.beginMicroStep(micro == accum - 1);
+                        int[][] b = batch(100 + micro, 2 * ROWS_PER_RANK);
+                        backward(o.model(), slice(b[0], g.rank(), ROWS_PER_RANK), slice(b[1], g.rank(), ROWS_PER_RANK), ROWS_PER_RANK, 1f / accum);
+                    }
+                    z.finishGradients();
+                    g.barrier();
+                    boolean gathered = dev.weft.core.MemoryPool.host().describeLive(100).contains("parameter gather");
+                    g.barrier();
+                    Map<String, float[]> grads = new LinkedHashMap<>();
+                    z.optimizerParameters().forEach((k, p) -> grads.put(k, p.grad().toArray()));
+                    return new Object[] {z.collectives(), gathered, grads};
+                }
+            });
+            for (Object[] r : rs) {
+                long expected = hold ? 3 + 3 * accum : 15 + 3 * accum;
+                assertEquals(expected, (long) r[0], (hold ? "held" : "re-gathered") + ": all-gathers and reduce-scatters in the step");
+                assertFalse((boolean) r[1], "no gathered unit outlives the step");
+            }
+            if (hold) heldGrads = rs;
+            else for (int i = 0; i < rs.size(); i++) {
+                @SuppressWarnings("unchecked") Map<String, float[]> a = (Map<String, float[]>) heldGrads.get(i)[2], b = (Map<String, float[]>) rs.get(i)[2];
+                for (var e : a.entrySet()) assertArrayEquals(e.getValue(), b.get(e.getKey()), e.getKey() + ": the same gradient bits either way");
+            }
+        }
+    }
+
+    private List<Object[]> heldGrads;
 }

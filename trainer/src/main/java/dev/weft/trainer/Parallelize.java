@@ -128,7 +128,13 @@ public final class Parallelize {
                 if (place.isReplicated()) replicated.add(name);
             });
             // under sequence parallelism every replicated parameter (the norms' gains) sees only this rank's positions
-            sync = new TensorParallelSync(sync, mesh.tp(), sequenceParallel ? replicated : Set.of(), replicated);
+            // a split matrix whose optimizer needs it whole is gathered for its update (see TensorParallelSync)
+            Map<String, ParameterGroups.Spec> specs = assign(parameters, o);
+            Map<String, dev.weft.core.nn.Placement> wholeForOptimizer = new LinkedHashMap<>();
+            model.namedPlacements().forEach((name, place) -> {
+                if (!place.isReplicated() && sharding(specs.get(name)).kind() == Sharding.Kind.WHOLE_MATRIX) wholeForOptimizer.put(name, place);
+            });
+            sync = new TensorParallelSync(sync, mesh.tp(), sequenceParallel ? replicated : Set.of(), replicated, wholeForOptimizer);
             ProcessGroup tp = mesh.tp();
             int vocab = model.config().vocab(), first = tp.rank() * (vocab / tp.size());
             loss = (logits, targets) -> VocabParallelCrossEntropy.loss(logits, targets, -1, first, vocab, tp);

@@ -44,7 +44,7 @@ final class PipelineRunner {
     private final Map<Integer, List<Tensor>> weights = new HashMap<>(); // per stage held here, for the split backward
     private final Parallelize.Loss loss;
     private final MicroBatches sampler;
-    private final int dpRank, accum, seqBlocks; // seqBlocks: the sequence is split over tp under sequence parallelism
+    private final int dpRank, accum, rows, seqLen, seqBlocks; // seqBlocks: the sequence is split over tp under sequence parallelism
     private final int dModel;
 
     /** One micro-batch on one stage while it is in flight. */
@@ -62,7 +62,9 @@ final class PipelineRunner {
     private double lossSum;
 
     PipelineRunner(Llama model, Schedule schedule, int rank, ProcessGroup pipeline, int[][] layers, PipelineSync sync, Parallelize.Loss loss,
-                   MicroBatches sampler, int dpRank, int accum, int seqBlocks) {
+                   MicroBatches sampler, int dpRank, int accum, int rows, int seqLen, int seqBlocks) {
+        this.rows = rows;
+        this.seqLen = seqLen;
         this.model = model;
         this.schedule = schedule;
         this.rank = rank;
@@ -167,12 +169,13 @@ final class PipelineRunner {
     }
 
     private void forward(long step, int mb, int s, InFlight f) {
-        BatchSampler.Batch b = sampler.batch(step, mb, dpRank);
+        boolean ends = s == 0 || s == schedule.stages() - 1; // only the ends read tokens: ids in, targets for the loss
+        BatchSampler.Batch b = ends ? sampler.batch(step, mb, dpRank) : null;
         if (s > 0 && f.input == null) { // the previous stage is on this rank: hand over in memory
             f.input = slot(mb, s - 1).output.detach();
             f.input.requiresGrad(true);
         }
-        Tensor out = model.forwardStage(b.inputs(), f.input, b.rows(), b.seqLen(), layers[s][0], layers[s][1]);
+        Tensor out = model.forwardStage(s == 0 ? b.inputs() : null, f.input, rows, seqLen, layers[s][0], layers[s][1]);
         if (s == schedule.stages() - 1) {
             Tensor l = loss.of(out, b.targets());
             lossSum += l.item();
@@ -193,8 +196,7 @@ final class PipelineRunner {
 
     /** A received activation or gradient: [micro_batch, seq (its block under sequence parallelism), d]. */
     private Tensor activationBuffer() {
-        BatchSampler.Batch shape = sampler.batch(0, 0, dpRank);
-        return Tensor.empty(DType.F32, "pipeline activations", shape.rows(), shape.seqLen() / seqBlocks, dModel);
+        return Tensor.empty(DType.F32, "pipeline activations", rows, seqLen / seqBlocks, dModel);
     }
 
     private int tag(int kind, int microBatch, int stage) {

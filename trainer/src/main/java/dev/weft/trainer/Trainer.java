@@ -90,7 +90,12 @@ public final class Trainer implements AutoCloseable {
         // every rank evaluates the global batch geometry, so val loss matches a single process on the same global batch
         this.valSampler = new BatchSampler(valShard, t.seqLen(), t.microBatch() * shape.dp(), 1, t.seed());
         this.mesh = dist == null ? null : new DeviceMesh(dist.group(), shape);
-        if (dist != null && dist.isLeader()) out.print(DeviceMesh.table(shape) + "data parallel: " + describeStage(cfg.parallel().zero()) + "\n");
+        if (dist != null && dist.isLeader()) {
+            out.print(DeviceMesh.table(shape) + "data parallel: " + describeStage(cfg.parallel().zero()) + "\n");
+            if (shape.tp() > 1)
+                out.printf("tensor parallel: tp %d, column-parallel q/k/v/gate/up, row-parallel o/down, vocabulary-parallel embedding and head%s%n", shape.tp(),
+                        cfg.parallel().sequenceParallel() ? ", sequence parallel" : "");
+        }
         this.model = new Llama(cfg.model(), t.seed());
         TrainConfig.Optim o = cfg.optimizer();
         this.layout = Parallelize.apply(model, mesh, cfg);
@@ -100,7 +105,8 @@ public final class Trainer implements AutoCloseable {
         int dpIndex = mesh == null ? 0 : mesh.dpIndex();
         int seqBlocks = shape.tp() > 1 && cfg.parallel().sequenceParallel() ? shape.tp() : 1;
         this.pipeline = p == null ? null
-                : new PipelineRunner(model, p.schedule(), mesh.ppIndex(), mesh.pp(), p.layers(), p.sync(), layout.loss(), trainSampler, dpIndex, t.gradAccum(), seqBlocks);
+                : new PipelineRunner(model, p.schedule(), mesh.ppIndex(), mesh.pp(), p.layers(), p.sync(), layout.loss(), trainSampler, dpIndex, t.gradAccum(), t.microBatch(),
+                        t.seqLen(), seqBlocks);
         if (p != null && leader()) out.printf("pipeline: %s schedule, %d micro-batches; %s%n", p.schedule().name(), t.gradAccum(), PipelineStages.describe(p.layers()));
         this.steps = new StepRunner(model, trainSampler, layout.sync(), layout.loss(), optimizer, o.gradClip(), t.gradAccum(), dpIndex, pipeline);
         this.state = new TrainingState(model, mesh, layout, cfg.parallel().zero());

@@ -5,9 +5,9 @@ import dev.weft.core.model.Llama;
 import dev.weft.optimizers.ParameterGroups;
 import dev.weft.parallel.DataParallel;
 import dev.weft.parallel.DeviceMesh;
-import dev.weft.parallel.FullyShardedDataParallel;
 import dev.weft.parallel.GradientSync;
 import dev.weft.parallel.ProcessGroup;
+import dev.weft.parallel.tensor.TensorParallelSync;
 
 import java.nio.file.Path;
 import java.util.LinkedHashMap;
@@ -42,8 +42,8 @@ final class TrainingState {
 
     /** Loads this rank's part of checkpoint {@code dir} and returns its trainer state, refusing another seed. */
     Checkpoint.State restore(Path dir, long seed) {
-        if (sync instanceof FullyShardedDataParallel fsdp) {
-            Checkpoint.loadWeights(dir, heldWeights(fsdp, true, true), name -> weightRange(fsdp, name));
+        if (shardsWeights()) {
+            Checkpoint.loadWeights(dir, heldWeights(true, true), this::weightRange);
         } else {
             if (splitsWeights()) Checkpoint.loadWeights(dir, model.namedParameters(), this::blockRange);
             else Checkpoint.loadModel(dir, model);
@@ -60,7 +60,11 @@ final class TrainingState {
         Map<String, dev.weft.core.nn.Placement> boxes = model.namedPlacements();
         return new Chunks.Placement() {
             @Override public long[] shardOf(String name) { return sync.shardOf(name); }
-            @Override public dev.weft.core.nn.Placement box(String name) { return boxes.get(name); }
+            @Override public dev.weft.core.nn.Placement box(String name) {
+                // a split matrix stepped whole keeps whole optimizer state (every tensor-parallel rank alike)
+                if (sync instanceof TensorParallelSync tps && tps.stepsWhole(name)) return dev.weft.core.nn.Placement.replicated(boxes.get(name).globalShape());
+                return boxes.get(name);
+            }
         };
     }
 
@@ -81,9 +85,9 @@ final class TrainingState {
         // replicated weights are written once: by the first rank of the data-parallel and tensor-parallel groups
         boolean writesReplicated = mesh.dpIndex() == 0 && mesh.tpIndex() == 0;
         ProcessGroup world = mesh.world();
-        if (sync instanceof FullyShardedDataParallel fsdp)
-            return new Checkpoint.Writers(world.rank(), world.size(), world::barrier, true, placement(), heldWeights(fsdp, writesReplicated, mesh.dpIndex() == 0),
-                    name -> weightRange(fsdp, name));
+        if (shardsWeights())
+            return new Checkpoint.Writers(world.rank(), world.size(), world::barrier, true, placement(), heldWeights(writesReplicated, mesh.dpIndex() == 0),
+                    this::weightRange);
         if (!splitsWeights()) return new Checkpoint.Writers(world.rank(), world.size(), world::barrier, holdsAShare, placement(), null, null);
         Map<String, Tensor> held = new LinkedHashMap<>();
         if (mesh.dpIndex() == 0) model.namedParameters().forEach((name, p) -> {
@@ -96,22 +100,28 @@ final class TrainingState {
      * Under ZeRO-3, the weights this rank holds: its shards of the sharded parameters, and the
      * replicated ones whole when {@code withReplicated} (rank 0 writes them; every rank reads them).
      */
-    private Map<String, Tensor> heldWeights(FullyShardedDataParallel fsdp, boolean withReplicated, boolean withTensorParallelBlocks) {
+    /** ZeRO-3: no rank holds its weights whole. */
+    private boolean shardsWeights() {
+        for (String name : model.namedParameters().keySet()) if (sync.shardsWeight(name)) return true;
+        return false;
+    }
+
+    private Map<String, Tensor> heldWeights(boolean withReplicated, boolean withTensorParallelBlocks) {
         Map<String, Tensor> held = new LinkedHashMap<>();
         Map<String, dev.weft.core.nn.Placement> boxes = model.namedPlacements();
         model.namedParameters().forEach((name, p) -> {
-            if (!fsdp.isSharded(name)) {
+            if (!sync.shardsWeight(name)) {
                 if (boxes.get(name).isReplicated() ? withReplicated : withTensorParallelBlocks) held.put(name, p);
-            } else if (fsdp.optimizerParameters().containsKey(name)) {
-                held.put(name, fsdp.optimizerParameters().get(name));
+            } else if (sync.optimizerParameters().containsKey(name)) {
+                held.put(name, sync.optimizerParameters().get(name));
             }
         });
         return held;
     }
 
-    private Chunks.Range weightRange(FullyShardedDataParallel fsdp, String name) {
-        if (!fsdp.isSharded(name)) return blockRange(name);
-        long[] shard = fsdp.shardOf(name);
+    private Chunks.Range weightRange(String name) {
+        if (!sync.shardsWeight(name)) return blockRange(name);
+        long[] shard = sync.shardOf(name);
         return Chunks.Range.of(model.namedPlacements().get(name), shard[0], shard[1]);
     }
 }

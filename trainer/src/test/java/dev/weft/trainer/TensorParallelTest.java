@@ -1,16 +1,12 @@
 package dev.weft.trainer;
 
-import dev.weft.parallel.InJvmTransport;
 import dev.weft.trainer.config.ConfigException;
 import dev.weft.trainer.config.TrainConfig;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
-import java.io.ByteArrayOutputStream;
 import java.io.IOException;
-import java.io.PrintStream;
 import java.nio.file.Path;
-import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 
@@ -28,7 +24,6 @@ import static org.junit.jupiter.api.Assertions.*;
  * relative and the optimizer compounds them over the steps.
  */
 class TensorParallelTest {
-    private static final Duration T = Duration.ofSeconds(120);
     private static final double TOLERANCE = 1e-5;
 
     @TempDir
@@ -41,56 +36,31 @@ class TensorParallelTest {
         return ExactResumeTest.tinyConfig(dir, out, sets);
     }
 
-    private static Trainer.Result single(TrainConfig cfg) {
-        try (Trainer t = new Trainer(cfg, quiet())) {
-            return t.run(false);
-        }
-    }
-
     /** Trains on {@code world} in-JVM ranks; checks that each tensor-parallel rank holds only its blocks of the model. */
     private static List<Trainer.Result> ranks(int world, TrainConfig cfg) {
         long whole = cfg.model().nonEmbeddingParameters() + (long) cfg.model().vocab() * cfg.model().dModel();
         int tp = cfg.meshShape(world).tp();
-        return InJvmTransport.run(world, T, g -> {
-            try (Trainer t = new Trainer(cfg, quiet(), new DistributedContext(g, null))) {
-                long held = t.model().parameterCount(), replicated = 0;
-                for (var e : t.model().namedPlacements().entrySet()) if (e.getValue().isReplicated()) replicated += t.model().namedParameters().get(e.getKey()).numel();
-                assertEquals(replicated + (whole - replicated) / tp, held, "rank " + g.rank() + " holds 1/" + tp + " of every split weight");
-                return t.run(false);
-            }
+        return InJvmRuns.ranks(world, cfg, (t, rank) -> {
+            long held = t.model().parameterCount(), replicated = 0;
+            for (var e : t.model().namedPlacements().entrySet()) if (e.getValue().isReplicated()) replicated += t.model().namedParameters().get(e.getKey()).numel();
+            assertEquals(replicated + (whole - replicated) / tp, held, "rank " + rank + " holds 1/" + tp + " of every split weight");
         });
     }
 
-    private static PrintStream quiet() {
-        return new PrintStream(new ByteArrayOutputStream());
-    }
-
-    private void assertMatches(String what, Trainer.Result reference, List<Trainer.Result> ranks) {
-        for (Trainer.Result r : ranks) {
-            assertEquals(reference.trainLosses().size(), r.trainLosses().size(), what);
-            double worst = 0;
-            for (int i = 0; i < reference.trainLosses().size(); i++) {
-                double a = reference.trainLosses().get(i), b = r.trainLosses().get(i);
-                worst = Math.max(worst, Math.abs(a - b) / Math.abs(a));
-                assertEquals(a, b, TOLERANCE * Math.abs(a), what + ": train loss at step " + (i + 1));
-            }
-            assertEquals(reference.lastValLoss(), r.lastValLoss(), TOLERANCE * reference.lastValLoss(), what + ": final val loss");
-            System.out.printf("%s: worst relative train-loss difference %.2e over %d steps%n", what, worst, reference.trainLosses().size());
-        }
-        // every rank reports the same global losses
-        for (Trainer.Result r : ranks) assertEquals(ranks.getFirst().trainLosses(), r.trainLosses(), what + ": ranks disagree");
+    private static void assertMatches(String what, Trainer.Result reference, List<Trainer.Result> ranks) {
+        InJvmRuns.assertMatches(what, reference, ranks, TOLERANCE);
     }
 
     @Test
     void tp2MatchesOneProcess() throws IOException {
-        Trainer.Result one = single(config("one", 4));
+        Trainer.Result one = InJvmRuns.single(config("one", 4));
         assertMatches("tp 2", one, ranks(2, config("tp2", 4, "parallel.tp=2")));
         assertMatches("tp 2, sequence parallel", one, ranks(2, config("tp2sp", 4, "parallel.tp=2", "parallel.sequence_parallel=true")));
     }
 
     @Test
     void dp2tp2MatchesOneProcess() throws IOException {
-        Trainer.Result one = single(config("one", 8));
+        Trainer.Result one = InJvmRuns.single(config("one", 8));
         assertMatches("dp 2 x tp 2", one, ranks(4, config("dp2tp2", 4, "parallel.tp=2")));
         assertMatches("dp 2 x tp 2, ZeRO-2, sequence parallel", one,
                 ranks(4, config("dp2tp2z2", 4, "parallel.tp=2", "parallel.zero=2", "parallel.sequence_parallel=true")));

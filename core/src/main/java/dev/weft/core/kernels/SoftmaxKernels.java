@@ -68,4 +68,25 @@ public final class SoftmaxKernels {
             store(VectorMath.exp(load(x, xo + i).sub(vl)).mul(vs), out, oo + i);
         for (; i < n; i++) out.setAtIndex(F, oo + i, scale * VectorMath.exp(x.getAtIndex(F, xo + i) - lse));
     }
+
+    /**
+     * The cross-entropy gradient of logit rows [from, to) of width {@code v}: {@code scale} times
+     * (softmax - onehot(target)), given each row's log-sum-exp. The rows hold the vocabulary's
+     * columns from {@code first} (0 for the whole vocabulary; a block of it under tensor
+     * parallelism, where a target outside the block has no onehot here). A row whose target is
+     * {@code ignore}, or a zero scale, gets zeros.
+     */
+    public static void crossEntropyGradient(MemorySegment x, MemorySegment lse, int[] targets, int ignore, float scale, int first, int v, int from, int to,
+                                            MemorySegment out) {
+        for (int r = from; r < to; r++) {
+            long o = (long) r * v;
+            int t = targets[r];
+            if (t == ignore || scale == 0f) {
+                ElementwiseKernels.fill(out, o, v, 0f);
+                continue;
+            }
+            scaledSoftmax(x, o, lse.getAtIndex(F, r), scale, out, o, v);
+            if (t >= first && t < first + v) out.setAtIndex(F, o + t - first, out.getAtIndex(F, o + t - first) - scale);
+        }
+    }
 }

@@ -86,18 +86,8 @@ public final class CrossEntropy {
             Tensor gx = Tensor.empty(DType.F32, "cross_entropy.grad", n, v);
             float scale = count == 0 ? 0f : g.item() / count;
             MemorySegment xm = xv.data(), lm = lv.data(), gm = gx.data();
-            Parallel.forRange(n, Math.max(1, (1 << 14) / Math.max(1, v)), (from, to) -> {
-                for (int r = from; r < to; r++) {
-                    long o = (long) r * v;
-                    int t = targets[r];
-                    if (t == ignoreIndex || scale == 0f) {
-                        ElementwiseKernels.fill(gm, o, v, 0f);
-                        continue;
-                    }
-                    SoftmaxKernels.scaledSoftmax(xm, o, lm.getAtIndex(F, r), scale, gm, o, v);
-                    gm.setAtIndex(F, o + t, gm.getAtIndex(F, o + t) - scale);
-                }
-            });
+            Parallel.forRange(n, Math.max(1, (1 << 14) / Math.max(1, v)),
+                    (from, to) -> SoftmaxKernels.crossEntropyGradient(xm, lm, targets, ignoreIndex, scale, 0, v, from, to, gm));
             return new Tensor[] {gx};
         }
     }

@@ -80,6 +80,12 @@ public final class PipelineSync implements GradientSync {
     }
 
     @Override
+    public boolean shardsWeight(String name) {
+        for (GradientSync s : stages.values()) if (s.shardsWeight(name)) return true;
+        return false;
+    }
+
+    @Override
     public DoubleUnaryOperator groupSum() {
         DoubleUnaryOperator dp = stages.values().iterator().next().groupSum();
         return v -> pipeline.sum(dp.applyAsDouble(v));

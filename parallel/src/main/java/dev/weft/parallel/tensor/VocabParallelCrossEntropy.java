@@ -5,7 +5,6 @@ import dev.weft.core.DType;
 import dev.weft.core.GradFn;
 import dev.weft.core.SavedTensor;
 import dev.weft.core.Tensor;
-import dev.weft.core.kernels.ElementwiseKernels;
 import dev.weft.core.kernels.Parallel;
 import dev.weft.core.kernels.SoftmaxKernels;
 import dev.weft.parallel.ProcessGroup;
@@ -105,18 +104,8 @@ public final class VocabParallelCrossEntropy {
             Tensor gx = Tensor.empty(DType.F32, "cross_entropy.grad", n, v);
             float scale = count == 0 ? 0f : g.item() / count;
             MemorySegment xm = xv.data(), lm = lv.data(), gm = gx.data();
-            Parallel.forRange(n, Math.max(1, (1 << 14) / Math.max(1, v)), (from, to) -> {
-                for (int r = from; r < to; r++) {
-                    long o = (long) r * v;
-                    int t = targets[r];
-                    if (t == ignoreIndex || scale == 0f) {
-                        ElementwiseKernels.fill(gm, o, v, 0f);
-                        continue;
-                    }
-                    SoftmaxKernels.scaledSoftmax(xm, o, lm.getAtIndex(F, r), scale, gm, o, v);
-                    if (t >= first && t < first + v) gm.setAtIndex(F, o + t - first, gm.getAtIndex(F, o + t - first) - scale);
-                }
-            });
+            Parallel.forRange(n, Math.max(1, (1 << 14) / Math.max(1, v)),
+                    (from, to) -> SoftmaxKernels.crossEntropyGradient(xm, lm, targets, ignoreIndex, scale, first, v, from, to, gm));
             return new Tensor[] {gx};
         }
     }
