@@ -149,8 +149,9 @@ public final class CollectivesBenchCommand implements Callable<Integer> {
 
     /**
      * The overlapped pattern (DDP's and ZeRO's buckets): an asynchronous collective issued, a
-     * compute loop (256x256x256 GEMMs on the rank's thread, one per MiB of payload) run, and then
-     * the collective awaited. For each path (weft through frames; through shared memory on the
+     * compute loop (64x64x64 GEMMs on the rank's thread, one per 16 KiB of payload, so that the
+     * compute outlasts the operation at every size without drowning it) run, and then the
+     * collective awaited. For each path (weft through frames; through shared memory on the
      * collective lane, -Dweft.shm.async=true; through shared memory when awaited,
      * -Dweft.shm.async=await; Open MPI's non-blocking form and MPI_Wait) and size: the operation
      * alone (shown for await, which is the synchronous path), the compute alone, both, and what
@@ -158,7 +159,7 @@ public final class CollectivesBenchCommand implements Callable<Integer> {
      * so that a slow phase of a shared machine falls on all of them; medians over rounds.
      */
     private void asyncCases(PrintWriter out, AeronDriver driver, OpenMpiBaseline mpi, long min, long max) throws IOException, InterruptedException {
-        out.printf("%n2 ranks, asynchronous, beside a compute loop of 256x256x256 GEMMs (one per MiB of payload); medians of %d rounds%n", rounds);
+        out.printf("%n2 ranks, asynchronous, beside a compute loop of 64x64x64 GEMMs (one per 16 KiB of payload); medians of %d rounds%n", rounds);
         out.printf("exposed: what the operation added to the compute (us); lane: -Dweft.shm.async=true, await: -Dweft.shm.async=await%n");
         out.printf("%-14s %8s %9s %9s %9s %9s %9s %9s %9s %9s%n", "op", "size", "compute", "alone", "frames", "lane", "await", "MPI",
                 "lane/MPI", "await/MPI");
@@ -174,8 +175,8 @@ public final class CollectivesBenchCommand implements Callable<Integer> {
                 for (String line : lines) {
                     String[] f = line.split(" ");
                     if (!f[0].equals("CASE")) continue;
-                    double alone = Double.parseDouble(f[3]), compute = Double.parseDouble(f[4]), both = Double.parseDouble(f[5]);
-                    cases.computeIfAbsent(f[1] + " " + f[2] + " " + path, k -> new ArrayList<>()).add(new double[] {alone, compute, both - compute});
+                    double alone = Double.parseDouble(f[3]), compute = Double.parseDouble(f[4]), exposed = Double.parseDouble(f[5]);
+                    cases.computeIfAbsent(f[1] + " " + f[2] + " " + path, k -> new ArrayList<>()).add(new double[] {alone, compute, exposed});
                 }
             }
         }
@@ -405,14 +406,14 @@ public final class CollectivesBenchCommand implements Callable<Integer> {
             return sorted[BATCHES / 2];
         }
 
-        /** Prints "CASE op size alone compute both" (seconds) per case; see CollectivesBenchCommand.asyncCases. */
+        /** Prints "CASE op size alone compute exposed" (seconds) per case; see CollectivesBenchCommand.asyncCases. */
         private static void asyncCases(ProcessGroup g, long min, long max, double minTime) {
             int n = g.size(), rank = g.rank();
-            Tensor a = Tensor.full(0.5f, 256, 256), b = Tensor.full(0.25f, 256, 256);
+            Tensor a = Tensor.full(0.5f, 64, 64), b = Tensor.full(0.25f, 64, 64);
             for (long size = min; size <= max; size *= 4) {
                 int numel = (int) Math.max(n, size / 4 / n * n);
                 Tensor full = Tensor.full(1f + rank, numel), block = Tensor.full(1f, numel / n);
-                int gemms = (int) Math.max(1, size >> 20);
+                int gemms = (int) Math.max(1, size >> 14);
                 Runnable compute = () -> {
                     for (int i = 0; i < gemms; i++) try (Scope s = Scope.open()) { Matmul.matmul(a, b); }
                 };
@@ -423,17 +424,49 @@ public final class CollectivesBenchCommand implements Callable<Integer> {
                         default -> () -> g.allGatherAsync(block, full);
                     };
                     double alone = timeAgreed(g, () -> issue.get().await(), minTime);
-                    double alu = timeAgreed(g, compute, minTime);
-                    double both = timeAgreed(g, () -> {
+                    double[] exposed = exposed(g, compute, () -> {
                         Work w = issue.get();
                         compute.run();
                         w.await();
                     }, minTime);
-                    if (rank == 0) System.out.println("CASE " + op + " " + numel * 4L + " " + alone + " " + alu + " " + both);
+                    if (rank == 0) System.out.println("CASE " + op + " " + numel * 4L + " " + alone + " " + exposed[0] + " " + exposed[1]);
                 }
                 full.close();
                 block.close();
             }
+        }
+
+        /**
+         * {compute, exposed} in seconds: batches that each time a run of compute alone and then as
+         * many runs of both (the operation issued, compute, the operation awaited); exposed is a
+         * batch's difference, so that a slow phase of a shared machine falls on both halves. The
+         * median over batches of the slowest rank's figures.
+         */
+        private static double[] exposed(ProcessGroup g, Runnable compute, Runnable both, double minTime) {
+            run(g, both, Math.max(20, agreedIterations(g, both, minTime / 2)));
+            int per = Math.max(3, agreedIterations(g, both, minTime / 2) / BATCHES);
+            float[] c = new float[BATCHES], e = new float[BATCHES];
+            for (int k = 0; k < BATCHES; k++) {
+                g.barrier();
+                long t0 = System.nanoTime();
+                for (int i = 0; i < per; i++) compute.run();
+                long t1 = System.nanoTime();
+                g.barrier();
+                long t2 = System.nanoTime();
+                for (int i = 0; i < per; i++) both.run();
+                long t3 = System.nanoTime();
+                c[k] = (float) ((t1 - t0) / 1e9 / per);
+                e[k] = (float) (((t3 - t2) - (t1 - t0)) / 1e9 / per);
+            }
+            Tensor tc = Tensor.of(c, BATCHES), te = Tensor.of(e, BATCHES);
+            g.allReduce(tc, ReduceOp.MAX);
+            g.allReduce(te, ReduceOp.MAX);
+            float[] sc = tc.toArray(), se = te.toArray();
+            tc.close();
+            te.close();
+            java.util.Arrays.sort(sc);
+            java.util.Arrays.sort(se);
+            return new double[] {sc[BATCHES / 2], se[BATCHES / 2]};
         }
 
         /** Seconds per run of body: warmed up, the count agreed from rank 0, the median batch of the slowest rank. */
