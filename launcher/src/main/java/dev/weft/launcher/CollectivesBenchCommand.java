@@ -275,11 +275,7 @@ public final class CollectivesBenchCommand implements Callable<Integer> {
             try (AeronTransport t = AeronTransport.withDriver(System.getenv(AeronTransport.DRIVER_DIR_ENV), "127.0.0.1");
                  ProcessGroup g = t.connect(rank, exchange(dir, rank, n, t.localEndpoint()), Duration.ofSeconds(60));
                  Scope scope = Scope.open()) {
-                if (args[6].equals("async")) {
-                    asyncCases(g, min, max, minTime);
-                    System.out.flush();
-                    System.exit(0);
-                }
+                boolean async = args[6].equals("async");
                 // Untimed passes over every operation at the smallest size and at 1 MiB until the JIT
                 // has stopped compiling on every rank: on 2 cores its compiler threads take a core
                 // from the ranks for seconds after start, and the first cases measured (4 KiB) came
@@ -288,7 +284,11 @@ public final class CollectivesBenchCommand implements Callable<Integer> {
                     int numel = (int) Math.max(n, size / 4 / n * n);
                     try (Scope warm = Scope.open()) {
                         Tensor full = Tensor.full(1f + rank, numel), block = Tensor.full(1f, numel / n);
-                        Runnable every = () -> {
+                        Runnable every = async ? () -> {
+                            g.allReduceAsync(full, ReduceOp.SUM).await();
+                            g.reduceScatterAsync(full, block, ReduceOp.SUM).await();
+                            g.allGatherAsync(block, full).await();
+                        } : () -> {
                             g.allReduce(full, ReduceOp.SUM);
                             g.reduceScatter(full, block, ReduceOp.SUM);
                             g.allGather(block, full);
@@ -296,6 +296,11 @@ public final class CollectivesBenchCommand implements Callable<Integer> {
                         };
                         untilCompiled(g, every, agreedIterations(g, every, 0.1));
                     }
+                }
+                if (async) {
+                    asyncCases(g, min, max, minTime);
+                    System.out.flush();
+                    System.exit(0);
                 }
                 for (long size = min; size <= max; size *= 4) {
                     int numel = (int) Math.max(n, size / 4 / n * n);
