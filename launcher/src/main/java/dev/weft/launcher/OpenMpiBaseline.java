@@ -20,11 +20,9 @@ final class OpenMpiBaseline {
     private static final int CORES = Runtime.getRuntime().availableProcessors();
     private static String why = "mpicc and mpirun are not on the PATH (apt-get install openmpi-bin libopenmpi-dev)";
     private final Path binary;
-    private final String version;
 
-    private OpenMpiBaseline(Path binary, String version) {
+    private OpenMpiBaseline(Path binary) {
         this.binary = binary;
-        this.version = version;
     }
 
     /** The compiled benchmark, or null (then {@link #why()} says why) when Open MPI is missing or the compile failed. */
@@ -47,15 +45,11 @@ final class OpenMpiBaseline {
         }
         String version = exec(List.of("mpirun", "--version"), 30).output.lines().findFirst().orElse("Open MPI").strip();
         out.printf("Open MPI beside weft: %s, shared memory, %s%n", version, String.join(" ", compile));
-        return new OpenMpiBaseline(bin, version);
+        return new OpenMpiBaseline(bin);
     }
 
     static String why() {
         return why;
-    }
-
-    String version() {
-        return version;
     }
 
     /**
