@@ -31,6 +31,9 @@ final class FabricGroup implements ProcessGroup {
     private SharedMemoryPath shm;
     private boolean shmLooked;
     private int pending;
+    private int pendingSends;
+    private int pendingRecvs;
+    private final Object shmLock = new Object();
     private long nextSeq;
     private long nextSend;
     private long nextRecv;
@@ -85,15 +88,15 @@ final class FabricGroup implements ProcessGroup {
         MemorySegment data = segment(t, "allReduce", "t");
         long numel = t.numel();
         requireOp(op);
-        // The shared-memory path only for synchronous calls. Its rounds hand off between the ranks
-        // every 512 KiB, and an asynchronous all-reduce runs on the collective lane beside the
-        // rank's compute threads, which hold the cores: each hand-off then waits for the scheduler.
-        // Measured on 2 cores, a 2-rank DDP step (four 4 MiB buckets during backward) took 1.05 s
-        // through shared memory and 0.59 s through frames. Every rank issues the same call the
-        // same way, so all ranks agree on the path (and so on the bits).
-        boolean sync = INLINE.get();
+        // Synchronous calls take the shared-memory path; asynchronous ones only with weft.shm.async
+        // (see asyncShm): they run on the collective lane beside the rank's compute threads, which
+        // hold the cores, so each hand-off may wait for the scheduler. Measured on 2 cores, a
+        // 2-rank DDP step (four 4 MiB buckets during backward) took 1.05 s through shared memory
+        // and 0.59 s through frames. Every rank issues the same call the same way, so all ranks
+        // agree on the path (and so on the bits).
+        boolean shared = INLINE.get() || asyncShm;
         return collective("allReduce", o -> {
-            SharedMemoryPath path = sharedPath(sync, numel);
+            SharedMemoryPath path = sharedPath(shared, numel);
             if (path != null) path.allReduce(o, data, numel, op);
             else Collectives.allReduce(o, data, numel, op);
         });
@@ -170,18 +173,33 @@ final class FabricGroup implements ProcessGroup {
 
     // ---- point to point -----------------------------------------------------------------------
 
+    /**
+     * Point to point goes through the group's shared memory where it has one (a pipeline's
+     * activations and gradients), else as frames. A synchronous call with no asynchronous one
+     * queued in its direction runs on the caller's thread: a hand-off to the lane and back costs
+     * more than a 4 KiB message. Otherwise it waits its turn on the lane, so that sends with the
+     * same tag leave in issue order.
+     */
     @Override
     public Work sendAsync(Tensor t, int dst, int tag) {
         MemorySegment data = segment(t, "send", "t");
         requirePeer("send", "dst", dst);
         long bytes = t.numel() * 4;
+        SharedMemoryPath path = pointToPoint();
+        String what = "send(tag=" + tag + ")";
         synchronized (this) {
-            if (sendLane == null) sendLane = lane("send");
+            if (closed) throw new IllegalStateException("group '" + name + "' is closed");
             long n = nextSend++;
-            Op o = null;
-            return submit(sendLane, "send(tag=" + tag + ") to " + dst, n, () -> new Op(this, "send(tag=" + tag + ")", Msg.P2P, tag),
-                    op -> op.send(dst, 0, data, 0, bytes));
+            if (path == null || !INLINE.get() || pendingSends > 0) {
+                if (sendLane == null) sendLane = lane("send");
+                pendingSends++;
+                return submit(sendLane, what + " to " + dst, n, () -> new Op(this, what, Msg.P2P, tag), op -> {
+                    if (path != null) path.send(op, dst, tag, data, bytes);
+                    else op.send(dst, 0, data, 0, bytes);
+                }, () -> finished(true));
+            }
         }
+        return runNow(what, tag, () -> path.send(new Op(this, what, Msg.P2P, tag), dst, tag, data, bytes));
     }
 
     @Override
@@ -189,13 +207,49 @@ final class FabricGroup implements ProcessGroup {
         MemorySegment data = segment(t, "recv", "t");
         requirePeer("recv", "src", src);
         long bytes = t.numel() * 4;
+        SharedMemoryPath path = pointToPoint();
+        String what = "recv(tag=" + tag + ")";
         synchronized (this) {
-            if (recvLane == null) recvLane = lane("recv");
+            if (closed) throw new IllegalStateException("group '" + name + "' is closed");
             long n = nextRecv++;
-            return submit(recvLane, "recv(tag=" + tag + ") from " + src, n, () -> new Op(this, "recv(tag=" + tag + ")", Msg.P2P, tag),
-                    op -> op.receiveCopy(src, 0, data, 0, bytes));
+            if (path == null || !INLINE.get() || pendingRecvs > 0) {
+                if (recvLane == null) recvLane = lane("recv");
+                pendingRecvs++;
+                return submit(recvLane, what + " from " + src, n, () -> new Op(this, what, Msg.P2P, tag), op -> {
+                    if (path != null) path.recv(op, src, tag, data, bytes);
+                    else op.receiveCopy(src, 0, data, 0, bytes);
+                }, () -> finished(false));
+            }
+        }
+        return runNow(what, tag, () -> path.recv(new Op(this, what, Msg.P2P, tag), src, tag, data, bytes));
+    }
+
+    @Override public void send(Tensor t, int dst, int tag) { inline(() -> sendAsync(t, dst, tag)); }
+    @Override public void recv(Tensor t, int src, int tag) { inline(() -> recvAsync(t, src, tag)); }
+
+    /** Runs a point-to-point operation on the caller's thread (outside the group's lock: it may wait on the peer). */
+    private Work runNow(String opName, long seq, Runnable body) {
+        try {
+            body.run();
+            return Work.done();
+        } catch (RuntimeException | Error e) {
+            CompletableFuture<Void> f = new CompletableFuture<>();
+            f.completeExceptionally(e);
+            return new FutureWork(f, opName, name, seq, timeout);
         }
     }
+
+    private synchronized void finished(boolean send) {
+        if (send) pendingSends--;
+        else pendingRecvs--;
+    }
+
+    /** The shared-memory path for sends and receives (weft.shm.p2p=false keeps them on frames). */
+    private SharedMemoryPath pointToPoint() {
+        return P2P_SHM ? sharedMemory() : null;
+    }
+
+    private static final boolean P2P_SHM = !"false".equals(System.getProperty("weft.shm.p2p"));
 
     // ---- subgroups ----------------------------------------------------------------------------
 
@@ -276,7 +330,28 @@ final class FabricGroup implements ProcessGroup {
      * --ranks 2 --stages 0,2` ran dp 2 ZeRO-2 at 1.86x DDP's step with it on and 0.97x with it off.
      * So ZeRO's asynchronous calls go through frames, as DDP's all-reduces do. Tests set it.
      */
-    static volatile boolean asyncShm = "true".equals(System.getProperty("weft.shm.async"));
+    static volatile boolean asyncShm = "true".equals(System.getProperty("weft.shm.async")) || "await".equals(System.getProperty("weft.shm.async"));
+
+    /**
+     * weft.shm.async=await: asynchronous collectives (through shared memory, as with true) wait in
+     * issue order and run on the thread that awaits them; see {@link DeferredCollective}.
+     */
+    static volatile boolean runOnAwait = "await".equals(System.getProperty("weft.shm.async"));
+
+    /** Asynchronous collectives issued under runOnAwait and not yet run, oldest first. */
+    private final java.util.ArrayDeque<DeferredCollective> deferred = new java.util.ArrayDeque<>();
+
+    /** Runs the deferred collectives, oldest first, until upTo has run (all of them when null), on this thread. */
+    synchronized void runDeferred(DeferredCollective upTo) {
+        if (deferred.isEmpty()) return;
+        boolean was = INLINE.get();
+        INLINE.set(true); // the caller waits for them: the eager waits of a synchronous call
+        try {
+            while (!deferred.isEmpty() && (upTo == null || !upTo.isDone())) deferred.poll().run();
+        } finally {
+            INLINE.set(was);
+        }
+    }
 
     /**
      * The shared-memory path for a collective over numel floats in all, or null for frames. The
@@ -290,12 +365,14 @@ final class FabricGroup implements ProcessGroup {
 
     /** The same-host shared-memory path of this group, looked up on first use (on the collective lane or inline). */
     private SharedMemoryPath sharedMemory() {
-        if (!shmLooked) {
-            shmLooked = true;
-            // weft.shm=false keeps every byte on the frames (to measure one path against the other)
-            if (fabric instanceof SharedMemoryCapable c && !"false".equals(System.getProperty("weft.shm"))) shm = c.sharedMemory(this);
+        synchronized (shmLock) { // the collective lane, the send and receive lanes and callers may all ask
+            if (!shmLooked) {
+                shmLooked = true;
+                // weft.shm=false keeps every byte on the frames (to measure one path against the other)
+                if (fabric instanceof SharedMemoryCapable c && !"false".equals(System.getProperty("weft.shm"))) shm = c.sharedMemory(this);
+            }
+            return shm;
         }
-        return shm;
     }
 
     private Work collective(String opName, Consumer<Op> body) {
@@ -341,6 +418,12 @@ final class FabricGroup implements ProcessGroup {
     private synchronized Work collective(boolean inline, String opName, Consumer<Op> body) {
         if (closed) throw new IllegalStateException("group '" + name + "' is closed");
         long seq = nextSeq++;
+        if (!inline && runOnAwait) {
+            DeferredCollective w = new DeferredCollective(this, opName, seq, body);
+            deferred.add(w);
+            return w;
+        }
+        if (inline) runDeferred(null); // the asynchronous ones issued before this run first
         if (inline && pending == 0) {
             try {
                 body.accept(new Op(this, opName, Msg.COLLECTIVE, seq));
@@ -352,27 +435,24 @@ final class FabricGroup implements ProcessGroup {
             return Work.done();
         }
         pending++;
-        return submit(collectiveLane, opName, seq, () -> new Op(this, opName, Msg.COLLECTIVE, seq), body, true);
+        return submit(collectiveLane, opName, seq, () -> new Op(this, opName, Msg.COLLECTIVE, seq), body, this::finished);
     }
 
     private synchronized void finished() {
         pending--;
     }
 
-    private Work submit(ExecutorService lane, String opName, long seq, java.util.function.Supplier<Op> op, Consumer<Op> body) {
-        return submit(lane, opName, seq, op, body, false);
-    }
-
-    private Work submit(ExecutorService lane, String opName, long seq, java.util.function.Supplier<Op> op, Consumer<Op> body, boolean counted) {
+    /** Runs body on the lane; done (the group's count of queued work) runs before the handle completes. */
+    private Work submit(ExecutorService lane, String opName, long seq, java.util.function.Supplier<Op> op, Consumer<Op> body, Runnable done) {
         if (closed) throw new IllegalStateException("group '" + name + "' is closed");
         CompletableFuture<Void> f = new CompletableFuture<>();
         lane.execute(() -> {
             try {
                 body.accept(op.get());
-                if (counted) finished();
+                done.run();
                 f.complete(null);
             } catch (Throwable e) {
-                if (counted) finished();
+                done.run();
                 f.completeExceptionally(e);
             }
         });

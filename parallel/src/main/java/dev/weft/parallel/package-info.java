@@ -25,24 +25,32 @@
  * and the ranks that never arrived (for the ring: the neighbour it waited on; for barrier and the
  * shared-memory phases: every rank that had not signalled).
  *
- * <p><b>Same host: shared memory, not Aeron IPC, for all-reduce, reduce-scatter and all-gather.</b> Measured with {@code weft bench collectives} on the 2-core development machine
+ * <p><b>Same host: shared memory, not Aeron IPC, for all-reduce, reduce-scatter, all-gather and
+ * point to point.</b> Measured with {@code weft bench collectives} on the 2-core development machine
  * (a VM on a shared host, so the figures are noisy): a 64 MiB all-reduce on 2 ranks ran at 0.3-0.6
  * GB/s bus bandwidth when every byte went through Aeron IPC frames, 2.1-3.0 GB/s through shared
  * memory in lockstep rounds, and 5.5-7.7 GB/s with the rounds pipelined. Over frames each byte is
  * copied into the log buffer, out of it into a frame, and then combined or copied into the
  * tensor, and every 64 KiB costs a claim, a poll and an inbox look-up; the shared-memory path
  * copies each byte once in and once out and reduces straight out of the peers' slots
- * ({@code ShmCollectives}). A 4 KiB all-reduce also takes it: two counter waits cost less than a
- * round trip of frames. So a group whose ranks all share one node's driver runs those synchronous
- * collectives through a file in the driver's directory. Asynchronous collectives (DDP's and
- * ZeRO's buckets during backward, ZeRO-3's gathers) stay on frames: the lane that would run them
- * shares the cores with the compute threads, and its hand-offs then wait for the scheduler (a
- * 2-rank DDP step: 1.1-1.4 s against 0.66-0.71 s; dp 2 ZeRO-2 in `weft bench zero`: 1.86x DDP's
- * step against 0.97x). {@code -Dweft.shm.async=true} sends asynchronous reduce-scatters and
- * all-gathers through shared memory on the group's collective lane (in issue order, with the
- * synchronous bits), which is faster on idle cores; {@code -Dweft.shm=false} turns the
- * shared-memory path off altogether. Aeron keeps the other collectives, point-to-point messages
- * and all traffic between hosts (UDP).
+ * ({@code ShmCollectives}; on two ranks, and for small payloads on more, in one shot: one
+ * hand-off per piece). A 4 KiB all-reduce takes it too: one counter wait costs a few microseconds
+ * against a round trip of frames. Sends and receives between ranks of such a group go through
+ * per-pair channels in the same region ({@code ShmPointToPoint}), on the caller's thread when
+ * synchronous: over frames, through the send and receive lanes, a 4 KiB message had taken
+ * 30-500 us. So a group whose ranks all share one node's driver runs those through a file in the
+ * driver's directory. Asynchronous collectives (DDP's and ZeRO's buckets during backward, ZeRO-3's
+ * gathers) stay on frames by default: the lane that would run them shares the cores with the
+ * compute threads, and its hand-offs then wait for the scheduler (a 2-rank DDP step: 1.1-1.4 s
+ * against 0.66-0.71 s; dp 2 ZeRO-2 in `weft bench zero`: 1.86x DDP's step against 0.97x).
+ * {@code -Dweft.shm.async=true} sends asynchronous all-reduces, reduce-scatters and all-gathers
+ * through shared memory on the group's collective lane (in issue order, with the synchronous
+ * bits), which is faster on idle cores; {@code -Dweft.shm.async=await} runs them through shared
+ * memory on the thread that awaits them, as Open MPI progresses its non-blocking collectives in
+ * MPI_Wait (no overlap, and no hand-off to a lane: for hosts whose cores the compute holds);
+ * {@code -Dweft.shm.p2p=false} keeps messages on frames and {@code -Dweft.shm=false} turns the
+ * shared-memory path off altogether. Aeron keeps the other collectives and all traffic between
+ * hosts (UDP).
  *
  * <p><b>Nothing allocated per frame.</b> Received frames are pooled native buffers
  * ({@code FramePool}, by power-of-two size class) that the receiver gives back once consumed; the

@@ -16,7 +16,8 @@ import java.util.List;
  * or prints the failure and exits 1.
  *
  * <p>Arguments: SCENARIO RANK WORLD DIR [udp]. Scenarios: "checks" (every collective against the
- * reference), "timeout" (rank 0 receives from rank 1, which never sends).
+ * reference), "timeout" (rank 0 receives from rank 1, which never sends), "dies" (rank 1 halts after a
+ * shared-memory all-reduce and message; rank 0's next ones time out naming it).
  */
 public final class AeronRankMain {
     /** Direct, ring and (from 65536 floats, same host) shared-memory sizes. */
@@ -53,6 +54,34 @@ public final class AeronRankMain {
                             System.out.println("RESULT silent");
                         }
                         world.barrier();
+                    }
+                    case "dies" -> {
+                        // both ranks pass one operation of each kind through shared memory, then rank 1
+                        // halts (no shutdown hooks, no close: as a crash leaves it); rank 0's next
+                        // all-reduce, send and receive must each time out naming rank 1
+                        try (Scope s = Scope.open(); ProcessGroup quick = new FabricGroup(((FabricGroup) world).fabric, "tp", 98,
+                                new int[]{0, 1}, rank, Duration.ofMillis(800), false)) {
+                            Tensor x = Tensor.full(1f + rank, 1024);
+                            quick.allReduce(x, ReduceOp.SUM);
+                            if (rank == 0) quick.send(x, 1, 1);
+                            else quick.recv(x, 0, 1);
+                            if (rank == 1) {
+                                System.out.println("RESULT halting after " + x.toArray()[0]);
+                                System.out.flush();
+                                Runtime.getRuntime().halt(0);
+                            }
+                            List<String> seen = new ArrayList<>();
+                            for (Runnable op : List.<Runnable>of(() -> quick.allReduce(x, ReduceOp.SUM),
+                                    () -> quick.send(Tensor.zeros(2 << 20), 1, 2), () -> quick.recv(x, 1, 3))) {
+                                try {
+                                    op.run();
+                                    seen.add("completed");
+                                } catch (CollectiveTimeoutException e) {
+                                    seen.add(e.operation() + " " + e.missingRanks());
+                                }
+                            }
+                            System.out.println("RESULT " + seen);
+                        }
                     }
                     default -> throw new IllegalArgumentException("unknown scenario " + scenario);
                 }

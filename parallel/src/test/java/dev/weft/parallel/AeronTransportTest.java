@@ -56,6 +56,13 @@ class AeronTransportTest {
     }
 
     @Test
+    void aRankThatDiesIsNamedByTheSharedMemoryPathsDeadlines(@TempDir Path tmp) throws Exception {
+        List<String> results = runRanks(tmp, "dies", 2, false);
+        assertEquals("RESULT halting after 3.0", results.get(1));
+        assertEquals("RESULT [allReduce [1], send(tag=2) [1], recv(tag=3) [1]]", results.get(0));
+    }
+
+    @Test
     void staleDriverDirectoriesAreRemovedAndLiveOnesKept(@TempDir Path tmp) throws IOException {
         Path stale = Files.createDirectories(tmp.resolve(AeronDriver.PREFIX + "999999999-1"));
         Files.writeString(stale.resolve("cnc.dat"), "x");
