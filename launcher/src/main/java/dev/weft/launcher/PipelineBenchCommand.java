@@ -237,7 +237,8 @@ public final class PipelineBenchCommand implements Callable<Integer> {
         }
 
         /**
-         * The mean time from a send's posting to the end of its receive, over the receives of the
+         * The mean time from the start of a send (a shared-memory send may complete only once its
+         * data is taken) to the end of its receive, over the receives of the
          * last step that were already waiting when the send was posted (so their end is the data's
          * arrival, and the receiver's wake-up): the transfer latency the simulator charges. Ranks of
          * one node share the monotonic clock these times come from. 0 where no receive waited, or
@@ -259,9 +260,9 @@ public final class PipelineBenchCommand implements Callable<Integer> {
                     RankTimeline sender = byRank[plan.rankOf(a.stage())];
                     int j = plan.actions(plan.rankOf(a.stage())).indexOf(send);
                     if (sender == null || j < 0 || sender.lastEnd().length <= j) return 0;
-                    long posted = sender.lastEnd()[j];
+                    long posted = sender.lastStart()[j];
                     if (r.lastStart()[i] > posted) continue; // its data may have been there before it looked
-                    sum += r.lastEnd()[i] - posted;
+                    sum += Math.max(0, r.lastEnd()[i] - posted);
                     samples++;
                 }
             }

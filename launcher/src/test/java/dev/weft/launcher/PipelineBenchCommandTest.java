@@ -70,10 +70,11 @@ class PipelineBenchCommandTest {
                 new long[] {0, 10, 11, 40}, new long[] {10, 11, 40, 50});
         RankTimeline r1 = new RankTimeline(1, 1, 1, 1, List.of(stage(1, 1, 1, Double.NaN, Double.NaN)), 0, new double[0], new double[0],
                 new long[] {0, 14, 24, 34}, new long[] {14, 24, 34, 35});
-        assertEquals(4e-9, new PipelineCase("gpipe", 2, 1, 1, List.of(r0, r1), List.of(), null).transferSeconds(), 1e-18);
+        // from each send's start: activation 10 -> 14, gradient 34 -> 40
+        assertEquals(5e-9, new PipelineCase("gpipe", 2, 1, 1, List.of(r0, r1), List.of(), null).transferSeconds(), 1e-18);
         // a receive that looked only after its data was posted says nothing of the latency
         RankTimeline late = new RankTimeline(1, 1, 1, 1, r1.stages(), 0, new double[0], new double[0], new long[] {12, 14, 24, 34}, r1.lastEnd());
-        assertEquals(5e-9, new PipelineCase("gpipe", 2, 1, 1, List.of(r0, late), List.of(), null).transferSeconds(), 1e-18);
+        assertEquals(6e-9, new PipelineCase("gpipe", 2, 1, 1, List.of(r0, late), List.of(), null).transferSeconds(), 1e-18);
         // the replay of those times with free transfers: rank 1 F 14-24 -> 10-20 from its start, B 20-30; rank 0 B 30-40 after F 0-10
         assertEquals(1 - 40.0 / 80, new PipelineCase("gpipe", 2, 1, 1, List.of(r0, r1), List.of(), null).lastStepReplayBubble(), 1e-12);
     }
