@@ -152,7 +152,7 @@ class InJvmTransportTest {
 
     @Test
     void recvWhosePeerNeverSendsTimesOutNamingThePeer() {
-        List<String> errors = InJvmTransport.run(3, Duration.ofMillis(300), g -> {
+        List<String> errors = InJvmTransport.run(3, Duration.ofSeconds(2), g -> {
             try (Scope scope = Scope.open()) {
                 if (g.rank() != 0) return "";
                 long start = System.nanoTime();
@@ -169,7 +169,7 @@ class InJvmTransportTest {
 
     @Test
     void barrierWithAnAbsentRankNamesOpSequenceGroupAndTheRank() {
-        List<CollectiveTimeoutException> errors = InJvmTransport.run(3, Duration.ofMillis(300), g -> {
+        List<CollectiveTimeoutException> errors = InJvmTransport.run(3, Duration.ofSeconds(2), g -> {
             g.barrier(); // #0: everyone
             if (g.rank() == 1) return null; // rank 1 skips #1
             return assertThrows(CollectiveTimeoutException.class, g::barrier);
@@ -206,7 +206,7 @@ class InJvmTransportTest {
     @Test
     void sharedMemoryAllReduceWithAnAbsentRankNamesIt() {
         // synchronous all-reduces take the shared-memory path; its waits have the same deadline
-        List<CollectiveTimeoutException> errors = InJvmTransport.run(3, Duration.ofMillis(300), g -> {
+        List<CollectiveTimeoutException> errors = InJvmTransport.run(3, Duration.ofSeconds(2), g -> {
             try (Scope scope = Scope.open()) {
                 g.allReduce(Tensor.ones(300_000), ReduceOp.SUM); // #0: everyone, several pieces
                 if (g.rank() == 2) return null; // rank 2 skips #1

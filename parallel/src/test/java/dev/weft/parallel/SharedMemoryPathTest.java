@@ -153,7 +153,7 @@ class SharedMemoryPathTest {
 
     @Test
     void oneShotAllReduceWithAnAbsentRankNamesIt() {
-        List<CollectiveTimeoutException> errors = InJvmTransport.run(2, Duration.ofMillis(300), g -> {
+        List<CollectiveTimeoutException> errors = InJvmTransport.run(2, Duration.ofSeconds(2), g -> {
             try (Scope scope = Scope.open()) {
                 g.allReduce(Tensor.ones(1000), ReduceOp.SUM); // #0: both
                 if (g.rank() == 1) return null; // rank 1 skips #1
@@ -247,7 +247,7 @@ class SharedMemoryPathTest {
     void aSendThatNobodyReceivesTimesOutNamingThePeer() {
         // larger than the ring, so the send has to wait for a receiver that never comes
         int numel = (int) (2 * ShmPointToPoint.DEPTH * ShmPointToPoint.PIECE / 4);
-        List<CollectiveTimeoutException> errors = InJvmTransport.run(2, Duration.ofMillis(300), g -> {
+        List<CollectiveTimeoutException> errors = InJvmTransport.run(2, Duration.ofSeconds(2), g -> {
             try (Scope scope = Scope.open()) {
                 if (g.rank() == 1) return null;
                 return assertThrows(CollectiveTimeoutException.class, () -> g.send(Tensor.zeros(numel), 1, 6));
