@@ -5,7 +5,6 @@ import dev.weft.core.DType;
 import dev.weft.core.GradFn;
 import dev.weft.core.SavedTensor;
 import dev.weft.core.Tensor;
-import dev.weft.core.kernels.ElementwiseKernels;
 import dev.weft.core.kernels.Parallel;
 import dev.weft.core.kernels.SoftmaxKernels;
 
@@ -57,7 +56,7 @@ public final class CrossEntropy {
         for (float l : rowLoss) total += l;
         Tensor out = Tensor.empty(DType.F32, "cross_entropy", new int[0]);
         out.data().setAtIndex(F, 0, count == 0 ? 0f : (float) (total / count));
-        if (Autograd.needsGrad(logits)) out.attach(new CrossEntropyBackward(logits, xc, lse, targets.clone(), ignoreIndex, count));
+        if (Autograd.needsGrad(logits)) attachBackward(out, logits, xc, lse, targets.clone(), ignoreIndex, count, 0);
         else {
             lse.close();
             Dense.release(xc, logits);
@@ -65,18 +64,29 @@ public final class CrossEntropy {
         return out;
     }
 
+    /**
+     * Makes {@code loss} differentiable in {@code logits} (whose contiguous copy is {@code xc}):
+     * {@code (softmax - onehot) / count} from each row's log-sum-exp {@code lse}, over logits that
+     * hold the vocabulary's columns from {@code firstColumn} (0: all of it; a tensor-parallel block
+     * otherwise). Keeps {@code xc} and {@code lse} for backward.
+     */
+    public static void attachBackward(Tensor loss, Tensor logits, Tensor xc, Tensor lse, int[] targets, int ignoreIndex, int count, int firstColumn) {
+        loss.attach(new CrossEntropyBackward(logits, xc, lse, targets, ignoreIndex, count, firstColumn));
+    }
+
     private static final class CrossEntropyBackward extends GradFn {
         private final SavedTensor logits, lse;
         private final int[] targets;
-        private final int ignoreIndex, count;
+        private final int ignoreIndex, count, first;
 
-        CrossEntropyBackward(Tensor in, Tensor xc, Tensor lse, int[] targets, int ignoreIndex, int count) {
-            super("cross_entropy", in);
+        CrossEntropyBackward(Tensor in, Tensor xc, Tensor lse, int[] targets, int ignoreIndex, int count, int first) {
+            super(first == 0 ? "cross_entropy" : "vocab_parallel_cross_entropy", in);
             this.logits = save(xc);
             this.lse = save(lse);
             this.targets = targets;
             this.ignoreIndex = ignoreIndex;
             this.count = count;
+            this.first = first;
         }
 
         @Override
@@ -87,7 +97,7 @@ public final class CrossEntropy {
             float scale = count == 0 ? 0f : g.item() / count;
             MemorySegment xm = xv.data(), lm = lv.data(), gm = gx.data();
             Parallel.forRange(n, Math.max(1, (1 << 14) / Math.max(1, v)),
-                    (from, to) -> SoftmaxKernels.crossEntropyGradient(xm, lm, targets, ignoreIndex, scale, 0, v, from, to, gm));
+                    (from, to) -> SoftmaxKernels.crossEntropyGradient(xm, lm, targets, ignoreIndex, scale, first, v, from, to, gm));
             return new Tensor[] {gx};
         }
     }

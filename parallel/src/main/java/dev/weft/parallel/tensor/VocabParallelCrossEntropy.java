@@ -2,10 +2,9 @@ package dev.weft.parallel.tensor;
 
 import dev.weft.core.Autograd;
 import dev.weft.core.DType;
-import dev.weft.core.GradFn;
-import dev.weft.core.SavedTensor;
 import dev.weft.core.Tensor;
 import dev.weft.core.kernels.Parallel;
+import dev.weft.core.ops.CrossEntropy;
 import dev.weft.core.kernels.SoftmaxKernels;
 import dev.weft.parallel.ProcessGroup;
 import dev.weft.parallel.ReduceOp;
@@ -17,7 +16,7 @@ import java.lang.foreign.ValueLayout;
  * Mean cross-entropy over logits whose vocabulary is split across a tensor-parallel group: each
  * rank holds columns [first, first + V / size) of every row, and the full-vocabulary logits are
  * never gathered. Forward all-reduces three numbers per row (the row max, then the sum of exps and
- * the target's logit); backward is local: {@code (softmax - onehot) / count} on this rank's columns.
+ * the target's logit); backward is local, one process's ({@link CrossEntropy}) on this rank's columns.
  * Its summation order differs from one process's (a max and a sum over blocks), so the loss agrees
  * to float rounding, not to the bit.
  */
@@ -74,39 +73,11 @@ public final class VocabParallelCrossEntropy {
         sums.close();
         Tensor out = Tensor.empty(DType.F32, "cross_entropy", new int[0]);
         out.data().setAtIndex(F, 0, count == 0 ? 0f : (float) (total / count));
-        if (Autograd.needsGrad(logits)) out.attach(new Backward(logits, xc, lse, targets.clone(), ignoreIndex, count, first));
+        if (Autograd.needsGrad(logits)) CrossEntropy.attachBackward(out, logits, xc, lse, targets.clone(), ignoreIndex, count, first);
         else {
             lse.close();
             xc.close();
         }
         return out;
-    }
-
-    private static final class Backward extends GradFn {
-        private final SavedTensor logits, lse;
-        private final int[] targets;
-        private final int ignoreIndex, count, first;
-
-        Backward(Tensor in, Tensor xc, Tensor lse, int[] targets, int ignoreIndex, int count, int first) {
-            super("vocab_parallel_cross_entropy", in);
-            this.logits = save(xc);
-            this.lse = save(lse);
-            this.targets = targets;
-            this.ignoreIndex = ignoreIndex;
-            this.count = count;
-            this.first = first;
-        }
-
-        @Override
-        protected Tensor[] backward(Tensor g) {
-            Tensor xv = logits.get(), lv = lse.get();
-            int n = xv.size(0), v = xv.size(1);
-            Tensor gx = Tensor.empty(DType.F32, "cross_entropy.grad", n, v);
-            float scale = count == 0 ? 0f : g.item() / count;
-            MemorySegment xm = xv.data(), lm = lv.data(), gm = gx.data();
-            Parallel.forRange(n, Math.max(1, (1 << 14) / Math.max(1, v)),
-                    (from, to) -> SoftmaxKernels.crossEntropyGradient(xm, lm, targets, ignoreIndex, scale, first, v, from, to, gm));
-            return new Tensor[] {gx};
-        }
     }
 }
