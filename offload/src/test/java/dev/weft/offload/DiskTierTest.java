@@ -1,0 +1,119 @@
+package dev.weft.offload;
+
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.EnumSource;
+
+import java.io.IOException;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.SplittableRandom;
+import java.util.concurrent.CompletionException;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertInstanceOf;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
+
+class DiskTierTest {
+    @TempDir
+    Path dir;
+
+    private static MemorySegment random(Arena a, long n, long seed) {
+        MemorySegment m = a.allocate(n, 64);
+        SplittableRandom r = new SplittableRandom(seed);
+        for (long i = 0; i < n; i++) m.set(ValueLayout.JAVA_BYTE, i, (byte) r.nextInt());
+        return m;
+    }
+
+    /** Odd sizes (not multiples of the 4 KiB alignment, one above the 4 MiB staging buffer) come back byte for byte in every mode. */
+    @ParameterizedTest
+    @EnumSource(DiskTier.Io.class)
+    void bytesComeBackUnchanged(DiskTier.Io io) {
+        assumeTrue(io != DiskTier.Io.DIRECT || supportsDirect(dir), "the filesystem of the temp dir has no O_DIRECT");
+        long[] sizes = {1, 4095, 4097, 100_003, (4 << 20) + 12_345};
+        try (Arena a = Arena.ofShared(); DiskTier tier = DiskTier.open(dir, 64L << 20, io, 2)) {
+            List<MemorySegment> src = new ArrayList<>();
+            List<DiskTier.Extent> ext = new ArrayList<>();
+            for (int i = 0; i < sizes.length; i++) {
+                src.add(random(a, sizes[i], i));
+                ext.add(tier.write(src.get(i), "buffer " + i));
+            }
+            for (int i = 0; i < sizes.length; i++) {
+                MemorySegment back = a.allocate(sizes[i], 64);
+                tier.read(ext.get(i), back).join();
+                assertEquals(-1, back.mismatch(src.get(i)), io + ": buffer " + i + " of " + sizes[i] + " bytes changed");
+            }
+            assertTrue(tier.currentBytes() >= sizes[sizes.length - 1]);
+            for (DiskTier.Extent e : ext) tier.free(e);
+            for (DiskTier.Extent e : ext) e.written().join();
+            assertEquals(0, tier.currentBytes(), "freed extents give their space back");
+        }
+    }
+
+    @Test
+    void freedSpaceIsReusedAndTheFileIsDeletedOnClose() throws IOException {
+        try (Arena a = Arena.ofShared()) {
+            DiskTier tier = DiskTier.open(dir, 1L << 20, DiskTier.Io.BUFFERED, 1);
+            MemorySegment m = random(a, 300_000, 7);
+            for (int round = 0; round < 20; round++) { // 20 x 300 KB through a 1 MiB budget: only works if space comes back
+                DiskTier.Extent e = tier.write(m, "round " + round);
+                MemorySegment back = a.allocate(m.byteSize(), 64);
+                tier.read(e, back).join();
+                assertEquals(-1, back.mismatch(m));
+                tier.free(e);
+            }
+            assertEquals(1, tier.files().size());
+            tier.close();
+            try (var s = Files.list(dir)) {
+                assertEquals(0, s.count(), "the scratch file is gone after close");
+            }
+        }
+    }
+
+    @Test
+    void overBudgetIsAClearError() {
+        try (Arena a = Arena.ofShared(); DiskTier tier = DiskTier.open(dir, 8192, DiskTier.Io.BUFFERED, 1)) {
+            tier.write(random(a, 8000, 1), "first");
+            DiskFullException e = assertThrows(DiskFullException.class, () -> tier.write(random(a, 8000, 2), "second"));
+            assertTrue(e.getMessage().contains("over its budget") && e.getMessage().contains("'second'"), e.getMessage());
+        }
+    }
+
+    @Test
+    void orphansOfAKilledProcessAreDeleted() throws IOException {
+        Path orphan = dir.resolve("weft-offload-999999999-1.bin"); // no such pid
+        Files.write(orphan, new byte[10]);
+        try (DiskTier tier = DiskTier.open(dir, 1 << 20, DiskTier.Io.BUFFERED, 1)) {
+            assertTrue(Files.notExists(orphan));
+        }
+    }
+
+    /** A real full filesystem: a 1 MiB tmpfs, mounted here when the tests run as root. */
+    @Test
+    void aFullFilesystemIsAClearError() throws Exception {
+        try (TinyFilesystem fs = TinyFilesystem.mount(dir.resolve("tiny"), 1)) {
+            assumeTrue(fs != null, "mounting a tmpfs needs root");
+            try (Arena a = Arena.ofShared(); DiskTier tier = DiskTier.open(fs.path(), 64L << 20, DiskTier.Io.AUTO, 1)) {
+                DiskTier.Extent e = tier.write(random(a, 3 << 20, 3), "layer 2 activations");
+                CompletionException ce = assertThrows(CompletionException.class, () -> e.written().join());
+                DiskFullException full = assertInstanceOf(DiskFullException.class, ce.getCause());
+                assertTrue(full.getMessage().contains("is full") && full.getMessage().contains("'layer 2 activations'"), full.getMessage());
+                assertTrue(!full.getMessage().contains("\n"), "one line");
+            }
+        }
+    }
+
+    static boolean supportsDirect(Path dir) {
+        try (DiskTier t = DiskTier.open(dir.resolve("probe"), 1 << 20, DiskTier.Io.AUTO, 1)) {
+            return t.io() == DiskTier.Io.DIRECT;
+        }
+    }
+}
