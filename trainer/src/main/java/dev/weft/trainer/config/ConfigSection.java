@@ -57,6 +57,26 @@ final class ConfigSection {
         throw error(key, v, "a name pattern or a non-empty list of them (for example model.layers.*.mlp.*_proj.weight)");
     }
 
+    /**
+     * One allowed word for every layer, or a list of them, one per layer (for example
+     * offload.recompute: [full, full, none, none]); {@code fallback} when absent.
+     */
+    List<String> choicePerLayer(String key, String fallback, int layers, String... allowed) {
+        known.add(key);
+        Object v = values.get(key);
+        List<String> words;
+        if (v == null) words = List.of(fallback);
+        else if (v instanceof String w) words = List.of(w);
+        else if (v instanceof List<?> l && !l.isEmpty() && l.stream().allMatch(x -> x instanceof String)) words = l.stream().map(String::valueOf).toList();
+        else throw error(key, v, "one of " + String.join(", ", allowed) + ", or a list of them with one per layer");
+        if (words.size() != 1 && words.size() != layers)
+            throw error(key, v, "one value for all layers, or a list of exactly " + layers + " (model.layers), got " + words.size());
+        for (String w : words) {
+            if (!List.of(allowed).contains(w)) throw error(key, v, "one of " + String.join(", ", allowed) + " (per layer, or one for all)");
+        }
+        return words;
+    }
+
     /** A list of positive integers, as a YAML list or a comma-separated string ("2,2"); empty when absent. */
     List<Integer> positiveIntegers(String key) {
         known.add(key);

@@ -26,7 +26,7 @@ import java.util.Map;
  * examples/tinyshakespeare.yaml for a documented example of every section.
  */
 public record TrainConfig(LlamaConfig model, Data data, Train train, Optim optimizer, Sample sample, Distributed distributed,
-                          Parallel parallel, Path source) {
+                          Parallel parallel, Offload offload, Path source) {
 
     /** Where the tokens come from. */
     public record Data(Path text, String tokenizer, double valFraction, Path cacheDir) {}
@@ -51,6 +51,45 @@ public record TrainConfig(LlamaConfig model, Data data, Train train, Optim optim
     public static final List<String> HIDDEN_MATRICES = List.of("model.layers.*.self_attn.*_proj.weight", "model.layers.*.mlp.*_proj.weight");
 
     private static final List<String> COMMON = List.of("weight_decay", "beta1", "beta2", "eps");
+
+    /**
+     * What moves off the compute pool, and what is recomputed instead of kept. {@code activations}
+     * and {@code recompute} hold one entry per layer (a config may give one for all).
+     * {@code auto}: the planner ({@code weft plan}) chooses the policy that fits
+     * train.memory_budget_mib at the lowest predicted step time, and the other keys are ignored.
+     * {@code prefetchMiB} bounds the bytes in flight back from host or disk.
+     */
+    public record Offload(boolean auto, List<String> activations, List<String> recompute, String optimizer, String parameters, Path diskDir,
+                          String diskIo, int ioThreads, long hostBudgetMiB, long diskBudgetMiB, long prefetchMiB) {
+        public static final List<String> TIERS = List.of("none", "host", "disk");
+        public static final List<String> RECOMPUTE = List.of("none", "selective", "full");
+
+        public Offload {
+            activations = List.copyOf(activations);
+            recompute = List.copyOf(recompute);
+        }
+
+        /** Where layer {@code i}'s saved activations go: none, host or disk. */
+        public String activations(int layer) {
+            return activations.size() == 1 ? activations.get(0) : activations.get(layer);
+        }
+
+        /** What layer {@code i} recomputes in backward: none, selective or full. */
+        public String recompute(int layer) {
+            return recompute.size() == 1 ? recompute.get(0) : recompute.get(layer);
+        }
+
+        /** True when anything at all is offloaded or recomputed. */
+        public boolean any() {
+            return auto || !optimizer.equals("none") || !parameters.equals("none") || activations.stream().anyMatch(a -> !a.equals("none"))
+                    || recompute.stream().anyMatch(r -> !r.equals("none"));
+        }
+
+        /** The same settings with another policy (what {@code offload: auto} applies from the plan). */
+        public Offload withPolicy(List<String> activations, List<String> recompute, String optimizer, String parameters) {
+            return new Offload(false, activations, recompute, optimizer, parameters, diskDir, diskIo, ioThreads, hostBudgetMiB, diskBudgetMiB, prefetchMiB);
+        }
+    }
 
     /** The sample printed at the end of training. */
     public record Sample(String prompt, int tokens, double temperature, int topK) {}
@@ -248,8 +287,30 @@ public record TrainConfig(LlamaConfig model, Data data, Train train, Optim optim
             if (v == 0) throw new ConfigException("parallel." + k + " = 0 is invalid: expected a positive integer, or -1 to infer it from the world size");
         }
         par.finish();
+        Offload offload = offload(top, root, base, model.layers(), parallel, train);
         top.finish();
-        return new TrainConfig(model, data, train, optim, sample, distributed, parallel, source);
+        return new TrainConfig(model, data, train, optim, sample, distributed, parallel, offload, source);
+    }
+
+    private static Offload offload(ConfigSection top, Map<String, Object> root, Path base, int layers, Parallel parallel, Train train) {
+        Object raw = root.get("offload");
+        boolean auto = "auto".equals(raw);
+        if (auto) root.put("offload", new LinkedHashMap<String, Object>()); // `offload: auto`, the short form of offload.auto: true
+        ConfigSection f = top.section("offload");
+        if (auto) f.bool("auto", true);
+        String[] tiers = Offload.TIERS.toArray(String[]::new);
+        Offload o = new Offload(auto || f.bool("auto", false), f.choicePerLayer("activations", "none", layers, tiers),
+                f.choicePerLayer("recompute", "none", layers, Offload.RECOMPUTE.toArray(String[]::new)), f.string("optimizer", "none", tiers),
+                f.string("parameters", "none", tiers), base.resolve(f.string("disk_dir", "../runs/offload")).normalize(),
+                f.string("disk_io", "auto", "auto", "direct", "buffered", "mapped"), f.integer("io_threads", 2, 1, 64),
+                f.integer("host_budget_mib", 0, 0, Integer.MAX_VALUE), f.integer("disk_budget_mib", 0, 0, Integer.MAX_VALUE),
+                f.integer("prefetch_mib", 64, 1, 1 << 20));
+        f.finish();
+        if (!o.parameters().equals("none") && parallel.zero() != 3)
+            throw new ConfigException("offload.parameters = " + o.parameters() + " needs parameters sharded: set parallel.zero = 3 (the shards are what is offloaded)");
+        if (o.auto() && train.memoryBudgetMiB() == 0)
+            throw new ConfigException("offload: auto plans for a memory budget: set train.memory_budget_mib (weft plan CONFIG --budget-mib N shows what fits)");
+        return o;
     }
 
     /**
