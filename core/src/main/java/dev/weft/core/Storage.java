@@ -15,10 +15,21 @@ public final class Storage {
     private final MemoryPool pool;
     final MemorySegment block;   // the pool's (possibly larger, cached) block
     private final long bytes;
-    private MemorySegment segment; // exactly the requested bytes; null while evicted and unbound
+    private volatile MemorySegment segment; // exactly the requested bytes; null while evicted and unbound (volatile: offload evicts from its I/O threads)
     private boolean evicted;
     private final String label;
     private int refs = 1;
+    private Pager pager;
+
+    /**
+     * Brings an offloaded storage back when something touches it outside the streaming path that
+     * normally binds it ahead of need (a checkpoint reading optimizer state kept on disk): the
+     * pager binds memory of its own to the storage and answers it. Offload installs one on every
+     * storage it evicts; it unbinds what it paged in at its next settle.
+     */
+    public interface Pager {
+        MemorySegment pageIn(Storage s);
+    }
 
     Storage(MemoryPool pool, MemorySegment block, long bytes, String label) {
         this.pool = pool;
@@ -30,6 +41,7 @@ public final class Storage {
 
     public MemorySegment segment() {
         MemorySegment s = segment;
+        if (s == null && pager != null && refs > 0) s = pager.pageIn(this);
         if (s == null) throw new IllegalStateException("'" + label + "' is sharded and not gathered: its memory lives on other ranks until a gather binds it");
         if (refs <= 0) throw new IllegalStateException("use of released storage '" + label + "'");
         return s;
@@ -52,6 +64,11 @@ public final class Storage {
         if (!evicted) throw new IllegalStateException("bind of storage '" + label + "' that still holds its own memory");
         if (memory.byteSize() != bytes) throw new IllegalArgumentException("bind of " + memory.byteSize() + " bytes to storage '" + label + "' of " + bytes);
         segment = memory;
+    }
+
+    /** Installs (or, with null, removes) the pager asked for memory when this evicted, unbound storage is touched. */
+    public synchronized void pager(Pager p) {
+        this.pager = p;
     }
 
     public synchronized void unbind() {

@@ -1,0 +1,75 @@
+package dev.weft.offload;
+
+import dev.weft.core.DType;
+import dev.weft.core.MemoryPool;
+import dev.weft.core.Scope;
+import dev.weft.core.Tensor;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.EnumSource;
+
+import java.nio.file.Path;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+class OffloaderTest {
+    @TempDir
+    Path dir;
+
+    private static Tensor ramp(MemoryPool pool, int n, float start) {
+        Tensor t = Scope.outside(() -> Tensor.allocate(pool, DType.F32, "state", n));
+        for (int i = 0; i < n; i++) t.data().setAtIndex(java.lang.foreign.ValueLayout.JAVA_FLOAT_UNALIGNED, i, start + i * 0.5f);
+        return t;
+    }
+
+    private static float at(Tensor t, int i) {
+        return t.data().getAtIndex(java.lang.foreign.ValueLayout.JAVA_FLOAT_UNALIGNED, i);
+    }
+
+    @ParameterizedTest
+    @EnumSource(value = Tier.class, names = {"HOST", "DISK"})
+    void bytesLeaveTheDeviceAndComeBackChangedOnlyByWhatWasWritten(Tier tier) {
+        MemoryPool device = new MemoryPool("device", Long.MAX_VALUE);
+        try (DiskTier disk = DiskTier.open(dir, 64L << 20, DiskTier.Io.AUTO, 2);
+             Offloader off = new Offloader(device, new HostTier(Long.MAX_VALUE), disk, 1 << 20)) {
+            int n = 100_000;
+            Tensor a = ramp(device, n, 1), b = ramp(device, n, -7);
+            long before = device.liveBytes();
+            Offloader.Handle ha = off.offload(a, tier, "a"), hb = off.offload(b, tier, "b");
+            off.flush();
+            assertTrue(device.liveBytes() <= before - 2L * n * 4, "device memory is given back: " + device.liveBytes() + " of " + before);
+            assertTrue((tier == Tier.HOST ? off.host().currentBytes() : disk.currentBytes()) >= 2L * n * 4);
+
+            off.prefetch(ha);
+            off.acquire(ha);
+            assertEquals(1f, at(a, 0));
+            assertEquals(1f + (n - 1) * 0.5f, at(a, n - 1));
+            a.data().setAtIndex(java.lang.foreign.ValueLayout.JAVA_FLOAT_UNALIGNED, 3, 42f);
+            off.release(ha, true);
+            assertThrows(IllegalStateException.class, () -> off.release(ha, true));
+
+            off.acquire(ha);
+            off.acquire(ha); // nested: one unbind at the last release
+            assertEquals(42f, at(a, 3));
+            off.release(ha, false);
+            assertEquals(42f, at(a, 3), "still bound after the inner release");
+            off.release(ha, false);
+
+            // touched outside the cycle: paged in, then written back and unbound by settle
+            assertEquals(-7f, at(b, 0));
+            b.data().setAtIndex(java.lang.foreign.ValueLayout.JAVA_FLOAT_UNALIGNED, 0, 5f);
+            off.settle();
+            assertTrue(!b.storage().isBound());
+            off.acquire(hb);
+            assertEquals(5f, at(b, 0));
+            assertEquals(-7f + 0.5f, at(b, 1));
+            off.release(hb, false);
+
+            off.drop(ha);
+            IllegalStateException e = assertThrows(IllegalStateException.class, () -> at(a, 0));
+            assertTrue(e.getMessage().contains("'state'"), e.getMessage());
+        }
+    }
+}
