@@ -43,6 +43,7 @@ public final class Offloader implements AutoCloseable {
     private final ArrayDeque<Handle> writing = new ArrayDeque<>(); // write-backs whose device buffer is still held
     private long inFlight;
     private long moved; // bytes copied either way, for the report
+    private long pageIns;
 
     /** One offloaded storage. */
     public final class Handle {
@@ -223,6 +224,7 @@ public final class Offloader implements AutoCloseable {
             if (!s.isBound()) {
                 acquire(h);
                 paged.add(h);
+                pageIns++;
             }
         }
         return s.isBound() ? s.segment() : null;
@@ -239,6 +241,11 @@ public final class Offloader implements AutoCloseable {
     public void flush() {
         for (Handle h : new ArrayList<>(writing)) awaitOutgoing(h);
         for (Handle h : handles.values()) if (h.outgoing != null) awaitOutgoing(h);
+    }
+
+    /** How many times a storage was paged in outside the prefetch/acquire cycle (a checkpoint, or a gap in a stream). */
+    public synchronized long pageIns() {
+        return pageIns;
     }
 
     /** Bytes copied between the tiers so far, either way. */

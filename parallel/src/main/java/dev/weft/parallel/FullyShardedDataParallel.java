@@ -47,6 +47,7 @@ public final class FullyShardedDataParallel implements GradientSync, Module.Hook
     private final DataParallel replicated;
     private final Map<String, Tensor> optimizerParameters = new LinkedHashMap<>();
     private final List<Tensor> views = new ArrayList<>();
+    private ShardResidency residency = ShardResidency.RESIDENT;
     private boolean armed, intermediate, hold;
     private int nextToLaunch;
     private long collectives;
@@ -159,11 +160,55 @@ public final class FullyShardedDataParallel implements GradientSync, Module.Hook
 
     // ---- gathering weights --------------------------------------------------------------------
 
+    /**
+     * Where each unit's weight shard lives between uses. Parameter offload keeps the shards on
+     * host or disk: a shard is acquired for its all-gather and released once the gather has
+     * landed, and the shard of the unit after next is prefetched when a gather launches.
+     */
+    public interface ShardResidency {
+        ShardResidency RESIDENT = new ShardResidency() {
+            @Override public void prefetch(Tensor shard) {}
+            @Override public void acquire(Tensor shard) {}
+            @Override public void release(Tensor shard) {}
+        };
+
+        void prefetch(Tensor shard);
+
+        void acquire(Tensor shard);
+
+        /** Ends an acquire for a gather, which only read the shard. */
+        void release(Tensor shard);
+    }
+
+    /** Installs where the weight shards live between uses (the default: always resident). */
+    public void residency(ShardResidency r) {
+        this.residency = r == null ? ShardResidency.RESIDENT : r;
+    }
+
+    /** This rank's weight shard of every unit that has one, in unit order: what parameter offload moves. */
+    public List<Tensor> weightShards() {
+        List<Tensor> out = new ArrayList<>();
+        for (Unit u : units) if (!u.slots.isEmpty()) out.add(u.weights);
+        return out;
+    }
+
     private void launchGather(Unit u) {
         if (u.gathered != null || u.slots.isEmpty()) return;
         u.gathered = Scope.outside(() -> Tensor.empty(DType.F32, "parameter gather", Math.toIntExact(u.numel)));
+        residency.acquire(u.weights);
         u.gather = group.allGatherAsync(u.weights, u.gathered);
         collectives++;
+    }
+
+    /** The gather of {@code u} has landed: its shard may go back to where it lives. */
+    private void landed(Unit u) {
+        u.gather.await();
+        u.gather = null;
+        residency.release(u.weights);
+    }
+
+    private void prefetchShard(int index) {
+        if (index > 0 && index < units.size() && !units.get(index).slots.isEmpty()) residency.prefetch(units.get(index).weights);
     }
 
     /** The unit's weights gathered and its parameters bound to them. */
@@ -171,8 +216,7 @@ public final class FullyShardedDataParallel implements GradientSync, Module.Hook
         if (u.slots.isEmpty()) return;
         launchGather(u);
         if (u.gather != null) {
-            u.gather.await();
-            u.gather = null;
+            landed(u);
             var mem = u.gathered.data();
             for (Slot s : u.slots) s.param().storage().bind(mem.asSlice(s.offset() * 4, s.numel() * 4));
         }
@@ -180,8 +224,7 @@ public final class FullyShardedDataParallel implements GradientSync, Module.Hook
 
     private void free(Unit u) {
         if (u.gathered == null) return;
-        if (u.gather != null) u.gather.await(); // a prefetch nobody used still lands before its buffer goes
-        u.gather = null;
+        if (u.gather != null) landed(u); // a prefetch nobody used still lands before its buffer goes
         for (Slot s : u.slots) s.param().storage().unbind();
         u.gathered.close();
         u.gathered = null;
@@ -192,6 +235,7 @@ public final class FullyShardedDataParallel implements GradientSync, Module.Hook
         Unit u = byModule.get(m);
         gathered(u);
         if (u.index + 1 < units.size()) launchGather(units.get(u.index + 1));
+        prefetchShard(u.index + 2);
     }
 
     /**
@@ -218,6 +262,7 @@ public final class FullyShardedDataParallel implements GradientSync, Module.Hook
         gathered(u);
         int previous = u.root ? units.size() - 1 : u.index - 1;
         if (previous > 0 && previous != u.index) launchGather(units.get(previous));
+        if (previous > 1) prefetchShard(previous - 1);
     }
 
     @Override

@@ -80,8 +80,13 @@ public final class Parallelize {
      */
     public record Pipeline(Schedule schedule, int[][] layers, PipelineSync sync) {}
 
-    /** The layout of {@code model} on {@code mesh} (null: one process) as {@code cfg} asks. */
+    /** The layout of {@code model} on {@code mesh} (null: one process) as {@code cfg} asks, without offload. */
     public static Layout apply(Llama model, DeviceMesh mesh, TrainConfig cfg) {
+        return apply(model, mesh, cfg, null);
+    }
+
+    /** As above, moving what {@code cfg.offload()} asks to {@code offload}'s tiers (null: nothing is offloaded). */
+    static Layout apply(Llama model, DeviceMesh mesh, TrainConfig cfg, Offloading offload) {
         // the optimizer's groups are formed over the whole model, whatever this rank holds
         Map<String, int[]> globalShapes = new LinkedHashMap<>();
         model.namedPlacements().forEach((k, place) -> globalShapes.put(k, place.globalShape()));
@@ -140,12 +145,24 @@ public final class Parallelize {
             loss = (logits, targets) -> VocabParallelCrossEntropy.loss(logits, targets, -1, first, vocab, tp);
         }
         // 5. the optimizer, over exactly what this rank steps.
+        ParameterGroups optimizer;
         try {
-            return new Layout(sync, new ParameterGroups(sync.optimizerParameters(), globalShapes, o.groups(), o.fallback()), loss, pipeline);
+            optimizer = new ParameterGroups(sync.optimizerParameters(), globalShapes, o.groups(), o.fallback());
         } catch (IllegalArgumentException e) {
             sync.close();
             throw new ConfigException("optimizer: " + e.getMessage());
         }
+        Layout layout = new Layout(sync, optimizer, loss, pipeline);
+        // 6. offload of what the layout holds: ZeRO-3's weight shards and the optimizer state, to host or disk.
+        if (offload != null) {
+            try {
+                offload.apply(cfg.offload(), sync);
+            } catch (RuntimeException e) {
+                layout.close();
+                throw e;
+            }
+        }
+        return layout;
     }
 
     private static Schedule schedule(TrainConfig cfg, int pp) {

@@ -61,6 +61,7 @@ public final class Trainer implements AutoCloseable {
     private final StepRunner steps;
     private final PipelineRunner pipeline; // null without pipeline parallelism
     private final TrainingState state;
+    private final Offloading offloading; // null: nothing offloaded
 
     public Trainer(TrainConfig cfg, PrintStream out) {
         this(cfg, out, null);
@@ -98,7 +99,9 @@ public final class Trainer implements AutoCloseable {
         }
         this.model = new Llama(cfg.model(), t.seed());
         TrainConfig.Optim o = cfg.optimizer();
-        this.layout = Parallelize.apply(model, mesh, cfg);
+        this.offloading = Offloading.create(cfg.offload());
+        this.layout = Parallelize.apply(model, mesh, cfg, offloading);
+        if (offloading != null && leader()) out.println("offload: " + offloading.describe());
         this.optimizer = layout.optimizer();
         this.schedule = LrSchedule.warmupCosine(o.lr(), o.minLr(), o.warmupSteps(), t.steps());
         Parallelize.Pipeline p = layout.pipeline();
@@ -109,7 +112,7 @@ public final class Trainer implements AutoCloseable {
                         t.seqLen(), seqBlocks);
         if (p != null && leader()) out.printf("pipeline: %s schedule, %d micro-batches; %s%n", p.schedule().name(), t.gradAccum(), PipelineStages.describe(p.layers()));
         this.steps = new StepRunner(model, trainSampler, layout.sync(), layout.loss(), optimizer, o.gradClip(), t.gradAccum(), dpIndex, pipeline);
-        this.state = new TrainingState(model, mesh, layout, cfg.parallel().zero());
+        this.state = new TrainingState(model, mesh, layout, cfg.parallel().zero(), offloading);
     }
 
     private static String describeStage(int zero) {
@@ -200,6 +203,7 @@ public final class Trainer implements AutoCloseable {
                 long t0 = System.nanoTime();
                 double lr = schedule.lr(step);
                 StepRunner.Step result = steps.run(step, lr);
+                if (offloading != null) offloading.settle(); // anything the step paged in outside the stream goes back
                 lastLoss = result.loss();
                 losses.add(lastLoss);
                 tokensSeen += tokensPerStep();
@@ -230,6 +234,7 @@ public final class Trainer implements AutoCloseable {
                         lastVal < baseline ? String.format("%.1f%% below", 100 * (1 - lastVal / baseline)) : "NOT below the baseline");
             }
             printMemory();
+            if (offloading != null) out.println(offloading.tiers());
             if (pipeline != null) {
                 out.println(pipeline.timeline().summary());
                 out.println(pipeline.timeline().lastStep());
@@ -307,6 +312,7 @@ public final class Trainer implements AutoCloseable {
     @Override
     public void close() {
         layout.close();
+        if (offloading != null) offloading.close();
         model.close();
         trainShard.close();
         valShard.close();

@@ -25,8 +25,10 @@ final class TrainingState {
     private final GradientSync sync;
     private final ParameterGroups optimizer;
     private final int zero;
+    private final Offloading offload; // null: nothing offloaded
 
-    TrainingState(Llama model, DeviceMesh mesh, Parallelize.Layout layout, int zero) {
+    TrainingState(Llama model, DeviceMesh mesh, Parallelize.Layout layout, int zero, Offloading offload) {
+        this.offload = offload;
         this.model = model;
         this.mesh = mesh;
         this.sync = layout.sync();
@@ -36,12 +38,24 @@ final class TrainingState {
 
     /** Every rank calls this with the same arguments; rank 0 finishes the directory and moves it into place. */
     Path save(Path outDir, long step, long tokensSeen, long seed, String tokenizer, int keep) {
-        return Checkpoint.save(outDir, new Checkpoint.State(step, tokensSeen, seed, optimizer.steps(), optimizer.name()), model, tokenizer, optimizer,
-                keep, writers());
+        try {
+            return Checkpoint.save(outDir, new Checkpoint.State(step, tokensSeen, seed, optimizer.steps(), optimizer.name()), model, tokenizer, optimizer,
+                    keep, writers());
+        } finally {
+            if (offload != null) offload.settle(); // what the writer paged in from host or disk goes back
+        }
     }
 
     /** Loads this rank's part of checkpoint {@code dir} and returns its trainer state, refusing another seed. */
     Checkpoint.State restore(Path dir, long seed) {
+        try {
+            return load(dir, seed);
+        } finally {
+            if (offload != null) offload.settle(); // what the loader wrote into offloaded tensors goes back to their tier
+        }
+    }
+
+    private Checkpoint.State load(Path dir, long seed) {
         if (shardsWeights()) {
             Checkpoint.loadWeights(dir, heldWeights(true, true), this::weightRange);
         } else {
