@@ -1,5 +1,6 @@
 package dev.weft.core.nn;
 
+import dev.weft.core.ActivationCheckpoint;
 import dev.weft.core.Tensor;
 
 import java.util.function.UnaryOperator;
@@ -14,4 +15,22 @@ import java.util.function.UnaryOperator;
 public interface ActivationPolicy {
     /** Runs {@code body} (module {@code m}'s forward) on {@code x} and returns its output, keeping for backward what this policy keeps. */
     Tensor apply(Module m, Tensor x, UnaryOperator<Tensor> body);
+
+    /** Activation checkpointing: keep less in forward, compute it again in backward (see {@link ActivationCheckpoint}). */
+    enum Recompute implements ActivationPolicy {
+        /** Keeps only the module's input and output; backward runs the whole forward again. */
+        FULL {
+            @Override
+            public Tensor apply(Module m, Tensor x, UnaryOperator<Tensor> body) {
+                return ActivationCheckpoint.full(x, body);
+            }
+        },
+        /** Keeps the input, the output and the linear projections' outputs; backward recomputes the rest. */
+        SELECTIVE {
+            @Override
+            public Tensor apply(Module m, Tensor x, UnaryOperator<Tensor> body) {
+                return ActivationCheckpoint.selective(x, body);
+            }
+        }
+    }
 }
