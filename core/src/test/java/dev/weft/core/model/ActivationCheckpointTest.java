@@ -1,6 +1,7 @@
 package dev.weft.core.model;
 
 import dev.weft.core.ActivationCheckpoint;
+import dev.weft.core.ActivationFootprint;
 import dev.weft.core.Autograd;
 import dev.weft.core.DeferredWeights;
 import dev.weft.core.MemoryPool;
@@ -203,6 +204,30 @@ class ActivationCheckpointTest {
         assertTrue(peak[2] < peak[1], "full " + peak[2] + " < selective " + peak[1]);
         assertBitsEqual(grads[0], grads[1], "selective q_proj gradient");
         assertBitsEqual(grads[0], grads[2], "full q_proj gradient");
+        model.close();
+    }
+
+    /**
+     * The planner's figures: full keeps exactly the layer's input, selective the input and the
+     * seven projections' outputs, none more than either; and what stays live after forward falls
+     * in the same order.
+     */
+    @Test
+    void footprintsAreMeasuredPerPolicy() {
+        Llama model = new Llama(TINY, 17);
+        int batch = 2, seq = 8, hd = TINY.headDim();
+        ActivationFootprint none = model.activationFootprint(1, null, batch, seq);
+        ActivationFootprint selective = model.activationFootprint(1, Recompute.SELECTIVE, batch, seq);
+        ActivationFootprint full = model.activationFootprint(1, Recompute.FULL, batch, seq);
+        System.out.printf("layer activation footprint, batch %d x seq %d, d %d: none %s, selective %s, full %s%n",
+                batch, seq, TINY.dModel(), none, selective, full);
+        long tokens = (long) batch * seq, input = tokens * TINY.dModel() * Float.BYTES;
+        assertEquals(input, full.savedBytes(), "full keeps exactly the layer input");
+        long projections = tokens * Float.BYTES * ((TINY.heads() + 2L * TINY.kvHeads()) * hd + TINY.dModel() + 2L * TINY.ffnDim() + TINY.dModel());
+        assertEquals(input + projections, selective.savedBytes(), "selective keeps the input and the projections' outputs");
+        assertTrue(none.savedBytes() > selective.savedBytes(), none + " vs " + selective);
+        assertTrue(none.liveBytes() > selective.liveBytes() && selective.liveBytes() > full.liveBytes(), none + " " + selective + " " + full);
+        assertNull(model.namedModules().get("model.layers.1").activations(), "the layer's own policy is left as it was");
         model.close();
     }
 
