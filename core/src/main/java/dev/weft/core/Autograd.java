@@ -45,6 +45,16 @@ public final class Autograd {
         return () -> DISABLED.set(previous);
     }
 
+    /**
+     * Grad mode on again inside a no-grad region until the returned handle is closed: backward
+     * runs with grad off, and a checkpointed forward that backward runs again builds its graph here.
+     */
+    static SavedTensorHooks.Installed enableGrad() {
+        boolean previous = DISABLED.get();
+        DISABLED.set(false);
+        return () -> DISABLED.set(previous);
+    }
+
     public static boolean isEnabled() {
         return !DISABLED.get();
     }
@@ -68,6 +78,12 @@ public final class Autograd {
         DeferredWeights w = new DeferredWeights(weights, DEFERRING.get());
         DEFERRING.set(w);
         return w;
+    }
+
+    /** True when backward passes on this thread postpone weight gradients (inside {@link #deferWeightGradients}). */
+    static boolean isDeferring() {
+        DeferredWeights w = DEFERRING.get();
+        return w != null && w.isRecording();
     }
 
     /** True when the current backward postpones {@code leaf}'s gradient. */

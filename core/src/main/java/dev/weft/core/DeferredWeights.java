@@ -51,6 +51,10 @@ public final class DeferredWeights implements AutoCloseable {
         return recording && weights.contains(leaf);
     }
 
+    boolean isRecording() {
+        return recording;
+    }
+
     void postpone(Tensor weight, GradFn node, Supplier<Tensor> work) {
         contributions.add(new Contribution(weight, node, work, null));
     }

@@ -1,6 +1,9 @@
 package dev.weft.core.model;
 
+import dev.weft.core.ActivationFootprint;
+import dev.weft.core.Scope;
 import dev.weft.core.Tensor;
+import dev.weft.core.nn.ActivationPolicy;
 import dev.weft.core.nn.Init;
 import dev.weft.core.nn.Linear;
 import dev.weft.core.nn.Module;
@@ -60,6 +63,25 @@ public final class Llama extends Module {
             h = model.layers(h, from, to, 0);
             return to == config.layers() ? logits(model.finalNorm(h), batch * seq) : h;
         });
+    }
+
+    /**
+     * What decoder layer {@code layer} keeps between forward and backward under {@code policy}
+     * (null: none, every op keeps what it saves) for a micro-batch of {@code batch} sequences of
+     * {@code seq} tokens, measured by running the layer's forward once on a zero input (see
+     * {@link ActivationFootprint}); the input counts among the saved bytes, not the live ones. The
+     * layer's own policy is left as it was.
+     */
+    public ActivationFootprint activationFootprint(int layer, ActivationPolicy policy, int batch, int seq) {
+        LlamaDecoderLayer l = model.layer(layer);
+        ActivationPolicy own = l.activations();
+        l.activations(policy);
+        try (Scope s = Scope.open()) {
+            Tensor x = Tensor.zeros(batch, seq, config.dModel()).requiresGrad(true);
+            return ActivationFootprint.measure(() -> l.call(x, in -> l.forward(in, 0)), l.namedParameters().values());
+        } finally {
+            l.activations(own);
+        }
     }
 
     /**

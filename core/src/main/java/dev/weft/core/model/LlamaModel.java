@@ -58,6 +58,14 @@ final class LlamaModel extends Module {
         return h;
     }
 
+    /** Decoder layer {@code i}; fails where another pipeline stage holds it. */
+    LlamaDecoderLayer layer(int i) {
+        if (i < 0 || i >= layers.size()) throw new IllegalArgumentException("no layer " + i + " of " + layers.size());
+        LlamaDecoderLayer layer = layers.get(i);
+        if (layer == null) throw new IllegalStateException("layer " + i + " is held by another pipeline stage");
+        return layer;
+    }
+
     Tensor finalNorm(Tensor h) {
         return norm.forward(h);
     }

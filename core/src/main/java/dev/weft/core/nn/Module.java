@@ -22,6 +22,7 @@ public abstract class Module {
     private final Map<String, Module> children = new LinkedHashMap<>();
     private Hooks hooks;
     private Boundary boundary;
+    private ActivationPolicy activations;
 
     /**
      * What a parallel layout does around a module's forward and backward: ZeRO-3 gathers the
@@ -64,10 +65,25 @@ public abstract class Module {
     }
 
     /**
+     * Installs (or, with null, removes) the policy for what this module's forward keeps for
+     * backward (activation checkpointing, offload). Without one, every op keeps what it saves.
+     */
+    public final void activations(ActivationPolicy p) {
+        this.activations = p;
+    }
+
+    /** This module's activation policy; null when it has none. */
+    public final ActivationPolicy activations() {
+        return activations;
+    }
+
+    /**
      * Runs {@code body} on {@code x} (null where the input is not a tensor, such as token ids)
-     * inside this module's hooks: before-forward, then the body, then after-forward; in backward,
-     * before-backward runs when the gradient reaches the output and after-backward when it has
-     * passed the input (the root module, without a tensor input, has no after-backward).
+     * inside this module's boundary, hooks and activation policy, in that order from the outside:
+     * boundary input, before-forward, the body under the policy, after-forward, boundary output.
+     * In backward, before-backward runs when the gradient reaches the output (so a policy that
+     * recomputes the body finds the parameters gathered) and after-backward when it has passed the
+     * input (the root module, without a tensor input, has no after-backward).
      */
     protected final Tensor around(Tensor x, java.util.function.UnaryOperator<Tensor> body) {
         Boundary b = boundary;
@@ -77,15 +93,20 @@ public abstract class Module {
 
     private Tensor hooked(Tensor x, java.util.function.UnaryOperator<Tensor> body) {
         Hooks h = hooks;
-        if (h == null) return body.apply(x);
+        if (h == null) return kept(x, body);
         h.beforeForward(this);
         Tensor y;
         try {
-            y = body.apply(BackwardHook.on(x, () -> h.afterBackward(this)));
+            y = kept(BackwardHook.on(x, () -> h.afterBackward(this)), body);
         } finally {
             h.afterForward(this);
         }
         return BackwardHook.on(y, () -> h.beforeBackward(this));
+    }
+
+    private Tensor kept(Tensor x, java.util.function.UnaryOperator<Tensor> body) {
+        ActivationPolicy p = activations;
+        return p == null ? body.apply(x) : p.apply(this, x, body);
     }
 
     /**

@@ -3,6 +3,7 @@ package dev.weft.core.ops;
 import dev.weft.core.Autograd;
 import dev.weft.core.DType;
 import dev.weft.core.GradFn;
+import dev.weft.core.KeptProjections;
 import dev.weft.core.SavedTensor;
 import dev.weft.core.Tensor;
 import dev.weft.core.kernels.Gemm;
@@ -28,8 +29,14 @@ public final class Matmul {
         int rows = (int) (xc.numel() / in);
         int[] outShape = x.shape();
         outShape[outShape.length - 1] = out;
-        Tensor y = Tensor.empty(DType.F32, "linear", outShape);
-        Gemm.sgemm(false, true, rows, out, in, 1f, xc.data(), 0, in, wc.data(), 0, in, 0f, y.data(), 0, out);
+        // Selective recompute keeps projection outputs in forward and hands them back in its replay.
+        KeptProjections kept = KeptProjections.current();
+        Tensor y = kept == null ? null : kept.replay(outShape);
+        if (y == null) {
+            y = Tensor.empty(DType.F32, "linear", outShape);
+            Gemm.sgemm(false, true, rows, out, in, 1f, xc.data(), 0, in, wc.data(), 0, in, 0f, y.data(), 0, out);
+            if (kept != null) kept.record(y);
+        }
         if (Autograd.needsGrad(x, w)) y.attach(new LinearBackward(x, w, xc, wc, rows));
         return y;
     }
