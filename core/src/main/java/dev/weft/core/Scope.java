@@ -83,6 +83,18 @@ public final class Scope implements AutoCloseable {
         return t;
     }
 
+    /** Takes {@code t} out of the current scope if it owns it, and says whether it did: then the caller owns it. */
+    public static boolean take(Tensor t) {
+        Scope s = CURRENT.get();
+        return s != null && s.owned.remove(t);
+    }
+
+    /** Makes the current scope (if any) own {@code t}, taken out of another with {@link #keep}: it closes with this one. */
+    public static Tensor adopt(Tensor t) {
+        register(t);
+        return t;
+    }
+
     /** Number of tensors the scope will close; for tests and diagnostics. */
     public int size() {
         return owned.size();

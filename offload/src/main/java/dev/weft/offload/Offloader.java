@@ -111,8 +111,11 @@ public final class Offloader implements AutoCloseable {
         MemorySegment src = s.segment();
         if (tier == Tier.HOST) {
             h.hostCopy = host.allocate(h.bytes, label);
-            MemorySegment.copy(src, 0, h.hostCopy.data(), 0, h.bytes);
-            s.evict();
+            MemorySegment dst = h.hostCopy.data();
+            h.outgoing = CompletableFuture.runAsync(() -> {
+                MemorySegment.copy(src, 0, dst, 0, h.bytes);
+                s.evict();
+            }, copies);
         } else {
             h.extent = disk.write(src, label);
             h.outgoing = h.extent.written().thenRun(s::evict); // the device memory goes once the bytes are on disk

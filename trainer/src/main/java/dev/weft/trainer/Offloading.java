@@ -3,6 +3,7 @@ package dev.weft.trainer;
 import dev.weft.core.Bytes;
 import dev.weft.core.MemoryPool;
 import dev.weft.core.Tensor;
+import dev.weft.offload.ActivationOffload;
 import dev.weft.offload.DeviceTier;
 import dev.weft.offload.DiskTier;
 import dev.weft.offload.HostTier;
@@ -28,6 +29,7 @@ final class Offloading implements AutoCloseable {
     private final HostTier host;
     private final DiskTier disk; // null when nothing goes to disk
     private final Offloader offloader;
+    private final ActivationOffload activations;
     private final List<String> moved = new ArrayList<>();
 
     private Offloading(TrainConfig.Offload o, boolean usesDisk) {
@@ -36,6 +38,7 @@ final class Offloading implements AutoCloseable {
         this.host = new HostTier(o.hostBudgetMiB() > 0 ? o.hostBudgetMiB() << 20 : Long.MAX_VALUE);
         this.disk = usesDisk ? DiskTier.open(o.diskDir(), diskBudget(o), DiskTier.Io.parse("offload.disk_io", o.diskIo()), o.ioThreads()) : null;
         this.offloader = new Offloader(pool, host, disk, o.prefetchMiB() << 20);
+        this.activations = new ActivationOffload(offloader);
     }
 
     private static long diskBudget(TrainConfig.Offload o) {
@@ -82,6 +85,11 @@ final class Offloading implements AutoCloseable {
             @Override public void release(Tensor shard) { offloader.release(offloader.handleOf(shard), false); }
         });
         moved.add("parameter shards " + Bytes.human(bytes) + " to " + tier.configName());
+    }
+
+    /** The policy source for layers that offload their activations. */
+    ActivationOffload activations() {
+        return activations;
     }
 
     /** The offloader, for the optimizer's and activations' residency. */

@@ -6,7 +6,9 @@ import dev.weft.core.ops.CrossEntropy;
 import dev.weft.optimizers.Optimizers;
 import dev.weft.optimizers.ParameterGroups;
 import dev.weft.optimizers.Sharding;
+import dev.weft.core.nn.ActivationPolicy;
 import dev.weft.core.nn.Module;
+import dev.weft.offload.LayerPolicy;
 import dev.weft.parallel.DataParallel;
 import dev.weft.parallel.FullyShardedDataParallel;
 import dev.weft.parallel.DeviceMesh;
@@ -106,7 +108,8 @@ public final class Parallelize {
         boolean sequenceParallel = tensorParallel && cfg.parallel().sequenceParallel();
         if (tensorParallel) tensorParallel(model, mesh.tp(), LLAMA_TENSOR_PLAN, sequenceParallel, cfg.train().seed());
         Map<String, Tensor> parameters = model.namedParameters();
-        // 3. recomputation and offload: none yet.
+        // 3. activations: each layer keeps what its ops save, recomputes some or all of it in backward, or offloads it to host or disk.
+        activations(model, cfg.offload(), offload);
         // 4. data parallelism, with ZeRO's sharding of the optimizer state (1), gradients (2) and parameters (3): one sync per pipeline stage.
         TrainConfig.Optim o = cfg.optimizer();
         GradientSync sync;
@@ -163,6 +166,26 @@ public final class Parallelize {
             }
         }
         return layout;
+    }
+
+    /** Installs each held decoder layer's activation policy from offload.recompute and offload.activations. */
+    static void activations(Llama model, TrainConfig.Offload o, Offloading offload) {
+        model.namedModules().forEach((path, m) -> {
+            if (!ParameterGroups.matcher("model.layers.*").test(path) || path.substring("model.layers.".length()).contains(".")) return;
+            int layer = Integer.parseInt(path.substring("model.layers.".length()));
+            LayerPolicy p;
+            try {
+                p = LayerPolicy.of(o.recompute(layer), o.activations(layer));
+            } catch (IllegalArgumentException e) {
+                throw new ConfigException("layer " + layer + ": " + e.getMessage());
+            }
+            m.activations(switch (p) {
+                case KEEP -> null;
+                case SELECTIVE -> ActivationPolicy.Recompute.SELECTIVE;
+                case FULL -> ActivationPolicy.Recompute.FULL;
+                case HOST, DISK -> offload.activations().to(p.activations());
+            });
+        });
     }
 
     private static Schedule schedule(TrainConfig cfg, int pp) {

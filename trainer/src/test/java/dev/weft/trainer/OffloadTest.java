@@ -36,6 +36,14 @@ class OffloadTest {
     }
 
     @Test
+    void activationPoliciesAreBitIdentical() throws IOException {
+        List<Trainer.Result> none = List.of(InJvmRuns.single(config("none")));
+        for (String[] policy : new String[][] {{"offload.activations=host"}, {"offload.activations=disk"}, {"offload.recompute=selective"},
+                {"offload.recompute=full"}, {"offload.recompute=[full, selective, none]", "offload.activations=[none, none, host]"}})
+            assertIdentical(String.join(" ", policy), none, List.of(InJvmRuns.single(config("p" + Math.abs(String.join("", policy).hashCode()), policy))));
+    }
+
+    @Test
     void parameterOffloadUnderZero3IsBitIdentical() throws IOException {
         List<Trainer.Result> none = InJvmRuns.ranks(2, config("z3", "parallel.zero=3", "parallel.zero_min_numel=0"));
         for (String tier : List.of("host", "disk"))

@@ -9,7 +9,7 @@ import dev.weft.core.Tensor;
  * known point of the backward pass (just before a module's backward starts, or just after it ends)
  * without an op of its own. The gradient passes on as a view, not a copy.
  */
-final class BackwardHook extends GradFn {
+public final class BackwardHook extends GradFn {
     private final Runnable action;
 
     private BackwardHook(Tensor input, Runnable action) {
@@ -18,7 +18,7 @@ final class BackwardHook extends GradFn {
     }
 
     /** {@code x} itself where no gradient flows; else an alias of it whose backward runs {@code action} first. */
-    static Tensor on(Tensor x, Runnable action) {
+    public static Tensor on(Tensor x, Runnable action) {
         if (x == null || !Autograd.needsGrad(x)) return x;
         Tensor alias = x.detach();
         alias.attach(new BackwardHook(x, action));
