@@ -275,6 +275,7 @@ class ActivationCheckpointTest {
     void footprintsAreMeasuredPerPolicy() {
         Llama model = new Llama(TINY, 17);
         int batch = 2, seq = 8, hd = TINY.headDim();
+        long baseline = MemoryPool.host().liveBytes();
         ActivationFootprint none = model.activationFootprint(1, null, batch, seq);
         ActivationFootprint selective = model.activationFootprint(1, Recompute.SELECTIVE, batch, seq);
         ActivationFootprint full = model.activationFootprint(1, Recompute.FULL, batch, seq);
@@ -287,6 +288,7 @@ class ActivationCheckpointTest {
         assertTrue(none.savedBytes() > selective.savedBytes(), none + " vs " + selective);
         assertTrue(none.liveBytes() > selective.liveBytes() && selective.liveBytes() > full.liveBytes(), none + " " + selective + " " + full);
         assertNull(model.namedModules().get("model.layers.1").activations(), "the layer's own policy is left as it was");
+        assertEquals(baseline, MemoryPool.host().liveBytes(), "measuring freed what it made");
         model.close();
     }
 
