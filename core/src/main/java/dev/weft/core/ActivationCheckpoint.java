@@ -12,7 +12,8 @@ import java.util.function.UnaryOperator;
  * backward runs the body again with grad on, on a detached input, inside a nested scope;
  * backpropagates the incoming gradient through that graph (a backward nested in the running one,
  * so parameters accumulate into {@code .grad} as usual and their grad-ready hooks fire there),
- * hands on the input's gradient and frees the recomputed graph.
+ * hands on the input's gradient and frees the recomputed graph. The replay saves its tensors past
+ * any saved-tensor hooks, since they live only as long as that node's backward.
  *
  * <p>{@link #selective} (Megatron-LM's selective recompute) keeps the linear projections' outputs
  * as well ({@link KeptProjections}): the replay takes them instead of running the GEMMs again and
@@ -85,7 +86,9 @@ public final class ActivationCheckpoint {
             Tensor x = input.get();
             Scope scope = Autograd.isDeferring() ? null : Scope.open();
             Tensor gx = null;
-            try (var grad = Autograd.enableGrad(); var tape = KeptProjections.install(kept == null ? null : kept.replaying())) {
+            // The recomputed graph lives only until this node's backward ends: nothing in it for offload hooks to move.
+            try (var grad = Autograd.enableGrad(); var hooks = SavedTensorHooks.install(null);
+                 var tape = KeptProjections.install(kept == null ? null : kept.replaying())) {
                 Tensor xd = x.detach().requiresGrad(needsGrad(0));
                 Tensor y = body.apply(xd);
                 if (kept != null) kept.checkReplayed();

@@ -93,18 +93,18 @@ public abstract class Module {
 
     private Tensor hooked(Tensor x, java.util.function.UnaryOperator<Tensor> body) {
         Hooks h = hooks;
-        if (h == null) return kept(x, body);
+        if (h == null) return underPolicy(x, body);
         h.beforeForward(this);
         Tensor y;
         try {
-            y = kept(BackwardHook.on(x, () -> h.afterBackward(this)), body);
+            y = underPolicy(BackwardHook.on(x, () -> h.afterBackward(this)), body);
         } finally {
             h.afterForward(this);
         }
         return BackwardHook.on(y, () -> h.beforeBackward(this));
     }
 
-    private Tensor kept(Tensor x, java.util.function.UnaryOperator<Tensor> body) {
+    private Tensor underPolicy(Tensor x, java.util.function.UnaryOperator<Tensor> body) {
         ActivationPolicy p = activations;
         return p == null ? body.apply(x) : p.apply(this, x, body);
     }

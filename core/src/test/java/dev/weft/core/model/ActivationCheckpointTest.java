@@ -3,8 +3,10 @@ package dev.weft.core.model;
 import dev.weft.core.ActivationCheckpoint;
 import dev.weft.core.ActivationFootprint;
 import dev.weft.core.Autograd;
+import dev.weft.core.DType;
 import dev.weft.core.DeferredWeights;
 import dev.weft.core.MemoryPool;
+import dev.weft.core.SavedTensorHooks;
 import dev.weft.core.Scope;
 import dev.weft.core.Tensor;
 import dev.weft.core.nn.ActivationPolicy;
@@ -91,6 +93,63 @@ class ActivationCheckpointTest {
         }
         w.clearGrad();
         w.close();
+    }
+
+    /**
+     * What a checkpointed layer keeps goes through the saved-tensor hooks (where offload plugs in),
+     * as private copies here: the input, plus the seven projections' outputs under selective. The
+     * backward unpacks each once, and its replay saves nothing through the hooks.
+     */
+    @ParameterizedTest
+    @EnumSource(Recompute.class)
+    void whatALayerKeepsPassesThroughTheSavedTensorHooks(Recompute policy) {
+        LlamaDecoderLayer layer = new LlamaDecoderLayer(TINY);
+        layer.initialize(19);
+        Map<String, Tensor> params = layer.namedParameters();
+        float[] xs = values(BATCH * SEQ * TINY.dModel(), 5), dys = values(xs.length, 6);
+        float[] controlInputGrad;
+        try (Scope s = Scope.open()) {
+            Tensor x = Tensor.of(xs, BATCH, SEQ, TINY.dModel()).requiresGrad(true);
+            Autograd.backward(layer.call(x, in -> layer.forward(in, 0)), Tensor.of(dys, BATCH, SEQ, TINY.dModel()));
+            controlInputGrad = x.grad().toArray();
+            x.clearGrad();
+        }
+        Map<String, float[]> control = gradients(params);
+
+        layer.activations(policy);
+        int[] packs = {0}, unpacks = {0};
+        SavedTensorHooks copying = new SavedTensorHooks() {
+            @Override
+            public Object pack(Tensor t) {
+                packs[0]++;
+                return Scope.outside(() -> Tensor.empty(DType.F32, "saved-copy", t.shape()).copyFrom(t));
+            }
+
+            @Override
+            public Tensor unpack(Object packed) {
+                unpacks[0]++;
+                return (Tensor) packed;
+            }
+
+            @Override
+            public void release(Object packed) {
+                ((Tensor) packed).close();
+            }
+        };
+        try (Scope s = Scope.open(); var hooks = SavedTensorHooks.install(copying)) {
+            Tensor x = Tensor.of(xs, BATCH, SEQ, TINY.dModel()).requiresGrad(true);
+            Tensor y = layer.call(x, in -> layer.forward(in, 0));
+            assertEquals(policy == Recompute.FULL ? 1 : 1 + 7, packs[0], "saved in forward");
+            Autograd.backward(y, Tensor.of(dys, BATCH, SEQ, TINY.dModel()));
+            assertEquals(policy == Recompute.FULL ? 1 : 1 + 7, packs[0], "the replay saved nothing through the hooks");
+            assertEquals(packs[0], unpacks[0], "backward unpacked each saved tensor");
+            assertEquals(0L, MemoryPool.host().liveBytesByLabel().getOrDefault("saved-copy", 0L), "backward released every copy");
+            assertBitsEqual(controlInputGrad, x.grad().toArray(), "input gradient");
+            x.clearGrad();
+        }
+        Map<String, float[]> checked = gradients(params);
+        for (String name : control.keySet()) assertBitsEqual(control.get(name), checked.get(name), name);
+        layer.close();
     }
 
     /** Under no-grad (evaluation) a policy changes nothing: no graph, nothing kept, the same logits. */
@@ -216,6 +275,7 @@ class ActivationCheckpointTest {
     void footprintsAreMeasuredPerPolicy() {
         Llama model = new Llama(TINY, 17);
         int batch = 2, seq = 8, hd = TINY.headDim();
+        long baseline = MemoryPool.host().liveBytes();
         ActivationFootprint none = model.activationFootprint(1, null, batch, seq);
         ActivationFootprint selective = model.activationFootprint(1, Recompute.SELECTIVE, batch, seq);
         ActivationFootprint full = model.activationFootprint(1, Recompute.FULL, batch, seq);
@@ -228,6 +288,7 @@ class ActivationCheckpointTest {
         assertTrue(none.savedBytes() > selective.savedBytes(), none + " vs " + selective);
         assertTrue(none.liveBytes() > selective.liveBytes() && selective.liveBytes() > full.liveBytes(), none + " " + selective + " " + full);
         assertNull(model.namedModules().get("model.layers.1").activations(), "the layer's own policy is left as it was");
+        assertEquals(baseline, MemoryPool.host().liveBytes(), "measuring freed what it made");
         model.close();
     }
 
@@ -289,6 +350,13 @@ class ActivationCheckpointTest {
         for (int i = 0; i < expected.length; i++)
             if (Float.floatToRawIntBits(expected[i]) != Float.floatToRawIntBits(actual[i]))
                 fail(what + "[" + i + "]: " + expected[i] + " unchecked, " + actual[i] + " checkpointed");
+    }
+
+    private static float[] values(int n, long seed) {
+        SplittableRandom r = new SplittableRandom(seed);
+        float[] out = new float[n];
+        for (int i = 0; i < n; i++) out[i] = (float) r.nextGaussian();
+        return out;
     }
 
     private static int[] tokens(int n, long seed) {
