@@ -3,6 +3,7 @@ package dev.weft.optimizers;
 import dev.weft.core.Scope;
 import dev.weft.core.Tensor;
 
+import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
@@ -76,12 +77,31 @@ final class SeededRun {
 
     /** Runs optimizer {@code name} for {@link #STEPS} steps, {@code setup} applied to it first, and records where it ends. */
     static Map<String, String> record(String name, Consumer<Optimizer> setup) {
+        return record(name, setup, STEPS);
+    }
+
+    /**
+     * Like {@link #record(String, Consumer)}, but after {@code split} steps the optimizer's state is
+     * saved (each parameter's through {@link Optimizer#withState}), the optimizer closed, and a
+     * fresh one (set up alike) loads it and takes the remaining steps.
+     */
+    static Map<String, String> record(String name, Consumer<Optimizer> setup, int split) {
         try (Scope s = Scope.open()) {
             Map<String, Tensor> ps = parameters(name);
-            try (Optimizer o = Optimizers.create(name, ps, settings(name))) {
+            Map<String, String> out = new LinkedHashMap<>();
+            Optimizer o = Optimizers.create(name, ps, settings(name));
+            try {
                 setup.accept(o);
-                Map<String, String> out = new LinkedHashMap<>();
                 for (int t = 0; t < STEPS; t++) {
+                    if (t == split) {
+                        Map<String, Tensor> saved = save(o);
+                        Map<String, String> scalars = o.stateScalars();
+                        long steps = o.steps();
+                        o.close();
+                        o = Optimizers.create(name, ps, settings(name));
+                        setup.accept(o);
+                        o.loadState(saved, scalars, steps);
+                    }
                     gradients(ps, t);
                     o.step(lr(t));
                     String at = "@" + t;
@@ -91,14 +111,30 @@ final class SeededRun {
                 out.putAll(state(o));
                 out.put("steps", Long.toString(o.steps()));
                 return out;
+            } finally {
+                o.close();
             }
         }
     }
 
-    /** The optimizer's state tensors (as hashes) and scalars, as {@link #record} writes them. */
+    /** Copies of every state tensor, by name, taken one parameter at a time as a checkpoint writer would. */
+    static Map<String, Tensor> save(Optimizer o) {
+        Map<String, Tensor> out = new LinkedHashMap<>();
+        for (String p : o.stateByParameter().keySet())
+            o.withState(p, ts -> {
+                for (Tensor t : ts) {
+                    Tensor c = Tensor.empty(t.shape());
+                    MemorySegment.copy(t.data(), 0, c.data(), 0, t.data().byteSize());
+                    out.put(t.name(), c);
+                }
+            });
+        return out;
+    }
+
+    /** The optimizer's state tensors (as hashes, read one parameter at a time) and scalars, as {@link #record} writes them. */
     static Map<String, String> state(Optimizer o) {
         Map<String, String> out = new LinkedHashMap<>();
-        o.stateTensors().forEach((n, t) -> out.put("state:" + n, sha(t)));
+        for (String p : o.stateByParameter().keySet()) o.withState(p, ts -> ts.forEach(t -> out.put("state:" + t.name(), sha(t))));
         o.stateScalars().forEach((n, v) -> out.put("scalar:" + n, v));
         return out;
     }
