@@ -8,7 +8,8 @@ import java.lang.foreign.MemorySegment;
  *
  * <p>A parameter sharded under ZeRO-3 keeps its tensor but not its memory: {@link #evict()} gives
  * the block back, and {@link #bind(MemorySegment)} lends the storage memory owned elsewhere (its
- * slice of a gathered buffer) while the parameter is in use. Touching an unbound storage is an
+ * slice of a gathered buffer) while the parameter is in use; offloaded optimizer state does the
+ * same with host or disk staging buffers. Touching an unbound storage is an
  * error that names it, never a read of stale memory.
  */
 public final class Storage {
@@ -42,7 +43,7 @@ public final class Storage {
     public MemorySegment segment() {
         MemorySegment s = segment;
         if (s == null && pager != null && refs > 0) s = pager.pageIn(this);
-        if (s == null) throw new IllegalStateException("'" + label + "' is sharded and not gathered: its memory lives on other ranks until a gather binds it");
+        if (s == null) throw new IllegalStateException("'" + label + "' has no memory bound: it is sharded or offloaded, and lives elsewhere until a gather or a fetch binds it");
         if (refs <= 0) throw new IllegalStateException("use of released storage '" + label + "'");
         return s;
     }

@@ -1,7 +1,5 @@
 package dev.weft.optimizers;
 
-import dev.weft.core.DType;
-import dev.weft.core.Scope;
 import dev.weft.core.Tensor;
 import dev.weft.core.kernels.Parallel;
 import jdk.incubator.vector.FloatVector;
@@ -11,9 +9,7 @@ import jdk.incubator.vector.VectorSpecies;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
-import java.util.Arrays;
-import java.util.LinkedHashMap;
-import java.util.List;
+import java.util.HashMap;
 import java.util.Map;
 
 /**
@@ -22,7 +18,7 @@ import java.util.Map;
  * corrections. Weight decay applies to matrices only (not to norm gains), the usual choice for
  * transformers.
  */
-public final class AdamW implements Optimizer {
+public final class AdamW extends ParameterOptimizer {
     private static final VectorSpecies<Float> SPECIES = FloatVector.SPECIES_PREFERRED;
     private static final ValueLayout.OfFloat F = ValueLayout.JAVA_FLOAT_UNALIGNED;
 
@@ -40,26 +36,15 @@ public final class AdamW implements Optimizer {
         }
     }
 
-    private final List<Tensor> params;
-    private final List<String> names;
     private final Settings s;
-    private final Map<Tensor, Tensor[]> moments = new LinkedHashMap<>();
-    private long steps;
+    private final Map<String, Tensor[]> moments = new HashMap<>();
+    // This step's bias-corrected factors, set by beginStep.
+    private float stepSize, bc2Sqrt;
 
     public AdamW(Map<String, Tensor> parameters, Settings settings) {
-        this.params = List.copyOf(parameters.values());
-        this.names = List.copyOf(parameters.keySet());
+        super(parameters);
         this.s = settings;
-        Scope.outside(() -> {
-            for (Tensor p : params) {
-                moments.put(p, new Tensor[] {state(p).name(p.name() + "/exp_avg"), state(p).name(p.name() + "/exp_avg_sq")});
-            }
-            return null;
-        });
-    }
-
-    private static Tensor state(Tensor p) {
-        return Tensor.empty(DType.F32, "optimizer state", p.shape()).fill(0f);
+        params.forEach((n, p) -> moments.put(n, new Tensor[] {newState(n, "exp_avg", p.shape()), newState(n, "exp_avg_sq", p.shape())}));
     }
 
     @Override
@@ -68,21 +53,19 @@ public final class AdamW implements Optimizer {
     }
 
     @Override
-    public void step(double lr) {
-        steps++;
-        float b1 = (float) s.beta1(), b2 = (float) s.beta2();
+    protected void beginStep(double lr) {
         // StrictMath: Math.pow may differ by an ulp once JIT-compiled, which would break bit-exact resume.
-        double bc1 = 1 - StrictMath.pow(s.beta1(), steps), bc2 = 1 - StrictMath.pow(s.beta2(), steps);
-        float stepSize = (float) (lr / bc1);
-        float bc2Sqrt = (float) Math.sqrt(bc2);
-        for (Tensor p : params) {
-            Tensor g = p.grad();
-            if (g == null) continue;
-            Tensor[] mv = moments.get(p);
-            float decay = p.dim() >= 2 ? (float) (1 - lr * s.weightDecay()) : 1f;
-            update(p.data(), g.data(), mv[0].data(), mv[1].data(), Math.toIntExact(p.numel()), decay, b1, b2,
-                    stepSize, bc2Sqrt, (float) s.eps());
-        }
+        double bc1 = 1 - StrictMath.pow(s.beta1(), steps()), bc2 = 1 - StrictMath.pow(s.beta2(), steps());
+        stepSize = (float) (lr / bc1);
+        bc2Sqrt = (float) Math.sqrt(bc2);
+    }
+
+    @Override
+    protected void stepParameter(String name, Tensor p, Tensor g, double lr) {
+        Tensor[] mv = moments.get(name);
+        float decay = p.dim() >= 2 ? (float) (1 - lr * s.weightDecay()) : 1f;
+        update(p.data(), g.data(), mv[0].data(), mv[1].data(), Math.toIntExact(p.numel()), decay, (float) s.beta1(), (float) s.beta2(),
+                stepSize, bc2Sqrt, (float) s.eps());
     }
 
     /** The fused per-element update; vectorised, and split over cores for large tensors. */
@@ -112,51 +95,5 @@ public final class AdamW implements Optimizer {
                 p.setAtIndex(F, i, p.getAtIndex(F, i) * decay - mi / denom * stepSize);
             }
         });
-    }
-
-    @Override
-    public long steps() {
-        return steps;
-    }
-
-    @Override
-    public Map<String, Tensor> stateTensors() {
-        Map<String, Tensor> out = new LinkedHashMap<>();
-        for (Tensor[] mv : moments.values()) {
-            out.put(mv[0].name(), mv[0]);
-            out.put(mv[1].name(), mv[1]);
-        }
-        return out;
-    }
-
-    @Override
-    public void loadState(Map<String, Tensor> tensors, Map<String, String> scalars, long steps) {
-        for (Tensor[] mv : moments.values()) {
-            for (Tensor t : mv) {
-                Tensor src = tensors.get(t.name());
-                if (src == null) throw new IllegalArgumentException("optimizer state '" + t.name() + "' missing from checkpoint");
-                if (!Arrays.equals(src.shape(), t.shape()))
-                    throw new IllegalArgumentException("optimizer state '" + t.name() + "' has shape " + Arrays.toString(src.shape())
-                            + " in the checkpoint, expected " + Arrays.toString(t.shape()));
-                t.copyFrom(src);
-            }
-        }
-        this.steps = steps;
-    }
-
-    @Override
-    public Map<String, Long> stateBytesByParameter() {
-        Map<String, Long> out = new LinkedHashMap<>();
-        for (int i = 0; i < params.size(); i++) {
-            Tensor[] mv = moments.get(params.get(i));
-            out.put(names.get(i), mv == null ? 0L : (mv[0].numel() + mv[1].numel()) * 4);
-        }
-        return out;
-    }
-
-    @Override
-    public void close() {
-        for (Tensor[] mv : moments.values()) for (Tensor t : mv) t.close();
-        moments.clear();
     }
 }

@@ -36,6 +36,8 @@ public final class AdamW8bit extends ParameterOptimizer {
 
     private final Settings s;
     private final Map<String, Object> moments = new LinkedHashMap<>(); // Quantised or Tensor[]{m, v}
+    // This step's bias-corrected factors, set by beginStep.
+    private float stepSize, bc2Sqrt;
 
     public AdamW8bit(Map<String, Tensor> parameters, Settings settings) {
         this(parameters, null, settings);
@@ -87,55 +89,56 @@ public final class AdamW8bit extends ParameterOptimizer {
     }
 
     @Override
-    public void step(double lr) {
-        steps++;
+    protected void beginStep(double lr) {
+        AdamW.Settings a = s.adam();
+        stepSize = (float) (lr / (1 - StrictMath.pow(a.beta1(), steps())));
+        bc2Sqrt = (float) Math.sqrt(1 - StrictMath.pow(a.beta2(), steps()));
+    }
+
+    @Override
+    protected void stepParameter(String name, Tensor p, Tensor grad, double lr) {
         AdamW.Settings a = s.adam();
         float b1 = (float) a.beta1(), b2 = (float) a.beta2(), eps = (float) a.eps();
-        float stepSize = (float) (lr / (1 - StrictMath.pow(a.beta1(), steps)));
-        float bc2Sqrt = (float) Math.sqrt(1 - StrictMath.pow(a.beta2(), steps));
-        for (var e : params.entrySet()) {
-            Tensor p = e.getValue();
-            if (p.grad() == null) continue;
-            float decay = p.dim() >= 2 ? (float) (1 - lr * a.weightDecay()) : 1f;
-            int n = Math.toIntExact(p.numel());
-            Object st = moments.get(e.getKey());
-            if (st instanceof Tensor[] mv) {
-                AdamW.update(p.data(), p.grad().data(), mv[0].data(), mv[1].data(), n, decay, b1, b2, stepSize, bc2Sqrt, eps);
-                continue;
-            }
-            Quantised q = (Quantised) st;
-            MemorySegment w = p.data(), g = p.grad().data(), c1 = q.codes1().data(), c2 = q.codes2().data();
-            MemorySegment a1 = q.absmax1().data(), a2 = q.absmax2().data();
-            int bs = s.blockSize();
-            int blocks = (n + bs - 1) / bs;
-            // blocks are independent, so splitting them over threads changes no bits
-            Parallel.forRange(blocks, Math.max(1, (1 << 15) / bs), (fromBlock, toBlock) -> {
-                float[] m = new float[bs], v = new float[bs];
-                for (int blk = fromBlock; blk < toBlock; blk++) {
-                    int start = blk * bs, len = Math.min(bs, n - start);
-                    float am1 = a1.getAtIndex(Mat.F, blk), am2 = a2.getAtIndex(Mat.F, blk);
-                    float max1 = 0, max2 = 0;
-                    for (int j = 0; j < len; j++) {
-                        long i = start + j;
-                        float gi = g.getAtIndex(Mat.F, i);
-                        float mi = DynamicMap.SIGNED[c1.get(BYTE, i) & 0xff] * am1 * b1 + gi * (1 - b1);
-                        float vi = DynamicMap.UNSIGNED[c2.get(BYTE, i) & 0xff] * am2 * b2 + gi * gi * (1 - b2);
-                        m[j] = mi;
-                        v[j] = vi;
-                        max1 = Math.max(max1, Math.abs(mi));
-                        max2 = Math.max(max2, vi);
-                        float denom = (float) Math.sqrt(vi) / bc2Sqrt + eps;
-                        w.setAtIndex(Mat.F, i, w.getAtIndex(Mat.F, i) * decay - mi / denom * stepSize);
-                    }
-                    a1.setAtIndex(Mat.F, blk, max1);
-                    a2.setAtIndex(Mat.F, blk, max2);
-                    for (int j = 0; j < len; j++) {
-                        long i = start + j;
-                        c1.set(BYTE, i, (byte) DynamicMap.quantize(DynamicMap.SIGNED, max1 == 0 ? 0 : m[j] / max1));
-                        c2.set(BYTE, i, (byte) DynamicMap.quantize(DynamicMap.UNSIGNED, max2 == 0 ? 0 : v[j] / max2));
-                    }
-                }
-            });
+        float stepSize = this.stepSize, bc2Sqrt = this.bc2Sqrt; // locals, so the block loop reads no fields
+        float decay = p.dim() >= 2 ? (float) (1 - lr * a.weightDecay()) : 1f;
+        int n = Math.toIntExact(p.numel());
+        Object st = moments.get(name);
+        if (st instanceof Tensor[] mv) {
+            AdamW.update(p.data(), grad.data(), mv[0].data(), mv[1].data(), n, decay, b1, b2, stepSize, bc2Sqrt, eps);
+            return;
         }
+        Quantised q = (Quantised) st;
+        MemorySegment w = p.data(), g = grad.data(), c1 = q.codes1().data(), c2 = q.codes2().data();
+        MemorySegment a1 = q.absmax1().data(), a2 = q.absmax2().data();
+        int bs = s.blockSize();
+        int blocks = (n + bs - 1) / bs;
+        // blocks are independent, so splitting them over threads changes no bits
+        Parallel.forRange(blocks, Math.max(1, (1 << 15) / bs), (fromBlock, toBlock) -> {
+            float[] m = new float[bs], v = new float[bs];
+            for (int blk = fromBlock; blk < toBlock; blk++) {
+                int start = blk * bs, len = Math.min(bs, n - start);
+                float am1 = a1.getAtIndex(Mat.F, blk), am2 = a2.getAtIndex(Mat.F, blk);
+                float max1 = 0, max2 = 0;
+                for (int j = 0; j < len; j++) {
+                    long i = start + j;
+                    float gi = g.getAtIndex(Mat.F, i);
+                    float mi = DynamicMap.SIGNED[c1.get(BYTE, i) & 0xff] * am1 * b1 + gi * (1 - b1);
+                    float vi = DynamicMap.UNSIGNED[c2.get(BYTE, i) & 0xff] * am2 * b2 + gi * gi * (1 - b2);
+                    m[j] = mi;
+                    v[j] = vi;
+                    max1 = Math.max(max1, Math.abs(mi));
+                    max2 = Math.max(max2, vi);
+                    float denom = (float) Math.sqrt(vi) / bc2Sqrt + eps;
+                    w.setAtIndex(Mat.F, i, w.getAtIndex(Mat.F, i) * decay - mi / denom * stepSize);
+                }
+                a1.setAtIndex(Mat.F, blk, max1);
+                a2.setAtIndex(Mat.F, blk, max2);
+                for (int j = 0; j < len; j++) {
+                    long i = start + j;
+                    c1.set(BYTE, i, (byte) DynamicMap.quantize(DynamicMap.SIGNED, max1 == 0 ? 0 : m[j] / max1));
+                    c2.set(BYTE, i, (byte) DynamicMap.quantize(DynamicMap.UNSIGNED, max2 == 0 ? 0 : v[j] / max2));
+                }
+            }
+        });
     }
 }

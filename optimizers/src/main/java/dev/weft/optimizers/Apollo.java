@@ -105,62 +105,61 @@ public final class Apollo extends ParameterOptimizer {
     }
 
     @Override
-    public void step(double lr) {
-        steps++;
+    protected void beginStep(double lr) {
         limiterSeen = limiterCut = 0;
         limiterSum = 0;
-        for (var e : slots.entrySet()) {
-            Tensor p = params.get(e.getKey());
-            if (p.grad() == null) continue;
-            Slot sl = e.getValue();
-            Subspace sp = sl.space;
-            try (Scope sc = Scope.open()) {
-                MemorySegment g = p.grad().data();
-                Tensor proj = Tensor.empty(sp.projectorShape());
-                sp.randomProjector(projectorSeed(sl.seed, sl.t, s.updateProjGap()), proj.data());
-                Tensor low = Tensor.empty(sp.lowShape());
-                sp.project(proj.data(), g, low.data());
-                sl.t++;
-                Tensor dir = GaLore.adamDirection(low, sl.expAvg, sl.expAvgSq, s.beta1(), s.beta2(), s.eps());
-                double stepSize = lr * Math.sqrt(1 - StrictMath.pow(s.beta2(), sl.t)) / (1 - StrictMath.pow(s.beta1(), sl.t));
-                int[] ls = sp.lowShape();
-                long mn = (long) sp.m * sp.n;
-                Tensor scaled = Tensor.empty(sp.m, sp.n);
-                MemorySegment u = scaled.data();
-                if (s.scaleType() == ScaleType.TENSOR) {
-                    float f = (float) (Mat.norm(dir.data(), dir.numel()) / (Mat.norm(low.data(), low.numel()) + 1e-8));
-                    for (long i = 0; i < mn; i++) u.setAtIndex(Mat.F, i, g.getAtIndex(Mat.F, i) * f);
-                } else if (ls[0] < ls[1]) {
-                    float[] f = columnRatios(dir.data(), low.data(), ls[0], ls[1]);
-                    for (int i = 0; i < sp.m; i++) for (int j = 0; j < sp.n; j++) {
-                        long k = (long) i * sp.n + j;
-                        u.setAtIndex(Mat.F, k, g.getAtIndex(Mat.F, k) * f[j]);
-                    }
-                } else {
-                    float[] f = rowRatios(dir.data(), low.data(), ls[0], ls[1]);
-                    for (int i = 0; i < sp.m; i++) for (int j = 0; j < sp.n; j++) {
-                        long k = (long) i * sp.n + j;
-                        u.setAtIndex(Mat.F, k, g.getAtIndex(Mat.F, k) * f[i]);
-                    }
+    }
+
+    @Override
+    protected void stepParameter(String name, Tensor p, Tensor grad, double lr) {
+        Slot sl = slots.get(name);
+        Subspace sp = sl.space;
+        try (Scope sc = Scope.open()) {
+            MemorySegment g = grad.data();
+            Tensor proj = Tensor.empty(sp.projectorShape());
+            sp.randomProjector(projectorSeed(sl.seed, sl.t, s.updateProjGap()), proj.data());
+            Tensor low = Tensor.empty(sp.lowShape());
+            sp.project(proj.data(), g, low.data());
+            sl.t++;
+            Tensor dir = GaLore.adamDirection(low, sl.expAvg, sl.expAvgSq, s.beta1(), s.beta2(), s.eps());
+            double stepSize = lr * Math.sqrt(1 - StrictMath.pow(s.beta2(), sl.t)) / (1 - StrictMath.pow(s.beta1(), sl.t));
+            int[] ls = sp.lowShape();
+            long mn = (long) sp.m * sp.n;
+            Tensor scaled = Tensor.empty(sp.m, sp.n);
+            MemorySegment u = scaled.data();
+            if (s.scaleType() == ScaleType.TENSOR) {
+                float f = (float) (Mat.norm(dir.data(), dir.numel()) / (Mat.norm(low.data(), low.numel()) + 1e-8));
+                for (long i = 0; i < mn; i++) u.setAtIndex(Mat.F, i, g.getAtIndex(Mat.F, i) * f);
+            } else if (ls[0] < ls[1]) {
+                float[] f = columnRatios(dir.data(), low.data(), ls[0], ls[1]);
+                for (int i = 0; i < sp.m; i++) for (int j = 0; j < sp.n; j++) {
+                    long k = (long) i * sp.n + j;
+                    u.setAtIndex(Mat.F, k, g.getAtIndex(Mat.F, k) * f[j]);
                 }
-                float norm = (float) Mat.norm(u, mn);
-                if (s.limiter()) {
-                    if (sl.t > 1) {
-                        float limiter = Math.max(norm / (sl.lastNorm + 1e-8f), 1.01f) / 1.01f;
-                        for (long i = 0; i < mn; i++) u.setAtIndex(Mat.F, i, u.getAtIndex(Mat.F, i) / limiter);
-                        sl.lastNorm = norm / limiter;
-                        limiterSeen++;
-                        limiterSum += limiter;
-                        if (limiter > 1) limiterCut++;
-                    } else {
-                        sl.lastNorm = norm;
-                    }
+            } else {
+                float[] f = rowRatios(dir.data(), low.data(), ls[0], ls[1]);
+                for (int i = 0; i < sp.m; i++) for (int j = 0; j < sp.n; j++) {
+                    long k = (long) i * sp.n + j;
+                    u.setAtIndex(Mat.F, k, g.getAtIndex(Mat.F, k) * f[i]);
                 }
-                float step = (float) (stepSize * Math.sqrt(s.scale()));
-                MemorySegment w = p.data();
-                for (long i = 0; i < mn; i++) w.setAtIndex(Mat.F, i, w.getAtIndex(Mat.F, i) - step * u.getAtIndex(Mat.F, i));
-                Mat.decay(w, mn, lr, s.weightDecay());
             }
+            float norm = (float) Mat.norm(u, mn);
+            if (s.limiter()) {
+                if (sl.t > 1) {
+                    float limiter = Math.max(norm / (sl.lastNorm + 1e-8f), 1.01f) / 1.01f;
+                    for (long i = 0; i < mn; i++) u.setAtIndex(Mat.F, i, u.getAtIndex(Mat.F, i) / limiter);
+                    sl.lastNorm = norm / limiter;
+                    limiterSeen++;
+                    limiterSum += limiter;
+                    if (limiter > 1) limiterCut++;
+                } else {
+                    sl.lastNorm = norm;
+                }
+            }
+            float step = (float) (stepSize * Math.sqrt(s.scale()));
+            MemorySegment w = p.data();
+            for (long i = 0; i < mn; i++) w.setAtIndex(Mat.F, i, w.getAtIndex(Mat.F, i) - step * u.getAtIndex(Mat.F, i));
+            Mat.decay(w, mn, lr, s.weightDecay());
         }
     }
 

@@ -66,50 +66,45 @@ public final class Frugal extends ParameterOptimizer {
     }
 
     @Override
-    public void step(double lr) {
-        steps++;
-        for (var e : slots.entrySet()) {
-            Tensor p = params.get(e.getKey());
-            if (p.grad() == null) continue;
-            Slot sl = e.getValue();
-            Subspace sp = sl.space;
-            try (Scope sc = Scope.open()) {
-                MemorySegment g = p.grad().data();
-                if (sl.t % s.updateProjGap() == 0) {
-                    sp.svdProjector(g, sl.projector.data());
-                    sl.expAvg.fill(0);
-                    sl.expAvgSq.fill(0);
-                    sl.adamT = 0;
-                }
-                Tensor low = Tensor.empty(sp.lowShape());
-                sp.project(sl.projector.data(), g, low.data());
-                sl.t++;
-                sl.adamT++;
-                float b1 = (float) s.beta1(), b2 = (float) s.beta2(), eps = (float) s.eps();
-                float bc1 = (float) (1 - StrictMath.pow(s.beta1(), sl.adamT)), bc2Sqrt = (float) Math.sqrt(1 - StrictMath.pow(s.beta2(), sl.adamT));
-                MemorySegment lg = low.data(), m = sl.expAvg.data(), v = sl.expAvgSq.data();
-                Tensor dir = Tensor.empty(sp.lowShape());
-                MemorySegment d = dir.data();
-                for (long i = 0, n = low.numel(); i < n; i++) {
-                    float gi = lg.getAtIndex(Mat.F, i);
-                    float mi = b1 * m.getAtIndex(Mat.F, i) + (1 - b1) * gi;
-                    float vi = b2 * v.getAtIndex(Mat.F, i) + (1 - b2) * gi * gi;
-                    m.setAtIndex(Mat.F, i, mi);
-                    v.setAtIndex(Mat.F, i, vi);
-                    d.setAtIndex(Mat.F, i, (mi / bc1) / ((float) Math.sqrt(vi) / bc2Sqrt + eps));
-                }
-                long mn = (long) sp.m * sp.n;
-                Tensor inSpace = Tensor.empty(sp.m, sp.n), adam = Tensor.empty(sp.m, sp.n);
-                sp.back(sl.projector.data(), lg, inSpace.data());
-                sp.back(sl.projector.data(), d, adam.data());
-                MemorySegment w = p.data(), gs = inSpace.data(), a = adam.data();
-                Mat.decay(w, mn, lr, s.weightDecay());
-                float free = (float) s.freeLrScale(), step = (float) lr;
-                for (long i = 0; i < mn; i++) {
-                    float residual = g.getAtIndex(Mat.F, i) - gs.getAtIndex(Mat.F, i);
-                    float u = a.getAtIndex(Mat.F, i) + free * Math.signum(residual);
-                    w.setAtIndex(Mat.F, i, w.getAtIndex(Mat.F, i) - step * u);
-                }
+    protected void stepParameter(String name, Tensor p, Tensor grad, double lr) {
+        Slot sl = slots.get(name);
+        Subspace sp = sl.space;
+        try (Scope sc = Scope.open()) {
+            MemorySegment g = grad.data();
+            if (sl.t % s.updateProjGap() == 0) {
+                sp.svdProjector(g, sl.projector.data());
+                sl.expAvg.fill(0);
+                sl.expAvgSq.fill(0);
+                sl.adamT = 0;
+            }
+            Tensor low = Tensor.empty(sp.lowShape());
+            sp.project(sl.projector.data(), g, low.data());
+            sl.t++;
+            sl.adamT++;
+            float b1 = (float) s.beta1(), b2 = (float) s.beta2(), eps = (float) s.eps();
+            float bc1 = (float) (1 - StrictMath.pow(s.beta1(), sl.adamT)), bc2Sqrt = (float) Math.sqrt(1 - StrictMath.pow(s.beta2(), sl.adamT));
+            MemorySegment lg = low.data(), m = sl.expAvg.data(), v = sl.expAvgSq.data();
+            Tensor dir = Tensor.empty(sp.lowShape());
+            MemorySegment d = dir.data();
+            for (long i = 0, n = low.numel(); i < n; i++) {
+                float gi = lg.getAtIndex(Mat.F, i);
+                float mi = b1 * m.getAtIndex(Mat.F, i) + (1 - b1) * gi;
+                float vi = b2 * v.getAtIndex(Mat.F, i) + (1 - b2) * gi * gi;
+                m.setAtIndex(Mat.F, i, mi);
+                v.setAtIndex(Mat.F, i, vi);
+                d.setAtIndex(Mat.F, i, (mi / bc1) / ((float) Math.sqrt(vi) / bc2Sqrt + eps));
+            }
+            long mn = (long) sp.m * sp.n;
+            Tensor inSpace = Tensor.empty(sp.m, sp.n), adam = Tensor.empty(sp.m, sp.n);
+            sp.back(sl.projector.data(), lg, inSpace.data());
+            sp.back(sl.projector.data(), d, adam.data());
+            MemorySegment w = p.data(), gs = inSpace.data(), a = adam.data();
+            Mat.decay(w, mn, lr, s.weightDecay());
+            float free = (float) s.freeLrScale(), step = (float) lr;
+            for (long i = 0; i < mn; i++) {
+                float residual = g.getAtIndex(Mat.F, i) - gs.getAtIndex(Mat.F, i);
+                float u = a.getAtIndex(Mat.F, i) + free * Math.signum(residual);
+                w.setAtIndex(Mat.F, i, w.getAtIndex(Mat.F, i) - step * u);
             }
         }
     }

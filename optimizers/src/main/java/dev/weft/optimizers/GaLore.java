@@ -78,25 +78,20 @@ public class GaLore extends ParameterOptimizer {
     }
 
     @Override
-    public void step(double lr) {
-        steps++;
-        for (var e : slots.entrySet()) {
-            Tensor p = params.get(e.getKey());
-            if (p.grad() == null) continue;
-            Slot slot = e.getValue();
-            try (Scope sc = Scope.open()) {
-                MemorySegment g = p.grad().data();
-                Subspace sp = slot.space;
-                if (slot.t % s.updateProjGap() == 0) refresh(slot, g);
-                Tensor low = Tensor.empty(sp.lowShape());
-                sp.project(slot.projector.data(), g, low.data());
-                slot.t++;
-                Tensor dir = lowRankDirection(slot, low);
-                double stepSize = lr * Math.sqrt(1 - StrictMath.pow(s.beta2(), slot.t)) / (1 - StrictMath.pow(s.beta1(), slot.t));
-                Tensor full = Tensor.empty(sp.m, sp.n);
-                sp.back(slot.projector.data(), dir.data(), full.data());
-                applyUpdate(p.data(), full.data(), (long) sp.m * sp.n, (float) (stepSize * s.scale()), lr);
-            }
+    protected final void stepParameter(String name, Tensor p, Tensor grad, double lr) {
+        Slot slot = slots.get(name);
+        try (Scope sc = Scope.open()) {
+            MemorySegment g = grad.data();
+            Subspace sp = slot.space;
+            if (slot.t % s.updateProjGap() == 0) refresh(slot, g);
+            Tensor low = Tensor.empty(sp.lowShape());
+            sp.project(slot.projector.data(), g, low.data());
+            slot.t++;
+            Tensor dir = lowRankDirection(slot, low);
+            double stepSize = lr * Math.sqrt(1 - StrictMath.pow(s.beta2(), slot.t)) / (1 - StrictMath.pow(s.beta1(), slot.t));
+            Tensor full = Tensor.empty(sp.m, sp.n);
+            sp.back(slot.projector.data(), dir.data(), full.data());
+            applyUpdate(p.data(), full.data(), (long) sp.m * sp.n, (float) (stepSize * s.scale()), lr);
         }
     }
 

@@ -51,31 +51,26 @@ public final class Muon extends ParameterOptimizer {
     }
 
     @Override
-    public void step(double lr) {
-        steps++;
+    protected void stepParameter(String name, Tensor p, Tensor grad, double lr) {
         float mu = (float) s.momentum();
-        for (var e : buffers.entrySet()) {
-            Tensor p = params.get(e.getKey());
-            if (p.grad() == null) continue;
-            int m = p.size(0), n = p.size(1);
-            long mn = (long) m * n;
-            try (Scope sc = Scope.open()) {
-                MemorySegment g = p.grad().data(), buf = e.getValue().data();
-                Tensor upd = Tensor.empty(m, n);
-                MemorySegment u = upd.data();
-                for (long i = 0; i < mn; i++) {
-                    float gi = g.getAtIndex(Mat.F, i);
-                    float bi = buf.getAtIndex(Mat.F, i);
-                    bi = bi + (1 - mu) * (gi - bi);
-                    buf.setAtIndex(Mat.F, i, bi);
-                    u.setAtIndex(Mat.F, i, s.nesterov() ? gi + mu * (bi - gi) : bi);
-                }
-                Tensor o = newtonSchulz(upd, m, n, s.nsSteps());
-                float step = (float) (lr * Math.sqrt(Math.max(1.0, (double) m / n)));
-                MemorySegment w = p.data(), od = o.data();
-                Mat.decay(w, mn, lr, s.weightDecay());
-                for (long i = 0; i < mn; i++) w.setAtIndex(Mat.F, i, w.getAtIndex(Mat.F, i) - step * od.getAtIndex(Mat.F, i));
+        int m = p.size(0), n = p.size(1);
+        long mn = (long) m * n;
+        try (Scope sc = Scope.open()) {
+            MemorySegment g = grad.data(), buf = buffers.get(name).data();
+            Tensor upd = Tensor.empty(m, n);
+            MemorySegment u = upd.data();
+            for (long i = 0; i < mn; i++) {
+                float gi = g.getAtIndex(Mat.F, i);
+                float bi = buf.getAtIndex(Mat.F, i);
+                bi = bi + (1 - mu) * (gi - bi);
+                buf.setAtIndex(Mat.F, i, bi);
+                u.setAtIndex(Mat.F, i, s.nesterov() ? gi + mu * (bi - gi) : bi);
             }
+            Tensor o = newtonSchulz(upd, m, n, s.nsSteps());
+            float step = (float) (lr * Math.sqrt(Math.max(1.0, (double) m / n)));
+            MemorySegment w = p.data(), od = o.data();
+            Mat.decay(w, mn, lr, s.weightDecay());
+            for (long i = 0; i < mn; i++) w.setAtIndex(Mat.F, i, w.getAtIndex(Mat.F, i) - step * od.getAtIndex(Mat.F, i));
         }
     }
 

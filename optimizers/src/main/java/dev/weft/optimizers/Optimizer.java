@@ -3,7 +3,9 @@ package dev.weft.optimizers;
 import dev.weft.core.Tensor;
 
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
+import java.util.function.Consumer;
 
 /**
  * Updates parameters from their gradients. The seam every optimizer fits: a step at a given
@@ -14,6 +16,12 @@ import java.util.Map;
  * tensor (per-parameter step and refresh counters, random seeds, limiter norms) is exposed as
  * {@link #stateScalars()}: strings that encode each value exactly (floats as their bit patterns),
  * stored in the checkpoint's safetensors metadata.
+ *
+ * <p>State may live off the device between uses ({@link #residency(StateResidency)}). Then the
+ * tensors of {@link #stateTensors()} are still the live ones, but their memory is only bound while
+ * their parameter is held: read or write them inside {@link #withState}, one parameter at a time
+ * (a checkpoint writer walks {@link #stateByParameter()} so; touching unbound memory fails, naming
+ * the tensor). {@link #loadState} acquires each parameter's state itself.
  */
 public interface Optimizer extends AutoCloseable {
     /** The optimizer's name as written in configs ("adamw"). */
@@ -42,7 +50,30 @@ public interface Optimizer extends AutoCloseable {
         return Map.of();
     }
 
-    /** Restores the state saved from {@link #stateTensors()}, {@link #stateScalars()} and {@link #steps()}. */
+    /**
+     * Each parameter's state tensors, by parameter name in step order: the same live tensors as
+     * {@link #stateTensors()}, grouped as a {@link StateResidency} moves them. A parameter without
+     * state has an empty list.
+     */
+    Map<String, List<Tensor>> stateByParameter();
+
+    /**
+     * Sets where state lives between uses (initially {@link StateResidency#RESIDENT}). Every step,
+     * {@link #loadState} and {@link #withState} from then on acquire and release each parameter's
+     * state through it. Set it while the state is resident, before handing the memory elsewhere.
+     */
+    void residency(StateResidency residency);
+
+    /**
+     * Runs {@code use} on parameter {@code parameter}'s state (its list in {@link #stateByParameter()}),
+     * acquired from the residency before and released after, so it may be read or written in place.
+     */
+    void withState(String parameter, Consumer<List<Tensor>> use);
+
+    /**
+     * Restores the state saved from {@link #stateTensors()}, {@link #stateScalars()} and {@link #steps()},
+     * acquiring each parameter's state in turn. Every tensor is checked before any is written.
+     */
     void loadState(Map<String, Tensor> tensors, Map<String, String> scalars, long steps);
 
     /** Restores an optimizer that has no scalar state. */

@@ -6,6 +6,7 @@ import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.function.Consumer;
 import java.util.function.Predicate;
 import java.util.regex.Pattern;
 
@@ -151,6 +152,30 @@ public final class ParameterGroups implements Optimizer {
         Map<String, Tensor> out = new LinkedHashMap<>();
         for (Group g : groups) out.putAll(g.optimizer().stateTensors());
         return out;
+    }
+
+    @Override
+    public Map<String, List<Tensor>> stateByParameter() {
+        Map<String, List<Tensor>> out = new LinkedHashMap<>();
+        for (Group g : groups) out.putAll(g.optimizer().stateByParameter());
+        return out;
+    }
+
+    /** Sets {@code residency} on every group's optimizer; each group announces and acquires its own parameters. */
+    @Override
+    public void residency(StateResidency residency) {
+        for (Group g : groups) g.optimizer().residency(residency);
+    }
+
+    @Override
+    public void withState(String parameter, Consumer<List<Tensor>> use) {
+        for (Group g : groups) {
+            if (g.optimizer().stateByParameter().containsKey(parameter)) {
+                g.optimizer().withState(parameter, use);
+                return;
+            }
+        }
+        throw new IllegalArgumentException("'" + parameter + "' is not a parameter any optimizer group of this rank steps");
     }
 
     @Override

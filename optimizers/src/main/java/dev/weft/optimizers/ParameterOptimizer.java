@@ -1,39 +1,100 @@
 package dev.weft.optimizers;
 
+import dev.weft.core.DType;
 import dev.weft.core.Scope;
 import dev.weft.core.Tensor;
 
 import java.lang.foreign.MemorySegment;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.Collections;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Objects;
+import java.util.function.Consumer;
 
 /**
- * The bookkeeping every per-parameter optimizer shares: parameters by name, named state tensors
- * ("FQN/STATE") registered as they are created, the step count, exact load with shape checks,
- * and per-parameter byte counts taken from the registered tensors (so the report is the memory
- * actually held, never a formula).
+ * The bookkeeping and the step loop every optimizer shares: parameters by name, named state
+ * tensors ("FQN/STATE") registered as they are created, the step count, exact load with shape
+ * checks, per-parameter byte counts taken from the registered tensors (so the report is the memory
+ * actually held, never a formula), and {@link #step} itself.
+ *
+ * <p>A step is the same for every optimizer: count it, {@link #beginStep} (what depends on the
+ * step alone, such as AdamW's bias corrections), then for each parameter that has a gradient, in
+ * the fixed order the parameters were given, acquire its state from the {@link StateResidency},
+ * {@link #stepParameter update it}, and release it. So an update may read and write only its own
+ * parameter's state; that is what lets the state of all but one parameter live elsewhere.
  */
 abstract class ParameterOptimizer implements Optimizer {
     protected final Map<String, Tensor> params;
     private final Map<String, Tensor> state = new LinkedHashMap<>();
     private final Map<String, List<Tensor>> byParam = new LinkedHashMap<>();
-    protected long steps;
+    private final Map<String, List<Tensor>> byParamView = new LinkedHashMap<>();
+    // The step loop's view of params and byParam by position, and its scratch (no allocation per step).
+    private final String[] names;
+    private final Tensor[] tensors;
+    private final List<Tensor>[] held;
+    private final int[] due;
+    private StateResidency residency = StateResidency.RESIDENT;
+    private long steps;
 
+    @SuppressWarnings("unchecked")
     protected ParameterOptimizer(Map<String, Tensor> parameters) {
         this.params = new LinkedHashMap<>(parameters);
-        for (String n : params.keySet()) byParam.put(n, new ArrayList<>());
+        int n = params.size(), i = 0;
+        names = new String[n];
+        tensors = new Tensor[n];
+        held = new List[n];
+        due = new int[n];
+        for (var e : params.entrySet()) {
+            List<Tensor> list = new ArrayList<>();
+            byParam.put(e.getKey(), list);
+            List<Tensor> view = Collections.unmodifiableList(list);
+            byParamView.put(e.getKey(), view);
+            names[i] = e.getKey();
+            tensors[i] = e.getValue();
+            held[i++] = view;
+        }
     }
 
     /** A zero-filled state tensor of {@code param}, named "param/what", registered for checkpoints and accounting. */
     protected final Tensor newState(String param, String what, int... shape) {
-        Tensor t = Scope.outside(() -> Tensor.empty(dev.weft.core.DType.F32, "optimizer state", shape).fill(0f).name(param + "/" + what));
+        Tensor t = Scope.outside(() -> Tensor.empty(DType.F32, "optimizer state", shape).fill(0f).name(param + "/" + what));
         state.put(t.name(), t);
         byParam.get(param).add(t);
         return t;
     }
+
+    @Override
+    public final void step(double lr) {
+        steps++;
+        beginStep(lr);
+        int k = 0;
+        for (int i = 0; i < tensors.length; i++) if (tensors[i].grad() != null) due[k++] = i;
+        StateResidency r = residency;
+        if (k > 0) r.upcoming(names[due[0]], held[due[0]]);
+        for (int j = 0; j < k; j++) {
+            int i = due[j];
+            r.acquire(names[i], held[i]);
+            try {
+                if (j + 1 < k) r.upcoming(names[due[j + 1]], held[due[j + 1]]);
+                stepParameter(names[i], tensors[i], tensors[i].grad(), lr);
+            } finally {
+                r.release(names[i], held[i]);
+            }
+        }
+    }
+
+    /** Work of a step that depends on the step alone, before any parameter is updated; {@link #steps()} already counts it. */
+    protected void beginStep(double lr) {}
+
+    /**
+     * Updates {@code param} from {@code grad} at learning rate {@code lr}, reading and writing only
+     * this parameter's state (which is resident now and may not be between calls: never keep its
+     * memory segments).
+     */
+    protected abstract void stepParameter(String name, Tensor param, Tensor grad, double lr);
 
     @Override
     public long steps() {
@@ -46,6 +107,28 @@ abstract class ParameterOptimizer implements Optimizer {
     }
 
     @Override
+    public Map<String, List<Tensor>> stateByParameter() {
+        return Collections.unmodifiableMap(byParamView);
+    }
+
+    @Override
+    public void residency(StateResidency residency) {
+        this.residency = Objects.requireNonNull(residency, "residency");
+    }
+
+    @Override
+    public void withState(String parameter, Consumer<List<Tensor>> use) {
+        List<Tensor> ts = byParamView.get(parameter);
+        if (ts == null) throw new IllegalArgumentException("'" + parameter + "' is not a parameter of this " + name() + " optimizer");
+        residency.acquire(parameter, ts);
+        try {
+            use.accept(ts);
+        } finally {
+            residency.release(parameter, ts);
+        }
+    }
+
+    @Override
     public void loadState(Map<String, Tensor> tensors, Map<String, String> scalars, long steps) {
         for (Tensor t : state.values()) {
             Tensor src = tensors.get(t.name());
@@ -53,8 +136,16 @@ abstract class ParameterOptimizer implements Optimizer {
             if (!Arrays.equals(src.shape(), t.shape()))
                 throw new IllegalArgumentException("optimizer state '" + t.name() + "' has shape " + Arrays.toString(src.shape())
                         + " in the checkpoint, expected " + Arrays.toString(t.shape()));
-            // Raw bytes: some state (8-bit codes) is packed into float slots and must not be converted.
-            MemorySegment.copy(src.data(), 0, t.data(), 0, t.numel() * 4);
+        }
+        for (String p : byParamView.keySet()) {
+            withState(p, ts -> {
+                for (Tensor t : ts) {
+                    Tensor src = tensors.get(t.name());
+                    // Raw bytes: some state (8-bit codes) is packed into float slots and must not be converted.
+                    if (src.dtype() == t.dtype() && src.isContiguous()) MemorySegment.copy(src.data(), 0, t.data(), 0, t.numel() * t.dtype().bytes());
+                    else t.copyFrom(src);
+                }
+            });
         }
         loadScalars(scalars);
         this.steps = steps;

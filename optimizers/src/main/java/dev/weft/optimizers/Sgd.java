@@ -42,28 +42,23 @@ public final class Sgd extends ParameterOptimizer {
     }
 
     @Override
-    public void step(double lr) {
-        steps++;
+    protected void stepParameter(String name, Tensor p, Tensor grad, double lr) {
         float mu = (float) s.momentum(), damp = (float) (1 - s.dampening()), step = (float) lr;
-        for (var e : params.entrySet()) {
-            Tensor p = e.getValue();
-            if (p.grad() == null) continue;
-            long[] t = counts.get(e.getKey());
-            boolean first = t[0]++ == 0;
-            float wd = p.dim() >= 2 ? (float) s.weightDecay() : 0f;
-            MemorySegment w = p.data(), g = p.grad().data();
-            Tensor bt = buffers.get(e.getKey());
-            MemorySegment buf = bt == null ? null : bt.data();
-            for (long i = 0, n = p.numel(); i < n; i++) {
-                float wi = w.getAtIndex(Mat.F, i);
-                float gi = g.getAtIndex(Mat.F, i) + wd * wi;
-                if (buf != null) {
-                    float bi = first ? gi : mu * buf.getAtIndex(Mat.F, i) + damp * gi;
-                    buf.setAtIndex(Mat.F, i, bi);
-                    gi = s.nesterov() ? gi + mu * bi : bi;
-                }
-                w.setAtIndex(Mat.F, i, wi - step * gi);
+        long[] t = counts.get(name);
+        boolean first = t[0]++ == 0;
+        float wd = p.dim() >= 2 ? (float) s.weightDecay() : 0f;
+        MemorySegment w = p.data(), g = grad.data();
+        Tensor bt = buffers.get(name);
+        MemorySegment buf = bt == null ? null : bt.data();
+        for (long i = 0, n = p.numel(); i < n; i++) {
+            float wi = w.getAtIndex(Mat.F, i);
+            float gi = g.getAtIndex(Mat.F, i) + wd * wi;
+            if (buf != null) {
+                float bi = first ? gi : mu * buf.getAtIndex(Mat.F, i) + damp * gi;
+                buf.setAtIndex(Mat.F, i, bi);
+                gi = s.nesterov() ? gi + mu * bi : bi;
             }
+            w.setAtIndex(Mat.F, i, wi - step * gi);
         }
     }
 

@@ -33,5 +33,26 @@
  * state and updates it, and the weights are then all-gathered. Because optimizers are built over a
  * map of named parameters, a rank builds its optimizer over exactly the parameters it owns, and state
  * names ("FQN/state") are independent of the rank layout, so checkpoints reshard by name.
+ *
+ * <h2>One step loop, and where state lives</h2>
+ * Every optimizer steps through {@code ParameterOptimizer}'s final
+ * {@code step}: a per-step prologue, then each parameter with a gradient in a fixed order, its
+ * state acquired from a {@link dev.weft.optimizers.StateResidency} around its update. No update
+ * reads another parameter's state, which is what lets an offloader keep all but the parameter in
+ * hand (and the next one, prefetched) off the device. What we found coupling parameters, and where
+ * it went:
+ * <ul>
+ *   <li>AdamW, 8-bit AdamW: the bias corrections depend on the optimizer's step count alone; they
+ *       are computed once in the prologue, exactly as before.</li>
+ *   <li>APOLLO / APOLLO-Mini: the limiter is per matrix (each slot's previous norm); only its step
+ *       stats sum over matrices, reset in the prologue and added to in parameter order, and nothing
+ *       reads them during the step.</li>
+ *   <li>GaLore, Natural GaLore, FRUGAL, APOLLO: the projector refresh cadence counts each matrix's
+ *       own steps (a matrix without a gradient does not advance), and APOLLO's seeds are fixed by
+ *       group position at construction: nothing step-wide.</li>
+ *   <li>SGD, Muon: per-parameter throughout (SGD's first-step rule uses the parameter's own count).</li>
+ *   <li>Outside the optimizers, gradient clipping's global norm couples parameters, but through
+ *       gradients before the step, never through optimizer state.</li>
+ * </ul>
  */
 package dev.weft.optimizers;
