@@ -252,10 +252,11 @@ public final class DiskTier implements MemoryTier, AutoCloseable {
                     + "Raise the budget or offload less to disk.", dir, Bytes.human(bytes), label, Bytes.human(current + bytes), Bytes.human(budget)), null);
         long offset = -1;
         for (Map.Entry<Long, Long> hole : free.entrySet()) {
-            if (hole.getValue() >= bytes) {
-                offset = hole.getKey();
-                free.remove(offset);
-                if (hole.getValue() > bytes) free.put(offset + bytes, hole.getValue() - bytes);
+            long at = hole.getKey(), size = hole.getValue(); // read first: TreeMap reuses a removed entry for its successor
+            if (size >= bytes) {
+                offset = at;
+                free.remove(at);
+                if (size > bytes) free.put(at + bytes, size - bytes);
                 break;
             }
         }

@@ -54,6 +54,7 @@ public final class Offloader implements AutoCloseable {
         Tensor hostCopy;          // HOST: the bytes
         DiskTier.Extent extent;   // DISK: where the bytes are
         Tensor resident;          // the device buffer while in flight back, bound, or being written back
+        Tensor paged;             // DISK: the host buffer a touch outside the cycle paged the bytes into
         CompletableFuture<Void> incoming, outgoing;
         int pins;
 
@@ -152,6 +153,7 @@ public final class Offloader implements AutoCloseable {
     /** Makes {@code h}'s bytes resident and bound (waiting for them if they are still in flight); acquires nest. */
     public void acquire(Handle h) {
         if (h.pins++ > 0) return;
+        unpage(h);
         if (h.resident == null) fetch(h);
         if (h.incoming != null) {
             join(h.incoming, h);
@@ -190,6 +192,33 @@ public final class Offloader implements AutoCloseable {
         while (writing.size() > 1 && writtenBytes() > prefetchBytes) awaitOutgoing(writing.peekFirst());
     }
 
+    /** A storage paged in outside the cycle and now acquired: its paged bytes are the newest, so the tier gets them first. */
+    private void unpage(Handle h) {
+        if (!paged.remove(h)) return;
+        h.storage.unbind();
+        if (h.resident != null) { // a prefetch may have read the bytes from before the page-in's writes: read again
+            if (h.incoming != null) {
+                join(h.incoming, h);
+                h.incoming = null;
+                inFlight -= h.bytes;
+            }
+            h.resident.close();
+            h.resident = null;
+        }
+        if (h.paged == null) return;
+        DiskTier.Extent old = h.extent;
+        h.extent = disk.write(h.paged.data().asSlice(0, h.bytes), h.label);
+        disk.free(old);
+        join(h.extent.written(), h);
+        h.paged.close();
+        h.paged = null;
+    }
+
+    /** True while {@code h} is acquired. */
+    public boolean isAcquired(Handle h) {
+        return h.pins > 0;
+    }
+
     private long writtenBytes() {
         long b = 0;
         for (Handle w : writing) b += w.bytes;
@@ -213,6 +242,8 @@ public final class Offloader implements AutoCloseable {
             inFlight -= h.bytes;
         }
         if (h.resident != null) h.resident.close();
+        if (h.paged != null) h.paged.close();
+        paged.remove(h);
         if (h.hostCopy != null) h.hostCopy.close();
         if (h.extent != null) disk.free(h.extent);
         h.resident = null;
@@ -220,22 +251,46 @@ public final class Offloader implements AutoCloseable {
         h.extent = null;
     }
 
-    private MemorySegment pageIn(Storage s) {
+    /**
+     * Binds an offloaded storage that was touched outside the cycle to host memory, never to the
+     * device: its host copy itself, or a host buffer read from disk. A checkpoint of offloaded
+     * state thus costs no device memory.
+     */
+    private synchronized MemorySegment pageIn(Storage s) {
         Handle h = handles.get(s);
         if (h == null) return null;
-        synchronized (this) {
-            if (!s.isBound()) {
-                acquire(h);
-                paged.add(h);
-                pageIns++;
+        if (!s.isBound()) {
+            awaitOutgoing(h);
+            if (h.tier == Tier.HOST) {
+                s.bind(h.hostCopy.data().asSlice(0, h.bytes));
+            } else {
+                h.paged = host.allocate(h.bytes, h.label);
+                MemorySegment dst = h.paged.data().asSlice(0, h.bytes);
+                join(disk.read(h.extent, dst), h);
+                s.bind(dst);
+                moved += h.bytes;
             }
+            paged.add(h);
+            pageIns++;
         }
-        return s.isBound() ? s.segment() : null;
+        return s.segment();
     }
 
-    /** Writes back and unbinds every storage that was paged in outside the streaming path (after a checkpoint save or load). */
+    /** Unbinds every storage paged in outside the cycle (after a checkpoint save or load), writing back what came from disk. */
     public synchronized void settle() {
-        for (Handle h : paged) release(h, true);
+        for (Handle h : paged) {
+            if (h.pins > 0 || !h.storage.isBound()) continue; // acquired since: the cycle owns it now
+            h.storage.unbind();
+            if (h.paged == null) continue;
+            Tensor buffer = h.paged;
+            h.paged = null;
+            DiskTier.Extent old = h.extent;
+            h.extent = disk.write(buffer.data().asSlice(0, h.bytes), h.label);
+            disk.free(old);
+            moved += h.bytes;
+            join(h.extent.written(), h);
+            buffer.close();
+        }
         paged.clear();
         for (Handle h : new ArrayList<>(writing)) awaitOutgoing(h);
     }

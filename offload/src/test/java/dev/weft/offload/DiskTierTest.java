@@ -78,6 +78,35 @@ class DiskTierTest {
         }
     }
 
+    /** Extents written, read and freed in a random order never overlap: every live one reads back as written. */
+    @Test
+    void extentsNeverOverlapUnderChurn() {
+        SplittableRandom r = new SplittableRandom(5);
+        try (Arena a = Arena.ofShared(); DiskTier tier = DiskTier.open(dir, 64L << 20, DiskTier.Io.AUTO, 2)) {
+            List<MemorySegment> src = new ArrayList<>();
+            List<DiskTier.Extent> live = new ArrayList<>();
+            for (int round = 0; round < 400; round++) {
+                if (live.isEmpty() || r.nextInt(3) > 0) {
+                    MemorySegment m = random(a, 1 + r.nextInt(200_000), round);
+                    src.add(m);
+                    live.add(tier.write(m, "round " + round));
+                } else {
+                    int i = r.nextInt(live.size());
+                    MemorySegment back = a.allocate(src.get(i).byteSize(), 64);
+                    tier.read(live.get(i), back).join();
+                    assertEquals(-1, back.mismatch(src.get(i)), "extent " + i + " at round " + round);
+                    tier.free(live.remove(i));
+                    src.remove(i);
+                }
+            }
+            for (int i = 0; i < live.size(); i++) {
+                MemorySegment back = a.allocate(src.get(i).byteSize(), 64);
+                tier.read(live.get(i), back).join();
+                assertEquals(-1, back.mismatch(src.get(i)), "extent " + i + " at the end");
+            }
+        }
+    }
+
     @Test
     void overBudgetIsAClearError() {
         try (Arena a = Arena.ofShared(); DiskTier tier = DiskTier.open(dir, 8192, DiskTier.Io.BUFFERED, 1)) {

@@ -9,6 +9,8 @@ import dev.weft.offload.DiskTier;
 import dev.weft.offload.HostTier;
 import dev.weft.offload.MemoryTier;
 import dev.weft.offload.Offloader;
+import dev.weft.offload.OptimizerOffload;
+import dev.weft.optimizers.Optimizer;
 import dev.weft.offload.Tier;
 import dev.weft.parallel.FullyShardedDataParallel;
 import dev.weft.parallel.GradientSync;
@@ -59,10 +61,21 @@ final class Offloading implements AutoCloseable {
         return new Offloading(o, usesDisk);
     }
 
-    /** Moves what the layout holds to where {@code o} says: the ZeRO-3 weight shards of {@code sync}. */
-    void apply(TrainConfig.Offload o, GradientSync sync) {
+    /** Moves what the layout holds to where {@code o} says: the ZeRO-3 weight shards of {@code sync} and {@code optimizer}'s state. */
+    void apply(TrainConfig.Offload o, GradientSync sync, Optimizer optimizer) {
         Tier params = Tier.parse("offload.parameters", o.parameters());
         if (params != Tier.DEVICE) parameters(fsdpOf(sync), params);
+        Tier state = Tier.parse("offload.optimizer", o.optimizer());
+        if (state != Tier.DEVICE) {
+            OptimizerOffload streamed = new OptimizerOffload(offloader, optimizer, sync.optimizerParameters(), state);
+            moved.add("optimizer state " + Bytes.human(streamed.bytes()) + " to " + state.configName() + ", streamed through each step");
+        }
+        for (int i = 0; i < o.activations().size(); i++) {
+            if (!o.activations(i).equals("none")) {
+                moved.add("activations of " + (o.activations().size() == 1 ? "every layer" : "layer " + i) + " to " + o.activations(i));
+                if (o.activations().size() == 1) break;
+            }
+        }
     }
 
     private static FullyShardedDataParallel fsdpOf(GradientSync sync) {

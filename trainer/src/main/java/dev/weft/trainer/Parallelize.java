@@ -159,7 +159,7 @@ public final class Parallelize {
         // 6. offload of what the layout holds: ZeRO-3's weight shards and the optimizer state, to host or disk.
         if (offload != null) {
             try {
-                offload.apply(cfg.offload(), sync);
+                offload.apply(cfg.offload(), sync, optimizer);
             } catch (RuntimeException e) {
                 layout.close();
                 throw e;

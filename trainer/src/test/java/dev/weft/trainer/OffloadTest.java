@@ -44,10 +44,22 @@ class OffloadTest {
     }
 
     @Test
+    void optimizerStateOffloadIsBitIdenticalForEveryOptimizer() throws IOException {
+        for (String opt : dev.weft.optimizers.Optimizers.names()) {
+            List<Trainer.Result> none = List.of(InJvmRuns.single(config(opt, "optimizer.name=" + opt)));
+            for (String tier : List.of("host", "disk"))
+                assertIdentical(opt + ", state on " + tier, none, List.of(InJvmRuns.single(config(opt + "-" + tier, "optimizer.name=" + opt, "offload.optimizer=" + tier))));
+        }
+    }
+
+    @Test
     void parameterOffloadUnderZero3IsBitIdentical() throws IOException {
         List<Trainer.Result> none = InJvmRuns.ranks(2, config("z3", "parallel.zero=3", "parallel.zero_min_numel=0"));
         for (String tier : List.of("host", "disk"))
             assertIdentical("ZeRO-3, parameters on " + tier, none,
                     InJvmRuns.ranks(2, config("z3-" + tier, "parallel.zero=3", "parallel.zero_min_numel=0", "offload.parameters=" + tier)));
+        for (String[] both : new String[][] {{"host", "host"}, {"host", "disk"}, {"disk", "host"}, {"disk", "disk"}})
+            assertIdentical("ZeRO-3, parameters on " + both[0] + ", optimizer state on " + both[1], none, InJvmRuns.ranks(2,
+                    config("z3-" + both[0] + both[1], "parallel.zero=3", "parallel.zero_min_numel=0", "offload.parameters=" + both[0], "offload.optimizer=" + both[1])));
     }
 }
