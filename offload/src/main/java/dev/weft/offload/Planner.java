@@ -25,21 +25,23 @@ public final class Planner {
     private Planner() {}
 
     /**
-     * Per-rank figures. {@code kept}: device bytes one layer holds from its forward to its backward
-     * under each layer policy; {@code transientBytes}: what a micro-batch needs on top of all layers'
-     * kept bytes at its peak under that policy; {@code layerSeconds}: one layer's forward and
-     * backward of a micro-batch; {@code rootSeconds}: the rest of a micro-batch (embedding, head,
-     * loss). {@code optimizerDevice}/{@code optimizerSeconds}: device bytes of optimizer state and
-     * the optimizer step's time with the state on each tier; {@code weightsDevice} and
-     * {@code weightSeconds} likewise for the weights (tiers other than DEVICE only under ZeRO-3).
-     * Policies or tiers missing from a map are not available.
+     * Per-rank figures. {@code weights}, {@code gradients}, {@code optimizerState}: device bytes
+     * of each with nothing offloaded. {@code kept}: device bytes one layer holds from its forward
+     * to its backward under each layer policy; {@code transientBytes}: what a micro-batch needs on
+     * top of all layers' kept bytes at its peak under that policy; {@code layerSeconds}: one
+     * layer's forward and backward of a micro-batch; {@code rootSeconds}: the rest of a
+     * micro-batch (embedding, head, loss). {@code optimizer}: the step with the state on each
+     * tier. Policies or tiers missing from a map are not available.
      */
-    public record Measurements(int layers, int gradAccum, long gradients, Map<LayerPolicy, Long> kept, Map<LayerPolicy, Long> transientBytes,
-                               Map<LayerPolicy, Double> layerSeconds, double rootSeconds, Map<Tier, Long> optimizerDevice,
-                               Map<Tier, Double> optimizerSeconds, Map<Tier, Long> weightsDevice, Map<Tier, Double> weightSeconds) {}
+    public record Measurements(int layers, int gradAccum, long weights, long gradients, long optimizerState, Map<LayerPolicy, Long> kept,
+                               Map<LayerPolicy, Long> transientBytes, Map<LayerPolicy, Double> layerSeconds, double rootSeconds,
+                               Map<Tier, OptimizerStep> optimizer) {}
+
+    /** The optimizer step with its state on one tier: the device bytes it needs beyond what stays resident, and its time. */
+    public record OptimizerStep(long stepBytes, double seconds) {}
 
     /** A policy and what it is predicted to cost. {@code layers}: one policy per layer, in layer order. */
-    public record Plan(List<LayerPolicy> layers, Tier optimizer, Tier parameters, long peakBytes, double stepSeconds) {
+    public record Plan(List<LayerPolicy> layers, Tier optimizer, long peakBytes, double stepSeconds) {
         /** The config words for offload.recompute, one per layer. */
         public List<String> recompute() {
             return layers.stream().map(LayerPolicy::recompute).toList();
@@ -61,9 +63,7 @@ public final class Planner {
                 sb.append(i == j ? "layer " + i : "layers " + i + "-" + j).append(' ').append(layers.get(i).label());
                 i = j + 1;
             }
-            sb.append("; optimizer state on ").append(optimizer.name().toLowerCase());
-            if (parameters != Tier.DEVICE) sb.append("; parameter shards on ").append(parameters.name().toLowerCase());
-            return sb.toString();
+            return sb.append("; optimizer state on ").append(optimizer.name().toLowerCase()).toString();
         }
     }
 
@@ -84,7 +84,7 @@ public final class Planner {
 
     /** The policy with no offload and no recomputation, with its predicted cost. */
     public static Plan none(Measurements m) {
-        return cost(m, Collections.nCopies(m.layers(), LayerPolicy.KEEP), Tier.DEVICE, Tier.DEVICE);
+        return cost(m, Collections.nCopies(m.layers(), LayerPolicy.KEEP), Tier.DEVICE);
     }
 
     /** The fastest plan whose device peak is at most {@code budgetBytes}, or a {@link NoPlanException} that names the smallest budget that works. */
@@ -110,27 +110,31 @@ public final class Planner {
             if (m.kept().containsKey(p)) order.add(p);
         List<Plan> out = new ArrayList<>();
         int[] counts = new int[order.size()];
-        for (Tier opt : m.optimizerDevice().keySet())
-            for (Tier par : m.weightsDevice().keySet()) mixes(m, order, counts, 0, m.layers(), opt, par, out);
+        for (Tier opt : m.optimizer().keySet()) mixes(m, order, counts, 0, m.layers(), opt, out);
         return out;
     }
 
-    private static void mixes(Measurements m, List<LayerPolicy> order, int[] counts, int k, int left, Tier opt, Tier par, List<Plan> out) {
+    private static void mixes(Measurements m, List<LayerPolicy> order, int[] counts, int k, int left, Tier opt, List<Plan> out) {
         if (k == order.size() - 1) {
             counts[k] = left;
             List<LayerPolicy> layers = new ArrayList<>(m.layers());
             for (int i = 0; i < order.size(); i++) for (int c = 0; c < counts[i]; c++) layers.add(order.get(i));
-            out.add(cost(m, layers, opt, par));
+            out.add(cost(m, layers, opt));
             return;
         }
         for (int c = 0; c <= left; c++) {
             counts[k] = c;
-            mixes(m, order, counts, k + 1, left - c, opt, par, out);
+            mixes(m, order, counts, k + 1, left - c, opt, out);
         }
     }
 
-    /** The predicted device peak and step time of one policy. */
-    public static Plan cost(Measurements m, List<LayerPolicy> layers, Tier optimizer, Tier parameters) {
+    /**
+     * The predicted device peak and step time of one policy. The peak is the larger of two
+     * phases: forward and backward (weights, gradients, the state left on the device, what the
+     * layers keep and the largest transient), and the optimizer step (weights, gradients, the
+     * resident state and what the step streams through the device).
+     */
+    public static Plan cost(Measurements m, List<LayerPolicy> layers, Tier optimizer) {
         long kept = 0, transientBytes = 0;
         double perMicro = m.rootSeconds();
         Map<LayerPolicy, Integer> used = new EnumMap<>(LayerPolicy.class);
@@ -140,11 +144,11 @@ public final class Planner {
             used.merge(p, 1, Integer::sum);
         }
         for (LayerPolicy p : used.keySet()) transientBytes = Math.max(transientBytes, require(m.transientBytes(), p, "transient bytes"));
-        long peak = require(m.weightsDevice(), parameters, "weights") + m.gradients() + require(m.optimizerDevice(), optimizer, "optimizer state")
-                + kept + transientBytes;
-        double seconds = m.gradAccum() * perMicro + require(m.optimizerSeconds(), optimizer, "optimizer time")
-                + require(m.weightSeconds(), parameters, "weight time");
-        return new Plan(List.copyOf(layers), optimizer, parameters, peak, seconds);
+        OptimizerStep step = require(m.optimizer(), optimizer, "optimizer step");
+        long state = optimizer == Tier.DEVICE ? m.optimizerState() : 0;
+        long base = m.weights() + m.gradients() + state;
+        long peak = Math.max(base + kept + transientBytes, base + step.stepBytes());
+        return new Plan(List.copyOf(layers), optimizer, peak, m.gradAccum() * perMicro + step.seconds());
     }
 
     private static <K, V> V require(Map<K, V> map, K key, String what) {

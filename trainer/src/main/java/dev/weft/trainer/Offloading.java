@@ -127,7 +127,7 @@ final class Offloading implements AutoCloseable {
         StringBuilder sb = new StringBuilder("memory tiers:");
         for (MemoryTier t : all) sb.append(String.format(" %s %s (peak %s)%s", t.name(), Bytes.human(t.currentBytes()), Bytes.human(t.peakBytes()),
                 t == disk ? " in " + disk.directory() + " via " + disk.io().name().toLowerCase() : ""));
-        sb.append(String.format("; %s moved, %d page-ins outside the prefetch stream", Bytes.human(offloader.movedBytes()), offloader.pageIns()));
+        sb.append(String.format("; %s moved; %d page-ins through host memory outside the prefetch stream (checkpoints)", Bytes.human(offloader.movedBytes()), offloader.pageIns()));
         return sb.toString();
     }
 

@@ -62,6 +62,7 @@ public final class Trainer implements AutoCloseable {
     private final PipelineRunner pipeline; // null without pipeline parallelism
     private final TrainingState state;
     private final Offloading offloading; // null: nothing offloaded
+    private final long predictedPeak; // what offload: auto's plan predicted; 0 without it
 
     public Trainer(TrainConfig cfg, PrintStream out) {
         this(cfg, out, null);
@@ -73,6 +74,12 @@ public final class Trainer implements AutoCloseable {
      * each rank reads its own disjoint slice of it.
      */
     public Trainer(TrainConfig cfg, PrintStream out, DistributedContext dist) {
+        OffloadPlanning.Auto auto = cfg.offload().auto() ? OffloadPlanning.auto(cfg, dist == null ? null : dist.group(), out) : null;
+        if (auto != null) {
+            cfg = auto.config();
+            if (dist == null || dist.isLeader()) out.println(auto.line());
+        }
+        this.predictedPeak = auto == null ? 0 : auto.predictedPeak();
         this.cfg = cfg;
         this.dist = dist;
         int world = dist == null ? 1 : dist.size();
@@ -173,6 +180,7 @@ public final class Trainer implements AutoCloseable {
 
     private Result train(boolean resume, long stopAfter) {
         TrainConfig.Train t = cfg.train();
+        MemoryPool.host().resetPeaks(); // the peak printed at the end is training's own, not a planner probe's
         Path outDir = t.outDir();
         long start = 0, tokensSeen = 0;
         try {
@@ -247,7 +255,10 @@ public final class Trainer implements AutoCloseable {
     /** Per-rank memory at the end: the pools' figures by kind, the process RSS, and the model state this rank holds. */
     private void printMemory() {
         Map<String, Long> live = MemoryPool.host().liveBytesByLabel();
-        out.printf("memory: peak live %s, weights %s, gradients %s, optimizer state %s; %s%n", Bytes.human(MemoryPool.host().peakLiveBytes()),
+        long peak = MemoryPool.host().peakLiveBytes();
+        if (predictedPeak > 0)
+            out.printf("memory: peak live %s, planner predicted %s (%+.1f%%)%n", Bytes.human(peak), Bytes.human(predictedPeak), 100.0 * (peak - predictedPeak) / predictedPeak);
+        out.printf("memory: peak live %s, weights %s, gradients %s, optimizer state %s; %s%n", Bytes.human(peak),
                 Bytes.human(live.getOrDefault("parameters", 0L)), Bytes.human(live.getOrDefault("gradients", 0L)),
                 Bytes.human(live.getOrDefault("optimizer state", 0L)), ProcessMemory.summary());
         if (mesh != null)

@@ -30,6 +30,11 @@ public record LlamaConfig(int layers, int dModel, int heads, int kvHeads, int ff
         if (!(initStd > 0)) throw new IllegalArgumentException("model.init_std must be > 0, got " + initStd);
     }
 
+    /** The same shape with {@code n} layers (a probe of the real layer, for the offload planner). */
+    public LlamaConfig withLayers(int n) {
+        return new LlamaConfig(n, dModel, heads, kvHeads, ffnDim, vocab, maxSeqLen, ropeTheta, normEps, tiedEmbeddings, initStd);
+    }
+
     public int headDim() {
         return dModel / heads;
     }

@@ -126,6 +126,11 @@ public record TrainConfig(LlamaConfig model, Data data, Train train, Optim optim
      * The mesh this config asks for on {@code world} ranks, checked against the model: the axes'
      * product must be the world size and tp must divide the heads. Errors name keys and values.
      */
+    /** The same config with other offload settings (what {@code offload: auto} applies from its plan). */
+    public TrainConfig withOffload(Offload o) {
+        return new TrainConfig(model, data, train, optimizer, sample, distributed, parallel, o, source);
+    }
+
     public DeviceMesh.Shape meshShape(int world) {
         DeviceMesh.Shape shape;
         try {
