@@ -4,7 +4,6 @@ import dev.weft.core.Bytes;
 
 import java.util.ArrayList;
 import java.util.Collections;
-import java.util.EnumMap;
 import java.util.List;
 import java.util.Map;
 
@@ -15,10 +14,13 @@ import java.util.Map;
  * layers take each {@link LayerPolicy}, plus where the optimizer state and (under ZeRO-3) the
  * weight shards live; every such mix is tried.
  *
- * <p>The device peak of a mix is the weights, gradients and optimizer state left on the device,
- * plus what each layer keeps from its forward to its backward, plus the largest working set any
- * of the layer policies used needs on top (its transient: the root's activations, the layer whose
- * backward runs, what is prefetched). Its step time is grad_accum times the per-layer and root
+ * <p>The device peak of a mix is found by replaying a micro-batch over measured per-layer figures
+ * ({@link LayerMemory}) on top of the weights, gradients and optimizer state left on the device:
+ * the forward, where each layer adds what it keeps and needs its working set on top of what the
+ * layers before it keep (and, at worst, the bytes an offloading layer before it is still sending); the root (head and loss); then the backward from the last layer to the
+ * first, where a layer that offloads brings its bytes back (unless the layer after it prefetched
+ * them) and prefetches the layer before when that one offloads too, needs its working set, and
+ * frees what its backward is done with. Its step time is grad_accum times the per-layer and root
  * times, plus the optimizer step.
  */
 public final class Planner {
@@ -26,16 +28,26 @@ public final class Planner {
 
     /**
      * Per-rank figures. {@code weights}, {@code gradients}, {@code optimizerState}: device bytes
-     * of each with nothing offloaded. {@code kept}: device bytes one layer holds from its forward
-     * to its backward under each layer policy; {@code transientBytes}: what a micro-batch needs on
-     * top of all layers' kept bytes at its peak under that policy; {@code layerSeconds}: one
-     * layer's forward and backward of a micro-batch; {@code rootSeconds}: the rest of a
+     * of each with nothing offloaded. {@code memory}: one layer's device bytes over a micro-batch
+     * under each layer policy. The root's: {@code rootBefore}, what the embedding leaves before the
+     * first layer; {@code rootWorking}, what the head and loss need on top of every layer's kept
+     * bytes between the forward and the first layer's backward; {@code rootKept}, what of that is
+     * still held when the first layer's backward starts (the head's activations and gradients). {@code layerSeconds}:
+     * one layer's forward and backward of a micro-batch; {@code rootSeconds}: the rest of a
      * micro-batch (embedding, head, loss). {@code optimizer}: the step with the state on each
      * tier. Policies or tiers missing from a map are not available.
      */
-    public record Measurements(int layers, int gradAccum, long weights, long gradients, long optimizerState, Map<LayerPolicy, Long> kept,
-                               Map<LayerPolicy, Long> transientBytes, Map<LayerPolicy, Double> layerSeconds, double rootSeconds,
-                               Map<Tier, OptimizerStep> optimizer) {}
+    public record Measurements(int layers, int gradAccum, long weights, long gradients, long optimizerState, Map<LayerPolicy, LayerMemory> memory,
+                               long rootBefore, long rootWorking, long rootKept, Map<LayerPolicy, Double> layerSeconds, double rootSeconds, Map<Tier, OptimizerStep> optimizer) {}
+
+    /**
+     * One layer's device bytes over a micro-batch under one policy. {@code kept}: held from its
+     * forward to its backward; {@code forwardWorking}, {@code backwardWorking}: needed on top while
+     * its forward or backward runs; {@code freed}: given back when its backward ends (for a
+     * recomputing layer, what it kept beyond its input); {@code restored}: for a layer that
+     * offloads, the bytes that come back for its backward (and go again after it).
+     */
+    public record LayerMemory(long kept, long forwardWorking, long backwardWorking, long freed, long restored) {}
 
     /** The optimizer step with its state on one tier: the device bytes it needs beyond what stays resident, and its time. */
     public record OptimizerStep(long stepBytes, double seconds) {}
@@ -107,7 +119,7 @@ public final class Planner {
     static List<Plan> all(Measurements m) {
         List<LayerPolicy> order = new ArrayList<>();
         for (LayerPolicy p : List.of(LayerPolicy.DISK, LayerPolicy.HOST, LayerPolicy.FULL, LayerPolicy.SELECTIVE, LayerPolicy.KEEP))
-            if (m.kept().containsKey(p)) order.add(p);
+            if (m.memory().containsKey(p)) order.add(p);
         List<Plan> out = new ArrayList<>();
         int[] counts = new int[order.size()];
         for (Tier opt : m.optimizer().keySet()) mixes(m, order, counts, 0, m.layers(), opt, out);
@@ -130,25 +142,48 @@ public final class Planner {
 
     /**
      * The predicted device peak and step time of one policy. The peak is the larger of two
-     * phases: forward and backward (weights, gradients, the state left on the device, what the
-     * layers keep and the largest transient), and the optimizer step (weights, gradients, the
-     * resident state and what the step streams through the device).
+     * phases: the micro-batch (replayed as the class comment says, over the weights, gradients and
+     * the state left on the device), and the optimizer step (the same base plus what the step
+     * streams through the device).
      */
     public static Plan cost(Measurements m, List<LayerPolicy> layers, Tier optimizer) {
-        long kept = 0, transientBytes = 0;
+        int n = layers.size();
+        LayerMemory[] mem = new LayerMemory[n];
         double perMicro = m.rootSeconds();
-        Map<LayerPolicy, Integer> used = new EnumMap<>(LayerPolicy.class);
-        for (LayerPolicy p : layers) {
-            kept += require(m.kept(), p, "kept bytes");
-            perMicro += require(m.layerSeconds(), p, "time");
-            used.merge(p, 1, Integer::sum);
+        for (int j = 0; j < n; j++) {
+            mem[j] = require(m.memory(), layers.get(j), "layer memory");
+            perMicro += require(m.layerSeconds(), layers.get(j), "time");
         }
-        for (LayerPolicy p : used.keySet()) transientBytes = Math.max(transientBytes, require(m.transientBytes(), p, "transient bytes"));
+        long live = m.rootBefore(), activations = live;
+        for (int j = 0; j < n; j++) { // forward
+            // an offloading layer's bytes leave on the I/O threads: at worst still here through the next layer's forward
+            long sending = j > 0 && offloads(layers.get(j - 1)) ? mem[j - 1].restored() : 0;
+            activations = Math.max(activations, live + sending + mem[j].forwardWorking());
+            live += mem[j].kept();
+        }
+        activations = Math.max(activations, live + m.rootWorking());
+        live += m.rootKept();
+        boolean ownBack = false; // layer j's bytes already prefetched by layer j + 1
+        for (int j = n - 1; j >= 0; j--) { // backward
+            boolean offloads = offloads(layers.get(j));
+            if (offloads && !ownBack) live += mem[j].restored();
+            ownBack = false;
+            if (offloads && j > 0 && offloads(layers.get(j - 1))) {
+                live += mem[j - 1].restored();
+                ownBack = true;
+            }
+            activations = Math.max(activations, live + mem[j].backwardWorking());
+            live -= offloads ? mem[j].restored() : mem[j].freed();
+        }
         OptimizerStep step = require(m.optimizer(), optimizer, "optimizer step");
         long state = optimizer == Tier.DEVICE ? m.optimizerState() : 0;
         long base = m.weights() + m.gradients() + state;
-        long peak = Math.max(base + kept + transientBytes, base + step.stepBytes());
+        long peak = base + Math.max(activations, step.stepBytes());
         return new Plan(List.copyOf(layers), optimizer, peak, m.gradAccum() * perMicro + step.seconds());
+    }
+
+    private static boolean offloads(LayerPolicy p) {
+        return p == LayerPolicy.HOST || p == LayerPolicy.DISK;
     }
 
     private static <K, V> V require(Map<K, V> map, K key, String what) {

@@ -61,52 +61,49 @@ public final class OffloadPlanning {
         try (Offloading off = tiers) {
             List<LayerPolicy> policies = new ArrayList<>(List.of(LayerPolicy.KEEP, LayerPolicy.SELECTIVE, LayerPolicy.FULL, LayerPolicy.HOST));
             if (disk) policies.add(LayerPolicy.DISK);
-            Map<LayerPolicy, long[]> bytes = new EnumMap<>(LayerPolicy.class);
-            Map<LayerPolicy, double[]> seconds = new EnumMap<>(LayerPolicy.class);
+            Map<LayerPolicy, Planner.LayerMemory> memory = new EnumMap<>(LayerPolicy.class);
+            Map<LayerPolicy, Double> layerSeconds = new EnumMap<>(LayerPolicy.class);
+            Map<LayerPolicy, Double> rootSeconds = new EnumMap<>(LayerPolicy.class);
             long layerWeights = 0, layerState = 0, rootWeights = 0, rootState = 0, probeParams = 0;
+            long[] root = null; // {before the layers, working set, kept into backward}
             Map<Tier, Planner.OptimizerStep> steps = new EnumMap<>(Tier.class);
             Map<LayerPolicy, Long> saved = new EnumMap<>(LayerPolicy.class);
-            progress.printf("plan: probing models of 2 and 3 layers (d_model %d, micro-batch %d x %d tokens) under %d layer policies%n", cfg.model().dModel(),
-                    b, seq, policies.size());
-            Llama[] probes = {new Llama(cfg.model().withLayers(2), t.seed()), new Llama(cfg.model().withLayers(3), t.seed())};
+            progress.printf("plan: probing a 3-layer model (d_model %d, micro-batch %d x %d tokens) under %d layer policies%n", cfg.model().dModel(), b, seq,
+                    policies.size());
+            Llama probe = new Llama(cfg.model().withLayers(3), t.seed());
             try {
                 Batch batch = new Batch(b, seq, cfg.model().vocab(), t.seed());
-                LayerClock clock = new LayerClock();
-                probes[1].namedModules().forEach((path, m) -> {
-                    if (path.matches("model\\.layers\\.\\d+")) m.hooks(clock);
+                LayerMeter meter = new LayerMeter(3, off.offloader()::flush);
+                probe.namedModules().forEach((path, m) -> {
+                    if (path.matches("model\\.layers\\.\\d+")) meter.watch(m, Integer.parseInt(path.substring("model.layers.".length())));
                 });
-                for (int w = 0; w < 2; w++) for (Llama probe : probes) microBatch(probe, batch); // the JIT first, and the gradients exist from here on
+                for (int w = 0; w < 2; w++) microBatch(probe, batch); // the JIT first, and the gradients exist from here on
                 for (LayerPolicy p : policies) { // each policy once untimed: its own code paths warm too
-                    for (Llama probe : probes) {
-                        Parallelize.activations(probe, uniform(cfg.offload(), p), off);
-                        microBatch(probe, batch);
-                    }
+                    Parallelize.activations(probe, uniform(cfg.offload(), p), off);
+                    microBatch(probe, batch);
                 }
-                // round-robin over the policies, so that a slow spell of a shared machine hits them alike
+                // round-robin over the policies, so that a slow spell of a shared machine hits them alike; the fastest run counts
                 for (int r = 0; r < REPEATS; r++) {
                     for (LayerPolicy p : policies) {
-                        long[] peak = bytes.computeIfAbsent(p, q -> new long[2]);
-                        double[] best = seconds.computeIfAbsent(p, q -> new double[] {Double.MAX_VALUE, Double.MAX_VALUE}); // {per layer, the rest}
-                        for (int k = 0; k < 2; k++) {
-                            Parallelize.activations(probes[k], uniform(cfg.offload(), p), off);
-                            MemoryPool pool = MemoryPool.host();
-                            long base = pool.liveBytes();
-                            pool.resetPeaks();
-                            clock.reset();
-                            long t0 = System.nanoTime();
-                            microBatch(probes[k], batch);
-                            long total = System.nanoTime() - t0;
-                            peak[k] = Math.max(peak[k], pool.peakLiveBytes() - base);
-                            if (k == 1 && clock.nanos / 3e9 < best[0]) { // the 3-layer probe's layers, timed from inside
-                                best[0] = clock.nanos / 3e9;
-                                best[1] = (total - clock.nanos) / 1e9;
-                            }
+                        Parallelize.activations(probe, uniform(cfg.offload(), p), off);
+                        meter.reset();
+                        long t0 = System.nanoTime();
+                        microBatch(probe, batch);
+                        long total = System.nanoTime() - t0;
+                        if (r == 0) {
+                            memory.put(p, meter.memory(offloads(p)));
+                            if (p == LayerPolicy.KEEP) root = meter.root();
+                        }
+                        double perLayer = meter.nanos / 3e9;
+                        if (perLayer < layerSeconds.getOrDefault(p, Double.MAX_VALUE)) {
+                            layerSeconds.put(p, perLayer);
+                            rootSeconds.put(p, (total - meter.nanos) / 1e9);
                         }
                     }
                 }
-                for (Llama probe : probes) Parallelize.activations(probe, uniform(cfg.offload(), LayerPolicy.KEEP), off);
-                saved.put(LayerPolicy.KEEP, probes[0].activationFootprint(0, null, b, seq).savedBytes());
-                Map<String, Tensor> params = probes[1].namedParameters();
+                Parallelize.activations(probe, uniform(cfg.offload(), LayerPolicy.KEEP), off);
+                saved.put(LayerPolicy.KEEP, probe.activationFootprint(0, null, b, seq).savedBytes());
+                Map<String, Tensor> params = probe.namedParameters();
                 for (Tensor p : params.values()) probeParams += p.numel();
                 try (ParameterGroups opt = optimizer(cfg, params)) {
                     for (var e : opt.stateBytesByParameter().entrySet()) {
@@ -123,50 +120,21 @@ public final class OffloadPlanning {
                 for (Tier tier : disk ? List.of(Tier.DEVICE, Tier.HOST, Tier.DISK) : List.of(Tier.DEVICE, Tier.HOST))
                     steps.put(tier, optimizerStep(cfg, params, off, tier));
             } finally {
-                for (Llama probe : probes) probe.close();
+                probe.close();
             }
             int layers = cfg.model().layers(), zero = cfg.parallel().zero();
             long weights = rootWeights + layers * layerWeights, state = rootState + layers * layerState;
             double scale = (double) (weights / 4) / probeParams; // the step's time grows with the parameters it updates
             Map<Tier, Planner.OptimizerStep> scaled = new EnumMap<>(Tier.class);
             steps.forEach((tier, s) -> scaled.put(tier, new Planner.OptimizerStep(s.stepBytes(), s.seconds() * scale / (zero >= 1 ? dp : 1))));
-            Map<LayerPolicy, Long> kept = new EnumMap<>(LayerPolicy.class), transientBytes = new EnumMap<>(LayerPolicy.class);
-            Map<LayerPolicy, Double> layerSeconds = new EnumMap<>(LayerPolicy.class);
-            for (LayerPolicy p : policies) {
-                long k = Math.max(0, bytes.get(p)[1] - bytes.get(p)[0]);
-                kept.put(p, k);
-                transientBytes.put(p, Math.max(0, bytes.get(p)[0] - 2 * k));
-                layerSeconds.put(p, seconds.get(p)[0]);
-            }
-            double root = seconds.get(LayerPolicy.KEEP)[1];
             Planner.Measurements m = new Planner.Measurements(layers, t.gradAccum(), zero == 3 ? weights / dp : weights, zero >= 2 ? weights / dp : weights,
-                    zero >= 1 ? state / dp : state, kept, transientBytes, layerSeconds, root, scaled);
+                    zero >= 1 ? state / dp : state, memory, root[0], root[1], root[2], layerSeconds, rootSeconds.get(LayerPolicy.KEEP), scaled);
             double host = Bandwidth.hostCopy(64L << 20);
             Bandwidth diskRate = disk ? Bandwidth.ofTier(off.offloader().disk(), 64L << 20, 4L << 20) : null;
             String io = disk ? off.offloader().disk().io().name().toLowerCase() : "none";
             double flops = 6.0 * (layerWeights / 4) * b * seq / layerSeconds.get(LayerPolicy.KEEP) / 1e9;
             return new Report(m, layerWeights, layerState, rootWeights, rootState, saved, host, diskRate, io, flops);
         }
-    }
-
-    /**
-     * Times the decoder layers of a probe from inside: a layer's forward from before to after it,
-     * its backward from the gradient reaching its output to its passing the input (a recompute and
-     * a wait for offloaded bytes fall inside). Timing the layers themselves, rather than the
-     * difference between a 3- and a 2-layer probe, keeps a shared machine's noise out of the
-     * small difference.
-     */
-    private static final class LayerClock implements dev.weft.core.nn.Module.Hooks {
-        long nanos, forwardStart, backwardStart;
-
-        void reset() {
-            nanos = 0;
-        }
-
-        @Override public void beforeForward(dev.weft.core.nn.Module m) { forwardStart = System.nanoTime(); }
-        @Override public void afterForward(dev.weft.core.nn.Module m) { nanos += System.nanoTime() - forwardStart; }
-        @Override public void beforeBackward(dev.weft.core.nn.Module m) { backwardStart = System.nanoTime(); }
-        @Override public void afterBackward(dev.weft.core.nn.Module m) { nanos += System.nanoTime() - backwardStart; }
     }
 
     /**
@@ -211,6 +179,105 @@ public final class OffloadPlanning {
 
     /** What {@code offload: auto} chose: the config with its policy, the predicted device peak, and the line that says so. */
     record Auto(TrainConfig config, long predictedPeak, String line) {}
+
+    private static boolean offloads(LayerPolicy p) {
+        return p.activations() != Tier.DEVICE;
+    }
+
+    /**
+     * Watches a probe's decoder layers from inside, through their hooks: each layer's forward from
+     * before to after it, its backward from the gradient reaching its output to its passing the
+     * input (a recompute and a wait for offloaded bytes fall inside). It times them (timing the
+     * layers themselves keeps a shared machine's noise out of a small difference) and takes the
+     * device bytes at each edge and the peak within, from which {@link #memory} reads one layer's
+     * figures: the middle one for what it keeps and needs, the first for an offloading layer's
+     * backward (its bytes were prefetched by the layer after it, and it prefetches none).
+     */
+    private static final class LayerMeter implements dev.weft.core.nn.Module.Hooks {
+        private final Map<dev.weft.core.nn.Module, Integer> index = new java.util.IdentityHashMap<>();
+        private final long[] forwardStart, forwardEnd, forwardPeak, backwardStart, backwardEnd, backwardPeak;
+        private final int layers;
+        long nanos, forwardClock, backwardClock, rootPeak, base;
+        private final MemoryPool pool = MemoryPool.host();
+
+        private final Runnable settle;
+
+        /** {@code settle} waits for the offload writes in flight, so a layer's forward is charged with the bytes it sends away. */
+        LayerMeter(int layers, Runnable settle) {
+            this.layers = layers;
+            this.settle = settle;
+            forwardStart = new long[layers];
+            forwardEnd = new long[layers];
+            forwardPeak = new long[layers];
+            backwardStart = new long[layers];
+            backwardEnd = new long[layers];
+            backwardPeak = new long[layers];
+        }
+
+        void watch(dev.weft.core.nn.Module m, int layer) {
+            index.put(m, layer);
+            m.hooks(this);
+        }
+
+        void reset() {
+            nanos = 0;
+            base = pool.liveBytes();
+        }
+
+        Planner.LayerMemory memory(boolean offloads) {
+            int mid = 1;
+            long kept = forwardEnd[mid] - forwardStart[mid];
+            long forwardWorking = forwardPeak[mid] - forwardStart[mid];
+            if (!offloads) return new Planner.LayerMemory(kept, forwardWorking, backwardPeak[mid] - backwardStart[mid], backwardStart[mid] - backwardEnd[mid], 0);
+            return new Planner.LayerMemory(kept, forwardWorking, backwardPeak[0] - backwardStart[0], 0, backwardStart[0] - backwardEnd[0]);
+        }
+
+        /**
+         * The root's bytes: what the embedding left before the first layer, what the head and loss
+         * needed on top of the layers' between the last forward and the first backward, and what of
+         * it was still held when that backward started.
+         */
+        long[] root() {
+            long end = forwardEnd[layers - 1];
+            return new long[] {forwardStart[0] - base, rootPeak - end, backwardStart[layers - 1] - end};
+        }
+
+        @Override
+        public void beforeForward(dev.weft.core.nn.Module m) {
+            int j = index.get(m);
+            forwardStart[j] = pool.liveBytes();
+            pool.resetPeaks();
+            forwardClock = System.nanoTime();
+        }
+
+        @Override
+        public void afterForward(dev.weft.core.nn.Module m) {
+            nanos += System.nanoTime() - forwardClock;
+            settle.run(); // outside the clock: in training the writes overlap the next layer
+            int j = index.get(m);
+            forwardPeak[j] = pool.peakLiveBytes();
+            forwardEnd[j] = pool.liveBytes();
+            pool.resetPeaks();
+        }
+
+        @Override
+        public void beforeBackward(dev.weft.core.nn.Module m) {
+            int j = index.get(m);
+            if (j == layers - 1) rootPeak = pool.peakLiveBytes();
+            backwardStart[j] = pool.liveBytes();
+            pool.resetPeaks();
+            backwardClock = System.nanoTime();
+        }
+
+        @Override
+        public void afterBackward(dev.weft.core.nn.Module m) {
+            nanos += System.nanoTime() - backwardClock;
+            int j = index.get(m);
+            backwardPeak[j] = pool.peakLiveBytes();
+            backwardEnd[j] = pool.liveBytes();
+            pool.resetPeaks();
+        }
+    }
 
     /** Every layer under {@code p}, keeping the rest of the offload settings. */
     private static TrainConfig.Offload uniform(TrainConfig.Offload o, LayerPolicy p) {
@@ -273,12 +340,12 @@ public final class OffloadPlanning {
         sb.append(String.format("per layer (x%d), micro-batch %d x %d tokens:%n", m.layers(), cfg.train().microBatch(), cfg.train().seqLen()));
         sb.append(String.format("  weights %s, gradients %s, optimizer state %s (%s); saved for backward %s%n", Bytes.human(r.layerWeights()),
                 Bytes.human(r.layerWeights()), Bytes.human(r.layerState()), cfg.optimizer().name(), Bytes.human(r.savedPerLayer().getOrDefault(LayerPolicy.KEEP, 0L))));
-        sb.append("  | policy | kept per layer | transient | forward+backward per layer |\n  |---|---:|---:|---:|\n");
-        for (LayerPolicy p : m.kept().keySet())
-            sb.append(String.format("  | %s | %s | %s | %.1f ms |%n", p.label(), Bytes.human(m.kept().get(p)), Bytes.human(m.transientBytes().get(p)),
-                    1e3 * m.layerSeconds().get(p)));
-        sb.append(String.format("root (embedding, final norm, head): weights %s, optimizer state %s; %.1f ms per micro-batch%n", Bytes.human(r.rootWeights()),
-                Bytes.human(r.rootState()), 1e3 * m.rootSeconds()));
+        sb.append("  | policy | kept to backward | forward working set | backward working set | brought back | forward+backward |\n"
+                + "  |---|---:|---:|---:|---:|---:|\n");
+        m.memory().forEach((p, lm) -> sb.append(String.format("  | %s | %s | %s | %s | %s | %.1f ms |%n", p.label(), Bytes.human(lm.kept()),
+                Bytes.human(lm.forwardWorking()), Bytes.human(lm.backwardWorking()), Bytes.human(lm.restored()), 1e3 * m.layerSeconds().get(p))));
+        sb.append(String.format("root (embedding, final norm, head, loss): weights %s, optimizer state %s, working set %s; %.1f ms per micro-batch%n",
+                Bytes.human(r.rootWeights()), Bytes.human(r.rootState()), Bytes.human(m.rootWorking()), 1e3 * m.rootSeconds()));
         sb.append("optimizer step (whole model):");
         m.optimizer().forEach((tier, s) -> sb.append(String.format(" state on %s %.1f ms (+%s on the device)", tier.name().toLowerCase(), 1e3 * s.seconds(),
                 Bytes.human(s.stepBytes()))));
