@@ -50,6 +50,7 @@ public final class MemoryPool {
     private final Map<MemorySegment, Arena> arenas = new IdentityHashMap<>();
     private final Map<Storage, Long> live = new IdentityHashMap<>();
     private long liveBytes, peakLiveBytes, reservedBytes, peakReservedBytes, cachedBytes;
+    private long liveBlockBytes, peakLiveBlockBytes; // the live blocks at their class size: what a budget must hold once the cache is trimmed
     private long highWaterLiveBytes; // like peakLiveBytes, but never reset: it sizes the cache
     private long uses; // a clock for choosing the class used longest ago
     private long blocksAllocated;
@@ -115,8 +116,17 @@ public final class MemoryPool {
         return Math.max(MIN_CACHE_LIMIT, 2 * highWaterLiveBytes);
     }
 
+    /**
+     * The peak of the live blocks at their size class: what the budget must hold at the live peak
+     * once the cache is trimmed (the live bytes rounded up by at most 12.5% each).
+     */
+    public synchronized long peakLiveBlockBytes() {
+        return peakLiveBlockBytes;
+    }
+
     /** Starts a new peak measurement from the current figures. */
     public synchronized void resetPeaks() {
+        peakLiveBlockBytes = liveBlockBytes;
         peakLiveBytes = liveBytes;
         peakReservedBytes = reservedBytes;
     }
@@ -140,6 +150,8 @@ public final class MemoryPool {
             live.put(s, accounted);
             liveBytes += accounted;
             peakLiveBytes = Math.max(peakLiveBytes, liveBytes);
+            liveBlockBytes += size;
+            peakLiveBlockBytes = Math.max(peakLiveBlockBytes, liveBlockBytes);
             highWaterLiveBytes = Math.max(highWaterLiveBytes, liveBytes);
             return s;
         }
@@ -163,6 +175,7 @@ public final class MemoryPool {
         if (accounted == null) return;
         liveBytes -= accounted;
         long size = s.block.byteSize();
+        liveBlockBytes -= size;
         cache.computeIfAbsent(size, k -> new FreeList()).blocks.push(s.block);
         cachedBytes += size;
     }

@@ -27,12 +27,15 @@ import java.util.function.UnaryOperator;
  * before keeps) and its output stay, as do parameters. When the gradient reaches the layer's output,
  * its tensors are brought back and the previous layer's are prefetched, so the copy overlaps this
  * layer's backward (within {@code offload.prefetch_mib} in flight). Once backward has released
- * every tensor of the layer, their copies are dropped.
+ * every tensor of the layer, their copies are dropped. At most one layer's bytes are on their way
+ * out at a time: a layer that ends its forward while the one before is still sending waits for it,
+ * which bounds the device memory the planner must allow for slow writes.
  */
 public final class ActivationOffload {
     private final Offloader offloader;
     /** Layers whose backward has not finished, by the storage of their output: the next layer's input names its predecessor. */
     private final Map<Storage, Record> byOutput = new IdentityHashMap<>();
+    private Record sending; // the last layer whose bytes were sent: its writes may still be in flight
 
     public ActivationOffload(Offloader offloader) {
         this.offloader = offloader;
@@ -74,6 +77,7 @@ public final class ActivationOffload {
             for (Tensor t : kept) t.close();
             kept.clear();
             if (output != null) byOutput.remove(output, this);
+            if (sending == this) sending = null;
         }
     }
 
@@ -98,7 +102,10 @@ public final class ActivationOffload {
                 r.kept.add(t);
                 if (t.storage() != y.storage()) mine.putIfAbsent(t.storage(), t);
             }
+            // at most one layer's bytes leave at a time: the planner charges the forward with one layer still sending
+            if (sending != null) for (Offloader.Handle h : sending.handles) offloader.awaitSent(h);
             for (Tensor t : mine.values()) r.handles.add(offloader.offload(t, tier, r.label));
+            sending = r.handles.isEmpty() ? sending : r;
         }
         Scope.adopt(y);
         for (Tensor t : r.kept) Scope.adopt(t); // closed with the micro-batch should backward never run

@@ -225,6 +225,11 @@ public final class Offloader implements AutoCloseable {
         return b;
     }
 
+    /** Waits until {@code h}'s bytes have left the device (its offload or write-back is done). */
+    public void awaitSent(Handle h) {
+        awaitOutgoing(h);
+    }
+
     private void awaitOutgoing(Handle h) {
         if (h.outgoing == null) return;
         join(h.outgoing, h);

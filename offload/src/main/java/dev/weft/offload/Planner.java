@@ -32,13 +32,17 @@ public final class Planner {
      * under each layer policy. The root's: {@code rootBefore}, what the embedding leaves before the
      * first layer; {@code rootWorking}, what the head and loss need on top of every layer's kept
      * bytes between the forward and the first layer's backward; {@code rootKept}, what of that is
-     * still held when the first layer's backward starts (the head's activations and gradients). {@code layerSeconds}:
+     * still held when the first layer's backward starts (the head's activations and gradients).
+     * {@code evaluation}: what a validation batch's forward needs. {@code blockOverhead}: how much
+     * more than the live bytes the pool's blocks take at the peak (size classes round requests up),
+     * which is what train.memory_budget_mib caps. {@code layerSeconds}:
      * one layer's forward and backward of a micro-batch; {@code rootSeconds}: the rest of a
      * micro-batch (embedding, head, loss). {@code optimizer}: the step with the state on each
      * tier. Policies or tiers missing from a map are not available.
      */
     public record Measurements(int layers, int gradAccum, long weights, long gradients, long optimizerState, Map<LayerPolicy, LayerMemory> memory,
-                               long rootBefore, long rootWorking, long rootKept, Map<LayerPolicy, Double> layerSeconds, double rootSeconds, Map<Tier, OptimizerStep> optimizer) {}
+                               long rootBefore, long rootWorking, long rootKept, long evaluation, double blockOverhead,
+                               Map<LayerPolicy, Double> layerSeconds, double rootSeconds, Map<Tier, OptimizerStep> optimizer) {}
 
     /**
      * One layer's device bytes over a micro-batch under one policy. {@code kept}: held from its
@@ -99,20 +103,28 @@ public final class Planner {
         return cost(m, Collections.nCopies(m.layers(), LayerPolicy.KEEP), Tier.DEVICE);
     }
 
-    /** The fastest plan whose device peak is at most {@code budgetBytes}, or a {@link NoPlanException} that names the smallest budget that works. */
+    /** The budget {@code p} needs: its peak live bytes in the pool's blocks. */
+    public static long budgetFor(Measurements m, Plan p) {
+        return (long) Math.ceil(p.peakBytes() * m.blockOverhead());
+    }
+
+    /**
+     * The fastest plan whose device peak, in the pool's blocks, is at most {@code budgetBytes}, or
+     * a {@link NoPlanException} that names the smallest budget that works.
+     */
     public static Plan best(Measurements m, long budgetBytes) {
         Plan best = null, smallest = null;
         for (Plan p : all(m)) {
             if (smallest == null || p.peakBytes() < smallest.peakBytes() || p.peakBytes() == smallest.peakBytes() && p.stepSeconds() < smallest.stepSeconds())
                 smallest = p;
-            if (p.peakBytes() > budgetBytes) continue;
+            if (budgetFor(m, p) > budgetBytes) continue;
             if (best == null || p.stepSeconds() < best.stepSeconds() || p.stepSeconds() == best.stepSeconds() && p.peakBytes() < best.peakBytes()) best = p;
         }
         if (best != null) return best;
-        long mib = (smallest.peakBytes() + (1 << 20) - 1) >> 20;
-        throw new NoPlanException(String.format("no offload policy fits a device budget of %s: the smallest that works is %d MiB (%s, predicted peak %s); "
+        long mib = (budgetFor(m, smallest) + (1 << 20) - 1) >> 20;
+        throw new NoPlanException(String.format("no offload policy fits a device budget of %s: the smallest that works is %d MiB (%s, predicted peak %s live); "
                 + "raise train.memory_budget_mib to at least %d, or lower the batch or sequence length", Bytes.human(budgetBytes), mib, smallest.describe(),
-                Bytes.human(smallest.peakBytes()), mib), smallest.peakBytes());
+                Bytes.human(smallest.peakBytes()), mib), budgetFor(m, smallest));
     }
 
     /** Every mix: counts of layers per policy (disk layers first, then host, full, selective, kept last), times the state tiers. */
@@ -161,7 +173,8 @@ public final class Planner {
             activations = Math.max(activations, live + sending + mem[j].forwardWorking());
             live += mem[j].kept();
         }
-        activations = Math.max(activations, live + m.rootWorking());
+        long sending = n > 0 && offloads(layers.get(n - 1)) ? mem[n - 1].restored() : 0; // the last layer's bytes may still be leaving
+        activations = Math.max(activations, live + sending + m.rootWorking());
         live += m.rootKept();
         boolean ownBack = false; // layer j's bytes already prefetched by layer j + 1
         for (int j = n - 1; j >= 0; j--) { // backward
@@ -178,7 +191,7 @@ public final class Planner {
         OptimizerStep step = require(m.optimizer(), optimizer, "optimizer step");
         long state = optimizer == Tier.DEVICE ? m.optimizerState() : 0;
         long base = m.weights() + m.gradients() + state;
-        long peak = base + Math.max(activations, step.stepBytes());
+        long peak = base + Math.max(Math.max(activations, step.stepBytes()), m.evaluation());
         return new Plan(List.copyOf(layers), optimizer, peak, m.gradAccum() * perMicro + step.seconds());
     }
 

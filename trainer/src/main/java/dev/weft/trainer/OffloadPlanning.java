@@ -66,6 +66,8 @@ public final class OffloadPlanning {
             Map<LayerPolicy, Double> rootSeconds = new EnumMap<>(LayerPolicy.class);
             long layerWeights = 0, layerState = 0, rootWeights = 0, rootState = 0, probeParams = 0;
             long[] root = null; // {before the layers, working set, kept into backward}
+            long evaluation = 0;
+            double overhead = 1; // the pool's blocks over live bytes at a micro-batch's peak
             Map<Tier, Planner.OptimizerStep> steps = new EnumMap<>(Tier.class);
             Map<LayerPolicy, Long> saved = new EnumMap<>(LayerPolicy.class);
             progress.printf("plan: probing a 3-layer model (d_model %d, micro-batch %d x %d tokens) under %d layer policies%n", cfg.model().dModel(), b, seq,
@@ -87,9 +89,11 @@ public final class OffloadPlanning {
                     for (LayerPolicy p : policies) {
                         Parallelize.activations(probe, uniform(cfg.offload(), p), off);
                         meter.reset();
+                        MemoryPool.host().resetPeaks();
                         long t0 = System.nanoTime();
                         microBatch(probe, batch);
                         long total = System.nanoTime() - t0;
+                        overhead = Math.max(overhead, (double) MemoryPool.host().peakLiveBlockBytes() / MemoryPool.host().peakLiveBytes());
                         if (r == 0) {
                             memory.put(p, meter.memory(offloads(p)));
                             if (p == LayerPolicy.KEEP) root = meter.root();
@@ -102,6 +106,16 @@ public final class OffloadPlanning {
                     }
                 }
                 Parallelize.activations(probe, uniform(cfg.offload(), LayerPolicy.KEEP), off);
+                Batch validation = new Batch(b * dp, seq, cfg.model().vocab(), t.seed()); // every rank evaluates the global batch's rows
+                for (int r = 0; r < 2; r++) {
+                    MemoryPool pool = MemoryPool.host();
+                    long base = pool.liveBytes();
+                    pool.resetPeaks();
+                    try (var ng = dev.weft.core.Autograd.noGrad(); Scope s = Scope.open()) {
+                        Parallelize.Loss.CROSS_ENTROPY.of(probe.forward(validation.ids(), validation.rows(), seq), validation.targets());
+                    }
+                    evaluation = Math.max(evaluation, pool.peakLiveBytes() - base);
+                }
                 saved.put(LayerPolicy.KEEP, probe.activationFootprint(0, null, b, seq).savedBytes());
                 Map<String, Tensor> params = probe.namedParameters();
                 for (Tensor p : params.values()) probeParams += p.numel();
@@ -128,7 +142,7 @@ public final class OffloadPlanning {
             Map<Tier, Planner.OptimizerStep> scaled = new EnumMap<>(Tier.class);
             steps.forEach((tier, s) -> scaled.put(tier, new Planner.OptimizerStep(s.stepBytes(), s.seconds() * scale / (zero >= 1 ? dp : 1))));
             Planner.Measurements m = new Planner.Measurements(layers, t.gradAccum(), zero == 3 ? weights / dp : weights, zero >= 2 ? weights / dp : weights,
-                    zero >= 1 ? state / dp : state, memory, root[0], root[1], root[2], layerSeconds, rootSeconds.get(LayerPolicy.KEEP), scaled);
+                    zero >= 1 ? state / dp : state, memory, root[0], root[1], root[2], evaluation, overhead, layerSeconds, rootSeconds.get(LayerPolicy.KEEP), scaled);
             double host = Bandwidth.hostCopy(64L << 20);
             Bandwidth diskRate = disk ? Bandwidth.ofTier(off.offloader().disk(), 64L << 20, 4L << 20) : null;
             String io = disk ? off.offloader().disk().io().name().toLowerCase() : "none";

@@ -1,5 +1,7 @@
 package dev.weft.core.model;
 
+import dev.weft.core.Autograd;
+import dev.weft.core.Scope;
 import dev.weft.core.Tensor;
 import dev.weft.core.nn.Embedding;
 import dev.weft.core.nn.Init;
@@ -81,9 +83,22 @@ final class LlamaModel extends Module {
         for (int i = 0; i < layers.size(); i++) {
             LlamaDecoderLayer layer = layers.get(i);
             int index = i;
-            h = layer.call(h, x -> layer.forward(x, position, cache, index));
+            h = cache == null && !Autograd.isEnabled() ? transientLayer(layer, h, position) : layer.call(h, x -> layer.forward(x, position, cache, index));
         }
         return norm.forward(h);
+    }
+
+    /**
+     * A layer's forward where nothing is kept for backward (evaluation): its intermediates are
+     * freed as soon as it returns instead of when the caller's scope closes, so an evaluation
+     * holds one layer's working set rather than every layer's.
+     */
+    private static Tensor transientLayer(LlamaDecoderLayer layer, Tensor h, int position) {
+        Tensor y;
+        try (Scope s = Scope.open()) {
+            y = Scope.keep(layer.call(h, x -> layer.forward(x, position, null, 0)).contiguous().detach());
+        }
+        return Scope.adopt(y);
     }
 
     /** The "layers" container, whose children are named 0, 1, 2, ... */
