@@ -211,6 +211,28 @@ class OffloadFaultTest {
         assertBits(ref, LaunchTest.losses(dir.resolve("run")), "resumed from the last checkpoint after the full-disk failures");
     }
 
+    /** Under `weft launch`, both ranks' tier on one tiny filesystem: the launch ends and reports the first rank's full disk in its message. */
+    @Test
+    @Timeout(value = 300, unit = TimeUnit.SECONDS)
+    void aFullOffloadDiskUnderLaunchIsReportedAsTheFirstFailure() throws Exception {
+        assumeTrue(root(), "mounting a tiny tmpfs for the full disk needs root");
+        Path cfg = config(0);
+        Path tiny = dir.resolve("tiny");
+        assumeTrue(mount(tiny, "size=64k"), "cannot mount a tmpfs at " + tiny);
+        try {
+            CliTest.Run r = CliTest.run("launch", "--nproc-per-node", "2", cfg.toString(), "--set", "train.out_dir=launched", "--set", "train.micro_batch=2",
+                    "--set", "parallel.zero=2", "--set", "offload.activations=disk", "--set", "offload.optimizer=host", "--set", "offload.disk_dir=" + tiny,
+                    "--set", "offload.disk_budget_mib=64");
+            assertNotEquals(0, r.code(), r.out() + r.err());
+            assertTrue(r.out().matches("(?s).*weft launch: rank \\d failed first: .*"), r.out());
+            assertTrue(r.out().matches("(?s).*rank \\d: error: offload disk " + java.util.regex.Pattern.quote(tiny.toString()) + " is full: writing .*"), r.out());
+            assertFalse(r.out().contains("\tat "), "no stack trace: " + r.out());
+            assertEquals(List.of(), scratchFiles(tiny), "neither rank leaves its scratch file");
+        } finally {
+            umount(tiny);
+        }
+    }
+
     private static void assertConfigError(CliTest.Run r, String expected) {
         assertEquals(2, r.code(), r.out() + r.err());
         assertTrue(r.err().contains(expected), "'" + r.err() + "' does not say '" + expected + "'");

@@ -40,8 +40,8 @@ import java.util.concurrent.atomic.AtomicInteger;
  *       (SIGBUS) rather than failing it, so this mode checks the free space before each write.</li>
  * </ul>
  * {@link Io#AUTO} takes DIRECT where the filesystem supports it (tmpfs does not) and BUFFERED
- * elsewhere. The file is scratch: it is deleted on close, and files left by a killed process are
- * deleted when the next tier opens in the directory.
+ * elsewhere. The file is scratch: it is deleted on close or at the JVM's exit, and files left by a
+ * killed process are deleted when the next tier opens in the directory.
  */
 public final class DiskTier implements MemoryTier, AutoCloseable {
     public enum Io { AUTO, DIRECT, BUFFERED, MAPPED;
@@ -138,6 +138,9 @@ public final class DiskTier implements MemoryTier, AutoCloseable {
             throw new UncheckedIOException("cannot create the offload file " + file + ": " + e.getMessage(), e);
         }
         this.channel = ch;
+        // a process that exits without closing the tier (a rank the launcher stops with SIGTERM after another failed) still deletes
+        // its file in the shutdown hooks; only SIGKILL leaves an orphan, for the next tier opened here to delete
+        file.toFile().deleteOnExit();
         this.io = chosen;
         AtomicInteger n = new AtomicInteger();
         this.threads = Executors.newFixedThreadPool(ioThreads, r -> {
