@@ -253,9 +253,11 @@ class OffloadFaultTest {
         Files.writeString(file, "in the way");
         assertConfigError(train(cfg, "bad", List.of(), "offload.optimizer=disk", "offload.disk_dir=" + file), "offload.disk_dir " + file);
         assertConfigError(train(cfg, "bad", List.of(), "offload.activations=disk", "offload.disk_dir=" + file.resolve("below")), "offload.disk_dir " + file.resolve("below"));
-        // under launch the refusal comes before any rank starts
+        // under launch the refusals come before any rank starts
         assertConfigError(CliTest.run("launch", "--nproc-per-node", "2", cfg.toString(), "--set", "offload.parameters=disk", "--set", "parallel.zero=2"),
                 "offload.parameters = disk needs parameters sharded: set parallel.zero = 3");
+        assertConfigError(CliTest.run("launch", "--nproc-per-node", "2", cfg.toString(), "--set", "offload.recompute=[none, selective]",
+                "--set", "offload.activations=[none, disk]"), "layer 1: a layer either recomputes its activations or offloads them, not both");
 
         assumeTrue(root(), "a read-only mount needs root");
         Path ro = dir.resolve("read-only");

@@ -128,6 +128,7 @@ class OffloadResumeTest {
     @Test
     void badOffloadSettingsAreOneLineConfigErrors() throws IOException {
         assertThrows(ConfigException.class, () -> config("bad", "offload.parameters=host"));
+        assertThrows(ConfigException.class, () -> config("bad", "offload.recompute=full", "offload.activations=host"), "refused as the config loads");
         assertRefused("needs parameters sharded: set parallel.zero = 3", "offload.parameters=host");
         assertRefused("offload.recompute = full with offload.activations = host", "offload.recompute=full", "offload.activations=host");
         assertRefused("layer 1: a layer either recomputes its activations or offloads them", "model.layers=3",
