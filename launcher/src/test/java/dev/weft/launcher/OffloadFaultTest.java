@@ -69,11 +69,15 @@ class OffloadFaultTest {
 
     /** A thread dump of {@code pid}, split per thread, or null when the JVM cannot be attached to (yet). */
     private static List<String> threads(long pid) throws IOException, InterruptedException {
-        Path jcmd = Path.of(System.getProperty("java.home"), "bin", "jcmd");
+        Path jcmd = jcmd();
         Process p = new ProcessBuilder(jcmd.toString(), Long.toString(pid), "Thread.print").redirectErrorStream(true).start();
         String dump = new String(p.getInputStream().readAllBytes());
         if (!p.waitFor(60, TimeUnit.SECONDS) || p.exitValue() != 0) return null;
         return List.of(dump.split("\n\\s*\n"));
+    }
+
+    private static Path jcmd() {
+        return Path.of(System.getProperty("java.home"), "bin", "jcmd");
     }
 
     /**
@@ -92,6 +96,7 @@ class OffloadFaultTest {
     @Test
     @Timeout(value = 300, unit = TimeUnit.SECONDS)
     void aProcessKilledWhileWritingOptimizerStateToDiskResumesBitForBit() throws Exception {
+        assumeTrue(Files.isExecutable(jcmd()), "the JDK's jcmd (to see where the process is before killing it) is not at " + jcmd());
         Path cfg = config(2);
         Path scratch = dir.resolve("scratch");
         String[] offload = {"offload.optimizer=disk", "offload.io_threads=1", "offload.disk_dir=" + scratch};

@@ -210,7 +210,7 @@ public final class DiskTier implements MemoryTier, AutoCloseable {
                 if (WRITE_PAUSE_MS > 0) pauseMidWrite(src, offset);
                 else transfer(src, offset, true);
                 done.complete(null);
-            } catch (IOException | RuntimeException ex) {
+            } catch (Throwable ex) { // an Error too (a mapped copy's SIGBUS is an InternalError): a future left pending hangs its waiter
                 done.completeExceptionally(failure(ex, e));
             }
         });
