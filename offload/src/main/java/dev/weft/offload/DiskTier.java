@@ -40,8 +40,8 @@ import java.util.concurrent.atomic.AtomicInteger;
  *       (SIGBUS) rather than failing it, so this mode checks the free space before each write.</li>
  * </ul>
  * {@link Io#AUTO} takes DIRECT where the filesystem supports it (tmpfs does not) and BUFFERED
- * elsewhere. The file is scratch: it is deleted on close, and files left by a killed process are
- * deleted when the next tier opens in the directory.
+ * elsewhere. The file is scratch: it is deleted on close or at the JVM's exit, and files left by a
+ * killed process are deleted when the next tier opens in the directory.
  */
 public final class DiskTier implements MemoryTier, AutoCloseable {
     public enum Io { AUTO, DIRECT, BUFFERED, MAPPED;
@@ -60,6 +60,12 @@ public final class DiskTier implements MemoryTier, AutoCloseable {
     /** Staging buffer per I/O thread for direct I/O: large enough for full-speed transfers. */
     static final int STAGING = 4 << 20;
     private static final String PREFIX = "weft-offload-";
+    /**
+     * Test-only: {@code -Dweft.offload.test.write_pause_ms=N} pauses every write for N ms halfway
+     * through its bytes, so that a crash test can SIGKILL a process while it is writing to this tier
+     * (launcher's OffloadFaultTest). It slows training and is never set outside that test.
+     */
+    private static final long WRITE_PAUSE_MS = Long.getLong("weft.offload.test.write_pause_ms", 0);
 
     /** A region of the scratch file holding one offloaded buffer. */
     public static final class Extent {
@@ -132,6 +138,9 @@ public final class DiskTier implements MemoryTier, AutoCloseable {
             throw new UncheckedIOException("cannot create the offload file " + file + ": " + e.getMessage(), e);
         }
         this.channel = ch;
+        // a process that exits without closing the tier (a rank the launcher stops with SIGTERM after another failed) still deletes
+        // its file in the shutdown hooks; only SIGKILL leaves an orphan, for the next tier opened here to delete
+        file.toFile().deleteOnExit();
         this.io = chosen;
         AtomicInteger n = new AtomicInteger();
         this.threads = Executors.newFixedThreadPool(ioThreads, r -> {
@@ -198,9 +207,10 @@ public final class DiskTier implements MemoryTier, AutoCloseable {
         Extent e = new Extent(offset, length, reserved, label, done);
         threads.execute(() -> {
             try {
-                transfer(src, offset, true);
+                if (WRITE_PAUSE_MS > 0) pauseMidWrite(src, offset);
+                else transfer(src, offset, true);
                 done.complete(null);
-            } catch (IOException | RuntimeException ex) {
+            } catch (Throwable ex) { // an Error too (a mapped copy's SIGBUS is an InternalError): a future left pending hangs its waiter
                 done.completeExceptionally(failure(ex, e));
             }
         });
@@ -267,6 +277,19 @@ public final class DiskTier implements MemoryTier, AutoCloseable {
         current += bytes;
         peak = Math.max(peak, current);
         return offset;
+    }
+
+    /** The test-only slow write: the first half (aligned down), a pause, the rest. */
+    private void pauseMidWrite(MemorySegment src, long offset) throws IOException {
+        long half = src.byteSize() / 2 / ALIGN * ALIGN;
+        if (half > 0) transfer(src.asSlice(0, half), offset, true);
+        try {
+            Thread.sleep(WRITE_PAUSE_MS);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new IOException("interrupted");
+        }
+        transfer(src.asSlice(half), offset + half, true);
     }
 
     private void transfer(MemorySegment mem, long offset, boolean write) throws IOException {

@@ -325,15 +325,29 @@ public final class Offloader implements AutoCloseable {
         }
     }
 
-    /** Drops every handle (their tensors stay evicted) and stops the copy thread. */
+    /**
+     * Drops every handle (their tensors stay evicted) and stops the copy thread. It throws no
+     * transfer failure: the tiers' bytes are discarded here, and every write a caller reads back
+     * was waited for (and its failure thrown) by the acquire, settle or flush that needed it. Were
+     * close to rethrow that failure, a try-with-resources around the failed run would add it to
+     * itself as suppressed and throw "Self-suppression not permitted" in its place.
+     */
     @Override
     public void close() {
-        flush();
         for (Handle h : new ArrayList<>(handles.values())) {
             h.pins = 0;
             h.storage.unbind();
+            h.incoming = quietly(h.incoming);
+            h.outgoing = quietly(h.outgoing);
             drop(h);
         }
+        writing.clear();
         copies.shutdown();
+    }
+
+    /** {@code f} once done, failed or not; null stands for done. */
+    private static CompletableFuture<Void> quietly(CompletableFuture<Void> f) {
+        if (f != null) f.handle((v, t) -> null).join();
+        return null;
     }
 }

@@ -140,6 +140,28 @@ class DiskTierTest {
         }
     }
 
+    /**
+     * A write whose copy dies with an Error (here the SIGBUS of reading a mapping whose file was
+     * truncated, which the JVM turns into an InternalError) still completes its extent's future,
+     * exceptionally: whoever waits for the bytes gets the failure instead of waiting forever.
+     */
+    @Test
+    void aWriteThatDiesWithAnErrorFailsItsFutureRatherThanLeavingItPending() throws Exception {
+        Path source = dir.resolve("source.bin");
+        Files.write(source, new byte[64 << 10]);
+        try (Arena a = Arena.ofShared();
+             java.nio.channels.FileChannel ch = java.nio.channels.FileChannel.open(source, java.nio.file.StandardOpenOption.READ,
+                     java.nio.file.StandardOpenOption.WRITE);
+             DiskTier tier = DiskTier.open(dir.resolve("tier"), 1 << 20, DiskTier.Io.MAPPED, 1)) {
+            MemorySegment src = ch.map(java.nio.channels.FileChannel.MapMode.READ_ONLY, 0, 64 << 10, a);
+            ch.truncate(0); // the mapping's pages are gone: reading them faults
+            DiskTier.Extent e = tier.write(src, "optimizer state");
+            // a bounded wait only so that a regression fails instead of hanging the build (join cannot be interrupted)
+            var ee = assertThrows(java.util.concurrent.ExecutionException.class, () -> e.written().get(60, java.util.concurrent.TimeUnit.SECONDS));
+            assertTrue(ee.getCause().getMessage().contains("offload write of 'optimizer state'"), String.valueOf(ee.getCause()));
+        }
+    }
+
     static boolean supportsDirect(Path dir) {
         try (DiskTier t = DiskTier.open(dir.resolve("probe"), 1 << 20, DiskTier.Io.AUTO, 1)) {
             return t.io() == DiskTier.Io.DIRECT;

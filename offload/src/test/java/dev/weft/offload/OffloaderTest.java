@@ -72,4 +72,28 @@ class OffloaderTest {
             assertTrue(e.getMessage().contains("'state'"), e.getMessage());
         }
     }
+
+    /**
+     * A write the filesystem refuses is thrown once, by the acquire that needs the bytes; closing the
+     * offloader and the tier after it (as a try-with-resources around the failed run does) throws
+     * nothing more, so the failure reaches the user as it was, and the scratch file goes.
+     */
+    @org.junit.jupiter.api.Test
+    void aFailedDiskWriteIsThrownOnceAndClosingAfterItCleansUp() throws Exception {
+        try (TinyFilesystem fs = TinyFilesystem.mount(dir.resolve("tiny"), 1)) {
+            org.junit.jupiter.api.Assumptions.assumeTrue(fs != null, "mounting a tmpfs needs root");
+            MemoryPool device = new MemoryPool("device", Long.MAX_VALUE);
+            DiskTier disk = DiskTier.open(fs.path(), 64L << 20, DiskTier.Io.BUFFERED, 1);
+            Tensor big = ramp(device, 3 << 18, 1); // 3 MiB on a 1 MiB filesystem
+            DiskFullException full = assertThrows(DiskFullException.class, () -> {
+                try (DiskTier d = disk; Offloader off = new Offloader(device, new HostTier(Long.MAX_VALUE), d, 1 << 20)) {
+                    off.acquire(off.offload(big, Tier.DISK, "optimizer state"));
+                }
+            });
+            assertTrue(full.getMessage().contains("is full: writing 3.0 MiB for 'optimizer state'"), full.getMessage());
+            assertEquals(0, full.getSuppressed().length, "closing after the failure adds nothing: " + java.util.Arrays.toString(full.getSuppressed()));
+            assertEquals(java.util.List.of(), disk.files(), "the scratch file is deleted");
+            big.close();
+        }
+    }
 }

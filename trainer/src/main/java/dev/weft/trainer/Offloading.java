@@ -133,7 +133,10 @@ final class Offloading implements AutoCloseable {
 
     @Override
     public void close() {
-        offloader.close();
-        if (disk != null) disk.close();
+        try {
+            offloader.close();
+        } finally {
+            if (disk != null) disk.close(); // the scratch file goes whatever happened before
+        }
     }
 }

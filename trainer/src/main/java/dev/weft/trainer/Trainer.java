@@ -107,7 +107,12 @@ public final class Trainer implements AutoCloseable {
         this.model = new Llama(cfg.model(), t.seed());
         TrainConfig.Optim o = cfg.optimizer();
         this.offloading = Offloading.create(cfg.offload());
-        this.layout = Parallelize.apply(model, mesh, cfg, offloading);
+        try {
+            this.layout = Parallelize.apply(model, mesh, cfg, offloading);
+        } catch (RuntimeException | Error e) {
+            if (offloading != null) offloading.close(); // no trainer to close: the disk tier's threads and scratch file go now
+            throw e;
+        }
         if (offloading != null && leader()) out.println("offload: " + offloading.describe());
         this.optimizer = layout.optimizer();
         this.schedule = LrSchedule.warmupCosine(o.lr(), o.minLr(), o.warmupSteps(), t.steps());

@@ -313,6 +313,13 @@ public record TrainConfig(LlamaConfig model, Data data, Train train, Optim optim
         f.finish();
         if (!o.parameters().equals("none") && parallel.zero() != 3)
             throw new ConfigException("offload.parameters = " + o.parameters() + " needs parameters sharded: set parallel.zero = 3 (the shards are what is offloaded)");
+        for (int layer = 0; layer < layers && !o.auto(); layer++) { // here, so that weft launch refuses it before any rank starts
+            try {
+                dev.weft.offload.LayerPolicy.of(o.recompute(layer), o.activations(layer));
+            } catch (IllegalArgumentException e) {
+                throw new ConfigException("layer " + layer + ": " + e.getMessage());
+            }
+        }
         if (o.auto() && train.memoryBudgetMiB() == 0)
             throw new ConfigException("offload: auto plans for a memory budget: set train.memory_budget_mib (weft plan CONFIG --budget-mib N shows what fits)");
         return o;
