@@ -76,10 +76,15 @@ public final class MemoryPool {
         return name;
     }
 
-    /** Sets the cap on reserved bytes; {@code Long.MAX_VALUE} means none. */
-    public void setBudget(long budgetBytes) {
+    /**
+     * Sets the cap on reserved bytes; {@code Long.MAX_VALUE} means none. Cached blocks above a
+     * lower cap are freed at once, so that the cap holds from here on (a cached block is handed
+     * out again without a check).
+     */
+    public synchronized void setBudget(long budgetBytes) {
         if (budgetBytes <= 0) throw new IllegalArgumentException("memory budget must be positive, got " + budgetBytes);
         this.budget = budgetBytes;
+        if (reservedBytes > budgetBytes) trimLocked();
     }
 
     public long budget() {

@@ -24,6 +24,7 @@ public final class OptimizerOffload implements StateResidency {
     private final Offloader offloader;
     private final Map<String, Tensor> parameters;
     private final Set<String> pinnedAhead = new HashSet<>();
+    private final List<Offloader.Handle> writing = new java.util.ArrayList<>(); // the last parameter's write-backs
     private final long bytes;
 
     /** Moves {@code optimizer}'s state to {@code tier} and streams its steps through it; {@code parameters} are the tensors it steps. */
@@ -69,9 +70,31 @@ public final class OptimizerOffload implements StateResidency {
 
     @Override
     public void release(String parameter, List<Tensor> state) {
-        for (Tensor t : state) offloader.release(handle(t), true);
+        // one parameter's write-back in flight: the one before must have landed, which bounds the step's device bytes
+        for (Offloader.Handle h : writing) offloader.awaitSent(h);
+        writing.clear();
+        for (Tensor t : state) {
+            Offloader.Handle h = handle(t);
+            offloader.release(h, true);
+            writing.add(h);
+        }
         Offloader.Handle shard = shardOf(parameter);
         if (shard != null) offloader.release(shard, true);
+    }
+
+    /**
+     * The most device bytes a step streams through at once, for the planner: a parameter's state,
+     * the next one's being read and (from disk) the one before's being written, over consecutive
+     * parameters of {@code stateBytes} (in step order).
+     */
+    public static long window(List<Long> stateBytes, Tier tier) {
+        long most = 0;
+        for (int i = 0; i < stateBytes.size(); i++) {
+            long w = stateBytes.get(i) + (i + 1 < stateBytes.size() ? stateBytes.get(i + 1) : 0);
+            if (tier == Tier.DISK && i > 0) w += stateBytes.get(i - 1);
+            most = Math.max(most, w);
+        }
+        return most;
     }
 
     private Offloader.Handle handle(Tensor t) {

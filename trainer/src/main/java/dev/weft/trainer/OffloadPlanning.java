@@ -131,8 +131,22 @@ public final class OffloadPlanning {
                         }
                     }
                 }
-                for (Tier tier : disk ? List.of(Tier.DEVICE, Tier.HOST, Tier.DISK) : List.of(Tier.DEVICE, Tier.HOST))
-                    steps.put(tier, optimizerStep(cfg, params, off, tier));
+                List<Long> perParameter = new ArrayList<>(); // state bytes in step order, as the device buffers hold them
+                try (ParameterGroups opt = optimizer(cfg, params)) {
+                    for (List<Tensor> state : opt.stateByParameter().values()) {
+                        long bytes = 0;
+                        for (Tensor st : state) bytes += (st.storage().bytes() + 63) / 64 * 64;
+                        perParameter.add(bytes);
+                    }
+                }
+                for (Tier tier : disk ? List.of(Tier.DEVICE, Tier.HOST, Tier.DISK) : List.of(Tier.DEVICE, Tier.HOST)) {
+                    Planner.OptimizerStep measured = optimizerStep(cfg, params, off, tier);
+                    // the streamed window is known from the sizes (the probe's layers stand for any number of them);
+                    // timing decides how full it gets in one run, so the planner takes it full
+                    long window = tier == Tier.DEVICE ? 0 : OptimizerOffload.window(perParameter, tier);
+                    steps.put(tier, new Planner.OptimizerStep(Math.max(measured.stepBytes(), steps.containsKey(Tier.DEVICE)
+                            ? steps.get(Tier.DEVICE).stepBytes() + window : window), measured.seconds()));
+                }
             } finally {
                 probe.close();
             }

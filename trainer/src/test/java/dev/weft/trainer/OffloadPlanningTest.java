@@ -80,6 +80,8 @@ class OffloadPlanningTest {
         long budgetMiB = (long) Math.ceil(0.75 * none / (1 << 20));
         TrainConfig auto = config("auto", "offload=auto", "train.memory_budget_mib=" + budgetMiB);
         long peak = peakOf(auto);
+        System.out.printf("offload: auto at %d MiB: peak live %d B, peak reserved %d B%n", budgetMiB, peak, MemoryPool.host().peakReservedBytes());
+        assertTrue(MemoryPool.host().peakReservedBytes() <= budgetMiB << 20, "the pool's blocks stayed within the budget");
         assertTrue(peak <= budgetMiB << 20, "auto's run peaked at " + peak + " B over its budget of " + budgetMiB + " MiB");
 
         TrainConfig impossible = config("auto-small", "offload=auto", "train.memory_budget_mib=1");
