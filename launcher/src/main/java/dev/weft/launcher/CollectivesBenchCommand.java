@@ -72,7 +72,7 @@ public final class CollectivesBenchCommand implements Callable<Integer> {
                 "--min-size must be at least 4 bytes and --max-size at least --min-size; got " + minSize + ", " + maxSize);
         for (int n : ranks)
             if (n < 1 || n > 64) throw new CommandLine.ParameterException(spec.commandLine(), "--ranks: " + n + " is not in 1..64");
-        double copyGBs = MemoryBaselines.copy(Math.max(max, 64L << 20));
+        double copyGBs = dev.weft.offload.Bandwidth.hostCopy(Math.max(max, 64L << 20));
         out.printf("memory copy (one core, %d MiB): %.2f GB/s; the machine may be shared while measuring%n",
                 Math.max(max, 64L << 20) >> 20, copyGBs);
         double exchangeGBs = MemoryBaselines.exchange(64L << 20, 1L << 20);

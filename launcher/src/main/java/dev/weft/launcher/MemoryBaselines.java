@@ -5,29 +5,14 @@ import java.lang.foreign.MemorySegment;
 import java.util.concurrent.atomic.AtomicLongArray;
 
 /**
- * The baselines the collectives benchmark measures in the same run: what one core copies, and what
- * two cores move through shared memory when they only swap data. The second shows what the shared
- * path is up against on this machine: cross-core traffic, and two cores sharing the memory
- * bandwidth (on a shared VM it also shows when that bandwidth drops for a while).
+ * A baseline the collectives benchmark measures in the same run, beside one core's copy rate
+ * ({@link dev.weft.offload.Bandwidth#hostCopy}): what two cores move through shared memory when
+ * they only swap data. It shows what the shared path is up against on this machine: cross-core
+ * traffic, and two cores sharing the memory bandwidth (on a shared VM it also shows when that
+ * bandwidth drops for a while).
  */
 final class MemoryBaselines {
     private MemoryBaselines() {}
-
-    /** Bytes copied per second by one core, over a buffer larger than the caches (best of 5), in GB/s. */
-    static double copy(long bytes) {
-        try (Arena arena = Arena.ofConfined()) {
-            MemorySegment a = arena.allocate(bytes, 64), b = arena.allocate(bytes, 64);
-            a.fill((byte) 1);
-            b.fill((byte) 2);
-            double best = 0;
-            for (int i = 0; i < 5; i++) {
-                long t0 = System.nanoTime();
-                MemorySegment.copy(a, 0, b, 0, bytes);
-                best = Math.max(best, bytes / ((System.nanoTime() - t0) / 1e9));
-            }
-            return best / 1e9;
-        }
-    }
 
     /**
      * Two threads swap {@code bytes} through a shared ring of four {@code piece}-byte buffers each:

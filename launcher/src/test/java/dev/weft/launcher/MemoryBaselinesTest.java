@@ -7,7 +7,7 @@ import static org.junit.jupiter.api.Assertions.*;
 class MemoryBaselinesTest {
     @Test
     void copyMeasuresAPositiveRate() {
-        double gbs = MemoryBaselines.copy(1 << 20);
+        double gbs = dev.weft.offload.Bandwidth.hostCopy(1 << 20);
         assertTrue(gbs > 0 && Double.isFinite(gbs), "copy: " + gbs);
     }
 

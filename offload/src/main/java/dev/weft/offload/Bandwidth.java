@@ -18,14 +18,14 @@ import java.util.List;
  * sequential file I/O of the same sizes (the baseline the disk tier is held to).
  */
 public record Bandwidth(double writeGBs, double readGBs) {
-    /** One core copying a buffer larger than the caches (best of 3), in GB/s. */
+    /** One core copying a buffer larger than the caches (best of 5), in GB/s. */
     public static double hostCopy(long bytes) {
         try (Arena a = Arena.ofConfined()) {
             MemorySegment src = a.allocate(bytes, 64), dst = a.allocate(bytes, 64);
             src.fill((byte) 1);
             dst.fill((byte) 2);
             double best = 0;
-            for (int i = 0; i < 3; i++) {
+            for (int i = 0; i < 5; i++) {
                 long t0 = System.nanoTime();
                 MemorySegment.copy(src, 0, dst, 0, bytes);
                 best = Math.max(best, bytes / ((System.nanoTime() - t0) / 1e9));

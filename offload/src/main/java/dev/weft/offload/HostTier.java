@@ -10,11 +10,9 @@ import dev.weft.core.Tensor;
  * never counts against {@code train.memory_budget_mib}. On the CPU backend both pools are RAM and
  * the move is a copy; under a GPU backend this pool is pinned host memory and the copy a DMA.
  */
-public final class HostTier implements MemoryTier {
-    private final MemoryPool pool;
-
+public final class HostTier extends PoolTier {
     public HostTier(long budgetBytes) {
-        this.pool = new MemoryPool("host", budgetBytes);
+        super(new MemoryPool("host", budgetBytes));
     }
 
     /** An uninitialised buffer of {@code bytes} here (rounded up to whole floats), owned by the caller. */
@@ -30,25 +28,5 @@ public final class HostTier implements MemoryTier {
     @Override
     public String name() {
         return "host";
-    }
-
-    @Override
-    public long budgetBytes() {
-        return pool.budget();
-    }
-
-    @Override
-    public long currentBytes() {
-        return pool.liveBytes();
-    }
-
-    @Override
-    public long peakBytes() {
-        return pool.peakLiveBytes();
-    }
-
-    @Override
-    public void resetPeak() {
-        pool.resetPeaks();
     }
 }
