@@ -121,6 +121,16 @@ public final class MemoryPool {
         return Math.max(MIN_CACHE_LIMIT, 2 * highWaterLiveBytes);
     }
 
+    /** The live blocks at their size class: what a budget must hold once the cache is trimmed. */
+    public synchronized long liveBlockBytes() {
+        return liveBlockBytes;
+    }
+
+    /** The pool's block for a request of {@code bytes}: what it counts against a budget. */
+    public static long blockBytes(long bytes) {
+        return blockSize(liveSize(bytes));
+    }
+
     /**
      * The peak of the live blocks at their size class: what the budget must hold at the live peak
      * once the cache is trimmed (the live bytes rounded up by at most 12.5% each).

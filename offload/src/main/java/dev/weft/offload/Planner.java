@@ -33,15 +33,14 @@ public final class Planner {
      * first layer; {@code rootWorking}, what the head and loss need on top of every layer's kept
      * bytes between the forward and the first layer's backward; {@code rootKept}, what of that is
      * still held when the first layer's backward starts (the head's activations and gradients).
-     * {@code evaluation}: what a validation batch's forward needs. {@code blockOverhead}: how much
-     * more than the live bytes the pool's blocks take at the peak (size classes round requests up),
-     * which is what train.memory_budget_mib caps. {@code layerSeconds}:
+     * {@code evaluation}: what a validation batch's forward needs. Every figure counts the pool's
+     * blocks (requests rounded up to their size class), which is what train.memory_budget_mib caps. {@code layerSeconds}:
      * one layer's forward and backward of a micro-batch; {@code rootSeconds}: the rest of a
      * micro-batch (embedding, head, loss). {@code optimizer}: the step with the state on each
      * tier. Policies or tiers missing from a map are not available.
      */
     public record Measurements(int layers, int gradAccum, long weights, long gradients, long optimizerState, Map<LayerPolicy, LayerMemory> memory,
-                               long rootBefore, long rootWorking, long rootKept, long evaluation, double blockOverhead,
+                               long rootBefore, long rootWorking, long rootKept, long evaluation,
                                Map<LayerPolicy, Double> layerSeconds, double rootSeconds, Map<Tier, OptimizerStep> optimizer) {}
 
     /**
@@ -103,13 +102,8 @@ public final class Planner {
         return cost(m, Collections.nCopies(m.layers(), LayerPolicy.KEEP), Tier.DEVICE);
     }
 
-    /** The budget {@code p} needs: its peak live bytes in the pool's blocks. */
-    public static long budgetFor(Measurements m, Plan p) {
-        return (long) Math.ceil(p.peakBytes() * m.blockOverhead());
-    }
-
     /**
-     * The fastest plan whose device peak, in the pool's blocks, is at most {@code budgetBytes}, or
+     * The fastest plan whose device peak is at most {@code budgetBytes}, or
      * a {@link NoPlanException} that names the smallest budget that works.
      */
     public static Plan best(Measurements m, long budgetBytes) {
@@ -117,14 +111,14 @@ public final class Planner {
         for (Plan p : all(m)) {
             if (smallest == null || p.peakBytes() < smallest.peakBytes() || p.peakBytes() == smallest.peakBytes() && p.stepSeconds() < smallest.stepSeconds())
                 smallest = p;
-            if (budgetFor(m, p) > budgetBytes) continue;
+            if (p.peakBytes() > budgetBytes) continue;
             if (best == null || p.stepSeconds() < best.stepSeconds() || p.stepSeconds() == best.stepSeconds() && p.peakBytes() < best.peakBytes()) best = p;
         }
         if (best != null) return best;
-        long mib = (budgetFor(m, smallest) + (1 << 20) - 1) >> 20;
-        throw new NoPlanException(String.format("no offload policy fits a device budget of %s: the smallest that works is %d MiB (%s, predicted peak %s live); "
+        long mib = (smallest.peakBytes() + (1 << 20) - 1) >> 20;
+        throw new NoPlanException(String.format("no offload policy fits a device budget of %s: the smallest that works is %d MiB (%s, predicted peak %s); "
                 + "raise train.memory_budget_mib to at least %d, or lower the batch or sequence length", Bytes.human(budgetBytes), mib, smallest.describe(),
-                Bytes.human(smallest.peakBytes()), mib), budgetFor(m, smallest));
+                Bytes.human(smallest.peakBytes()), mib), smallest.peakBytes());
     }
 
     /** Every mix: counts of layers per policy (disk layers first, then host, full, selective, kept last), times the state tiers. */

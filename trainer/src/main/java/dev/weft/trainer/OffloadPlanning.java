@@ -67,7 +67,6 @@ public final class OffloadPlanning {
             long layerWeights = 0, layerState = 0, rootWeights = 0, rootState = 0, probeParams = 0;
             long[] root = null; // {before the layers, working set, kept into backward}
             long evaluation = 0;
-            double overhead = 1; // the pool's blocks over live bytes at a micro-batch's peak
             Map<Tier, Planner.OptimizerStep> steps = new EnumMap<>(Tier.class);
             Map<LayerPolicy, Long> saved = new EnumMap<>(LayerPolicy.class);
             progress.printf("plan: probing a 3-layer model (d_model %d, micro-batch %d x %d tokens) under %d layer policies%n", cfg.model().dModel(), b, seq,
@@ -89,11 +88,9 @@ public final class OffloadPlanning {
                     for (LayerPolicy p : policies) {
                         Parallelize.activations(probe, uniform(cfg.offload(), p), off);
                         meter.reset();
-                        MemoryPool.host().resetPeaks();
                         long t0 = System.nanoTime();
                         microBatch(probe, batch);
                         long total = System.nanoTime() - t0;
-                        overhead = Math.max(overhead, (double) MemoryPool.host().peakLiveBlockBytes() / MemoryPool.host().peakLiveBytes());
                         if (r == 0) {
                             memory.put(p, meter.memory(offloads(p)));
                             if (p == LayerPolicy.KEEP) root = meter.root();
@@ -109,19 +106,25 @@ public final class OffloadPlanning {
                 Batch validation = new Batch(b * dp, seq, cfg.model().vocab(), t.seed()); // every rank evaluates the global batch's rows
                 for (int r = 0; r < 2; r++) {
                     MemoryPool pool = MemoryPool.host();
-                    long base = pool.liveBytes();
+                    long base = pool.liveBlockBytes();
                     pool.resetPeaks();
                     try (var ng = dev.weft.core.Autograd.noGrad(); Scope s = Scope.open()) {
                         Parallelize.Loss.CROSS_ENTROPY.of(probe.forward(validation.ids(), validation.rows(), seq), validation.targets());
                     }
-                    evaluation = Math.max(evaluation, pool.peakLiveBytes() - base);
+                    evaluation = Math.max(evaluation, pool.peakLiveBlockBytes() - base);
                 }
                 saved.put(LayerPolicy.KEEP, probe.activationFootprint(0, null, b, seq).savedBytes());
                 Map<String, Tensor> params = probe.namedParameters();
                 for (Tensor p : params.values()) probeParams += p.numel();
                 try (ParameterGroups opt = optimizer(cfg, params)) {
-                    for (var e : opt.stateBytesByParameter().entrySet()) {
-                        long w = params.get(e.getKey()).numel() * 4;
+                    Map<String, Long> stateBlocks = new java.util.LinkedHashMap<>();
+                    opt.stateByParameter().forEach((name, state) -> {
+                        long bytes = 0;
+                        for (Tensor st : state) bytes += MemoryPool.blockBytes(st.storage().bytes());
+                        stateBlocks.put(name, bytes);
+                    });
+                    for (var e : stateBlocks.entrySet()) {
+                        long w = MemoryPool.blockBytes(params.get(e.getKey()).numel() * 4);
                         if (e.getKey().startsWith("model.layers.0.")) {
                             layerWeights += w;
                             layerState += e.getValue();
@@ -135,7 +138,7 @@ public final class OffloadPlanning {
                 try (ParameterGroups opt = optimizer(cfg, params)) {
                     for (List<Tensor> state : opt.stateByParameter().values()) {
                         long bytes = 0;
-                        for (Tensor st : state) bytes += (st.storage().bytes() + 63) / 64 * 64;
+                        for (Tensor st : state) bytes += MemoryPool.blockBytes(st.storage().bytes());
                         perParameter.add(bytes);
                     }
                 }
@@ -156,7 +159,7 @@ public final class OffloadPlanning {
             Map<Tier, Planner.OptimizerStep> scaled = new EnumMap<>(Tier.class);
             steps.forEach((tier, s) -> scaled.put(tier, new Planner.OptimizerStep(s.stepBytes(), s.seconds() * scale / (zero >= 1 ? dp : 1))));
             Planner.Measurements m = new Planner.Measurements(layers, t.gradAccum(), zero == 3 ? weights / dp : weights, zero >= 2 ? weights / dp : weights,
-                    zero >= 1 ? state / dp : state, memory, root[0], root[1], root[2], evaluation, overhead, layerSeconds, rootSeconds.get(LayerPolicy.KEEP), scaled);
+                    zero >= 1 ? state / dp : state, memory, root[0], root[1], root[2], evaluation, layerSeconds, rootSeconds.get(LayerPolicy.KEEP), scaled);
             double host = Bandwidth.hostCopy(64L << 20);
             Bandwidth diskRate = disk ? Bandwidth.ofTier(off.offloader().disk(), 64L << 20, 4L << 20) : null;
             String io = disk ? off.offloader().disk().io().name().toLowerCase() : "none";
@@ -249,7 +252,7 @@ public final class OffloadPlanning {
 
         void reset() {
             nanos = 0;
-            base = pool.liveBytes();
+            base = pool.liveBlockBytes();
         }
 
         Planner.LayerMemory memory(boolean offloads) {
@@ -273,7 +276,7 @@ public final class OffloadPlanning {
         @Override
         public void beforeForward(dev.weft.core.nn.Module m) {
             int j = index.get(m);
-            forwardStart[j] = pool.liveBytes();
+            forwardStart[j] = pool.liveBlockBytes();
             pool.resetPeaks();
             forwardClock = System.nanoTime();
         }
@@ -283,16 +286,16 @@ public final class OffloadPlanning {
             nanos += System.nanoTime() - forwardClock;
             settle.run(); // outside the clock: in training the writes overlap the next layer
             int j = index.get(m);
-            forwardPeak[j] = pool.peakLiveBytes();
-            forwardEnd[j] = pool.liveBytes();
+            forwardPeak[j] = pool.peakLiveBlockBytes();
+            forwardEnd[j] = pool.liveBlockBytes();
             pool.resetPeaks();
         }
 
         @Override
         public void beforeBackward(dev.weft.core.nn.Module m) {
             int j = index.get(m);
-            if (j == layers - 1) rootPeak = pool.peakLiveBytes();
-            backwardStart[j] = pool.liveBytes();
+            if (j == layers - 1) rootPeak = pool.peakLiveBlockBytes();
+            backwardStart[j] = pool.liveBlockBytes();
             pool.resetPeaks();
             backwardClock = System.nanoTime();
         }
@@ -301,8 +304,8 @@ public final class OffloadPlanning {
         public void afterBackward(dev.weft.core.nn.Module m) {
             nanos += System.nanoTime() - backwardClock;
             int j = index.get(m);
-            backwardPeak[j] = pool.peakLiveBytes();
-            backwardEnd[j] = pool.liveBytes();
+            backwardPeak[j] = pool.peakLiveBlockBytes();
+            backwardEnd[j] = pool.liveBlockBytes();
             pool.resetPeaks();
         }
     }
@@ -325,13 +328,13 @@ public final class OffloadPlanning {
             long extra = 0;
             for (int r = 0; r < REPEATS; r++) {
                 MemoryPool pool = MemoryPool.host();
-                long base = pool.liveBytes();
+                long base = pool.liveBlockBytes();
                 pool.resetPeaks();
                 long t0 = System.nanoTime();
                 opt.step(0);
                 off.offloader().flush();
                 best = Math.min(best, (System.nanoTime() - t0) / 1e9);
-                extra = Math.max(extra, pool.peakLiveBytes() - base);
+                extra = Math.max(extra, pool.peakLiveBlockBytes() - base);
             }
             return new Planner.OptimizerStep(extra, best);
         }

@@ -261,8 +261,11 @@ public final class Trainer implements AutoCloseable {
     private void printMemory() {
         Map<String, Long> live = MemoryPool.host().liveBytesByLabel();
         long peak = MemoryPool.host().peakLiveBytes();
-        if (predictedPeak > 0)
-            out.printf("memory: peak live %s, planner predicted %s (%+.1f%%)%n", Bytes.human(peak), Bytes.human(predictedPeak), 100.0 * (peak - predictedPeak) / predictedPeak);
+        if (predictedPeak > 0) {
+            long blocks = MemoryPool.host().peakLiveBlockBytes();
+            out.printf("memory: peak %s in the pool's blocks (what the budget caps), planner predicted %s (%+.1f%%)%n", Bytes.human(blocks),
+                    Bytes.human(predictedPeak), 100.0 * (blocks - predictedPeak) / predictedPeak);
+        }
         out.printf("memory: peak live %s, weights %s, gradients %s, optimizer state %s; %s%n", Bytes.human(peak),
                 Bytes.human(live.getOrDefault("parameters", 0L)), Bytes.human(live.getOrDefault("gradients", 0L)),
                 Bytes.human(live.getOrDefault("optimizer state", 0L)), ProcessMemory.summary());
