@@ -60,6 +60,8 @@ public final class OffloadBenchCommand implements Callable<Integer> {
     static final double LADDER_TARGET = 4.0;
     /** Steps of a ladder verification run. */
     static final int LADDER_STEPS = 2;
+    /** Verification runs per side: a shape whose real run goes over the budget is followed by the next smaller layer count, this many times at most. */
+    static final int LADDER_ATTEMPTS = 3;
     static final List<String> SECTIONS = List.of("throughput", "disk", "ladder");
 
     @Option(names = "--config", defaultValue = "examples/tinyshakespeare.yaml", description = "Training config (default: ${DEFAULT-VALUE})")
@@ -68,6 +70,11 @@ public final class OffloadBenchCommand implements Callable<Integer> {
     List<String> overrides = new ArrayList<>();
     @Option(names = "--steps", defaultValue = "6", description = "Timed steps per throughput run, after " + WARMUP_STEPS + " warm-up steps (default: ${DEFAULT-VALUE})")
     int steps;
+    @Option(names = "--rounds", defaultValue = "2", description = {"Run every throughput case this many times in turn and pool their timed steps",
+            "(a load that comes and goes falls on every case alike) (default: ${DEFAULT-VALUE})"})
+    int rounds;
+    @Option(names = "--disk-repeats", defaultValue = "3", description = "Disk measurements per mode, tier and plain file in turn; the fastest counts (default: ${DEFAULT-VALUE})")
+    int diskRepeats;
     @Option(names = "--out", description = "Output directory: one log per run and the tables (default: a new temporary directory)")
     Path out;
     @Option(names = "--sections", split = ",", defaultValue = "throughput,disk,ladder", description = "Which tables to measure (default: ${DEFAULT-VALUE})")
@@ -91,10 +98,20 @@ public final class OffloadBenchCommand implements Callable<Integer> {
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;
 
-    /** A real training run's figures, or why it has none. */
+    /** A real training run's figures (tokens/s at the median timed step), or why it has none. */
     record Run(double tokensPerSecond, long peakBytes, int timedSteps, double lastLoss, String failure) {
         static Run failed(String why) {
             return new Run(Double.NaN, -1, 0, Double.NaN, why);
+        }
+
+        /** Runs of one case pooled: their timed steps together (tokens/s at the pooled median), the highest peak; the first failure fails the case. */
+        static Run pooled(long tokensPerStep, List<Run> runs, List<List<Double>> timed) {
+            for (Run r : runs) if (!r.ok()) return r;
+            List<Double> all = new ArrayList<>();
+            timed.forEach(all::addAll);
+            long peak = runs.stream().mapToLong(Run::peakBytes).max().orElse(-1);
+            double median = BenchLaunch.stepTimes(all).median();
+            return new Run(all.isEmpty() ? Double.NaN : tokensPerStep / median, peak, all.size(), runs.getLast().lastLoss(), null);
         }
 
         boolean ok() {
@@ -115,12 +132,17 @@ public final class OffloadBenchCommand implements Callable<Integer> {
         }
     }
 
-    /** Section 3, one side (no offload or offload): the largest shape that fits, its parameters, prediction and verification. */
-    record LadderPick(String side, Shape shape, long parameters, Planner.Plan plan, Run verified, String why) {}
+    /**
+     * Section 3, one side (no offload or offload): the largest shape that fits, its parameters, prediction and verification.
+     * {@code overBudget}: larger shapes the planner predicted to fit whose real run went over the budget (the ladder stepped down from them).
+     */
+    record LadderPick(String side, Shape shape, long parameters, Planner.Plan plan, Run verified, String why, List<String> overBudget) {}
 
     @Override
     public Integer call() throws IOException {
         PrintWriter console = spec.commandLine().getOut();
+        if (rounds < 1) throw new IllegalArgumentException("--rounds must be >= 1, got " + rounds);
+        if (diskRepeats < 1) throw new IllegalArgumentException("--disk-repeats must be >= 1, got " + diskRepeats);
         validate(steps, sections, diskTotalMiB, diskPieceMiB, fixedBudgetMiB, ladderDModels, ladderMaxLayers, ladderSeqLen, ladderMicroBatch);
         TrainConfig base = TrainConfig.load(config, overrides); // a bad config fails here, before anything runs
         Path outDir = (out != null ? Files.createDirectories(out) : Files.createTempDirectory("weft-bench-offload")).toAbsolutePath().normalize();
@@ -132,7 +154,7 @@ public final class OffloadBenchCommand implements Callable<Integer> {
         if (sections.contains("throughput")) {
             List<BudgetRow> rows = new ArrayList<>();
             Run none = throughput(console, base, outDir, rows);
-            String t = throughputTable(base, none, rows, steps);
+            String t = throughputTable(base, none, rows, steps, rounds);
             report.append("### Throughput under device budgets\n\n").append(t).append('\n');
             console.println();
             console.print(t);
@@ -142,7 +164,7 @@ public final class OffloadBenchCommand implements Callable<Integer> {
         }
         if (sections.contains("disk")) {
             List<DiskRow> rows = disk(console, base);
-            String t = diskTable(base, rows, diskTotalMiB << 20, diskPieceMiB << 20);
+            String t = diskTable(base, rows, diskTotalMiB << 20, diskPieceMiB << 20, diskRepeats);
             report.append("### Disk tier vs plain file I/O\n\n").append(t).append('\n');
             console.println();
             console.print(t);
@@ -189,30 +211,51 @@ public final class OffloadBenchCommand implements Callable<Integer> {
         OffloadPlanning.Report report = measure(base, outDir.resolve("throughput-plan.log"));
         Planner.Plan none = Planner.none(report.measured());
         console.printf("no offload: predicted peak %s, step %.3f s%n", Bytes.human(none.peakBytes()), none.stepSeconds());
-        console.printf("=== throughput: no offload, %d + %d steps, no budget ===%n", WARMUP_STEPS, steps);
-        console.flush();
-        Run baseline = train(withPolicy(runConfig(base, outDir.resolve("throughput-none"), WARMUP_STEPS + steps, 0), none), outDir.resolve("throughput-none"), WARMUP_STEPS);
-        describe(console, baseline, none.peakBytes());
+        // the cases: no offload without a budget, then each budget's plan (a budget no plan meets is a row with the planner's message)
+        List<String> keys = new ArrayList<>(List.of("throughput-none"));
+        List<Planner.Plan> plans = new ArrayList<>(java.util.Collections.singletonList(none));
+        List<Long> budgets = new ArrayList<>(List.of(0L));
+        List<Double> fractions = new ArrayList<>(java.util.Collections.singletonList(Double.NaN));
         for (double f : FRACTIONS) {
             long mib = budgetMiB(none.peakBytes(), f);
-            long budget = mib << 20;
-            Planner.Plan plan;
             try {
-                plan = Planner.best(report.measured(), budget);
+                Planner.Plan plan = Planner.best(report.measured(), mib << 20);
+                console.printf("budget %.0f%% (%d MiB): %s; predicted peak %s, step %.3f s%n", 100 * f, mib, plan.describe(), Bytes.human(plan.peakBytes()),
+                        plan.stepSeconds());
+                keys.add("throughput-" + Math.round(100 * f) + "pct");
+                plans.add(plan);
+                budgets.add(mib);
+                fractions.add(f);
             } catch (Planner.NoPlanException e) {
-                console.printf("=== budget %.0f%% (%d MiB): %s ===%n", 100 * f, mib, e.getMessage());
-                rows.add(new BudgetRow(f, budget, null, e.getMessage(), null));
-                continue;
+                console.printf("budget %.0f%% (%d MiB): %s%n", 100 * f, mib, e.getMessage());
+                rows.add(new BudgetRow(f, mib << 20, null, e.getMessage(), null));
             }
-            String key = "throughput-" + Math.round(100 * f) + "pct";
-            console.printf("=== budget %.0f%% (%d MiB): %s; predicted peak %s, step %.3f s; %d + %d steps ===%n", 100 * f, mib, plan.describe(),
-                    Bytes.human(plan.peakBytes()), plan.stepSeconds(), WARMUP_STEPS, steps);
-            console.flush();
-            Run r = train(withPolicy(runConfig(base, outDir.resolve(key), WARMUP_STEPS + steps, mib), plan), outDir.resolve(key), WARMUP_STEPS);
-            describe(console, r, plan.peakBytes());
-            rows.add(new BudgetRow(f, budget, plan, null, r));
         }
-        return baseline;
+        // rounds run every case in turn, so that a load that comes and goes falls on every case alike; their timed steps are pooled
+        List<List<Run>> runs = new ArrayList<>();
+        List<List<List<Double>>> timed = new ArrayList<>();
+        for (int c = 0; c < keys.size(); c++) {
+            runs.add(new ArrayList<>());
+            timed.add(new ArrayList<>());
+        }
+        for (int round = 1; round <= rounds; round++) {
+            for (int c = 0; c < keys.size(); c++) {
+                String key = rounds == 1 ? keys.get(c) : keys.get(c) + "-round" + round;
+                console.printf("=== [round %d/%d] %s: %d + %d steps, %s ===%n", round, rounds, c == 0 ? "no offload" : String.format(Locale.ROOT, "budget %.0f%%",
+                        100 * fractions.get(c)), WARMUP_STEPS, steps, c == 0 ? "no budget" : "train.memory_budget_mib " + budgets.get(c));
+                console.flush();
+                Path runDir = outDir.resolve(key);
+                Run r = train(withPolicy(runConfig(base, runDir, WARMUP_STEPS + steps, budgets.get(c)), plans.get(c)), runDir, WARMUP_STEPS);
+                describe(console, r, plans.get(c).peakBytes());
+                runs.get(c).add(r);
+                timed.get(c).add(r.ok() ? BenchLaunch.timedSteps(MetricsLog.read(runDir.resolve("metrics.jsonl")), WARMUP_STEPS) : List.of());
+            }
+        }
+        long tokensPerStep = base.train().tokensPerStep();
+        for (int c = 1; c < keys.size(); c++)
+            rows.add(new BudgetRow(fractions.get(c), budgets.get(c) << 20, plans.get(c), null, Run.pooled(tokensPerStep, runs.get(c), timed.get(c))));
+        rows.sort(java.util.Comparator.comparingDouble(BudgetRow::fraction).reversed());
+        return Run.pooled(tokensPerStep, runs.getFirst(), timed.getFirst());
     }
 
     /** The budget in whole MiB (what train.memory_budget_mib can say) at {@code fraction} of {@code peak}, rounded up. */
@@ -222,16 +265,17 @@ public final class OffloadBenchCommand implements Callable<Integer> {
 
     private static void describe(PrintWriter console, Run r, long predicted) {
         if (!r.ok()) console.println("FAILED: " + r.failure());
-        else console.printf(Locale.ROOT, "%.0f tokens/s over %d timed steps; peak live %s (predicted %s, %s)%n", r.tokensPerSecond(), r.timedSteps(),
+        else console.printf(Locale.ROOT, "%.0f tokens/s at the median of %d timed steps; peak live %s (predicted %s, %s)%n", r.tokensPerSecond(), r.timedSteps(),
                 Bytes.human(r.peakBytes()), Bytes.human(predicted), signedPercent(r.peakBytes(), predicted));
         console.flush();
     }
 
-    static String throughputTable(TrainConfig cfg, Run none, List<BudgetRow> rows, int timedSteps) {
+    static String throughputTable(TrainConfig cfg, Run none, List<BudgetRow> rows, int timedSteps, int rounds) {
         StringBuilder sb = new StringBuilder();
-        sb.append(String.format(Locale.ROOT, "config: d_model %d, %d layers, micro-batch %d x %d tokens, grad_accum %d, optimizer %s; %d timed steps after %d warm-up%n%n",
-                cfg.model().dModel(), cfg.model().layers(), cfg.train().microBatch(), cfg.train().seqLen(), cfg.train().gradAccum(), cfg.optimizer().name(),
-                timedSteps, WARMUP_STEPS));
+        sb.append(String.format(Locale.ROOT, "config: d_model %d, %d layers, micro-batch %d x %d tokens, grad_accum %d, optimizer %s; "
+                        + "tokens/s at the median of %d timed steps per run (after %d warm-up), %d round(s) of every case in turn, pooled; "
+                        + "peaks are the highest of the rounds%n%n", cfg.model().dModel(), cfg.model().layers(), cfg.train().microBatch(), cfg.train().seqLen(),
+                cfg.train().gradAccum(), cfg.optimizer().name(), timedSteps, WARMUP_STEPS, rounds));
         sb.append("| device budget | planner's policy | predicted peak | predicted step | measured peak (vs predicted) | tokens/s | vs no offload | target |\n");
         sb.append("|---|---|---|---|---|---|---|---|\n");
         sb.append(String.format(Locale.ROOT, "| no offload, no budget | keep all; optimizer state on device | - | - | %s | %s | 1.00x (baseline) | - |%n",
@@ -250,7 +294,7 @@ public final class OffloadBenchCommand implements Callable<Integer> {
             Run run = r.run();
             if (!run.ok()) {
                 sb.append(String.format(Locale.ROOT, "| %s | %s | %s | %.3f s | failed: %s | - | - | %s |%n", budget, p.describe(), Bytes.human(p.peakBytes()),
-                        p.stepSeconds(), run.failure(), Double.isNaN(target) ? "-" : targetCell + ": missed (the run failed)"));
+                        p.stepSeconds(), firstLine(run.failure()), Double.isNaN(target) ? "-" : targetCell + ": missed (the run failed)"));
                 continue;
             }
             double ratio = none.ok() ? run.tokensPerSecond() / none.tokensPerSecond() : Double.NaN;
@@ -290,8 +334,12 @@ public final class OffloadBenchCommand implements Callable<Integer> {
                     rows.add(new DiskRow(mode, null, null, "the tier chose " + tier.io().name().toLowerCase(Locale.ROOT) + " instead"));
                     continue;
                 }
-                Bandwidth plain = Bandwidth.ofPlainFile(dir, total, piece, io == DiskTier.Io.DIRECT);
-                Bandwidth t = Bandwidth.ofTier(tier, total, piece);
+                // plain file and tier in turn, the fastest of each direction counting: a shared machine only ever slows a transfer down
+                Bandwidth plain = null, t = null;
+                for (int i = 0; i < diskRepeats; i++) {
+                    plain = fastest(plain, Bandwidth.ofPlainFile(dir, total, piece, io == DiskTier.Io.DIRECT));
+                    t = fastest(t, Bandwidth.ofTier(tier, total, piece));
+                }
                 console.printf(Locale.ROOT, "tier write %.2f GB/s, read %.2f GB/s; plain file%s write %.2f GB/s, read %.2f GB/s%n", t.writeGBs(), t.readGBs(),
                         io == DiskTier.Io.DIRECT ? " (O_DIRECT)" : "", plain.writeGBs(), plain.readGBs());
                 rows.add(new DiskRow(mode, t, plain, null));
@@ -304,11 +352,16 @@ public final class OffloadBenchCommand implements Callable<Integer> {
         return rows;
     }
 
-    static String diskTable(TrainConfig cfg, List<DiskRow> rows, long total, long piece) {
+    /** The faster of each direction of two measurements ({@code a} may be null: none yet). */
+    static Bandwidth fastest(Bandwidth a, Bandwidth b) {
+        return a == null ? b : new Bandwidth(Math.max(a.writeGBs(), b.writeGBs()), Math.max(a.readGBs(), b.readGBs()));
+    }
+
+    static String diskTable(TrainConfig cfg, List<DiskRow> rows, long total, long piece, int repeats) {
         StringBuilder sb = new StringBuilder();
         sb.append(String.format(Locale.ROOT, "%s written then read back in %s pieces in %s; the tier with %d I/O threads, all pieces in flight together; "
-                        + "plain file I/O sequential on one thread (O_DIRECT for direct, else through the page cache)%n%n", Bytes.human(total), Bytes.human(piece),
-                cfg.offload().diskDir(), cfg.offload().ioThreads()));
+                        + "plain file I/O sequential on one thread (O_DIRECT for direct, else through the page cache); fastest of %d, tier and plain in turn%n%n",
+                Bytes.human(total), Bytes.human(piece), cfg.offload().diskDir(), cfg.offload().ioThreads(), repeats));
         sb.append("| mode | tier write GB/s | plain write GB/s | write ratio | tier read GB/s | plain read GB/s | read ratio | target >= 80% |\n");
         sb.append("|---|---|---|---|---|---|---|---|\n");
         for (DiskRow r : rows) {
@@ -332,8 +385,7 @@ public final class OffloadBenchCommand implements Callable<Integer> {
     private List<LadderPick> ladder(PrintWriter console, TrainConfig base, Path outDir) throws IOException {
         long budget = fixedBudgetMiB << 20;
         LadderPick bestNone = null, bestOffload = null;
-        Planner.Measurements noneM = null, offM = null;
-        TrainConfig noneCfg = null, offCfg = null;
+        OffloadPlanning.Report noneR = null, offR = null;
         for (int d : ladderDModels) {
             Shape probeShape = shape(base, d, 3);
             TrainConfig cfg = ladderConfig(base, probeShape, outDir.resolve("ladder-probe"), 0);
@@ -352,40 +404,58 @@ public final class OffloadBenchCommand implements Callable<Integer> {
             console.printf("d_model %d: no offload fits %s, offload fits %s (of at most %d)%n", d, noneLayers == 0 ? "no layer count" : noneLayers + " layers",
                     offLayers == 0 ? "no layer count" : offLayers + " layers", ladderMaxLayers);
             console.flush();
-            if (noneLayers > 0) {
-                long params = parameters(r, noneLayers);
-                if (bestNone == null || params > bestNone.parameters()) {
-                    Planner.Measurements m = atLayers(r, noneLayers);
-                    bestNone = new LadderPick("no offload", shape(base, d, noneLayers), params, Planner.none(m), null, null);
-                    noneM = m;
-                }
+            if (noneLayers > 0 && (bestNone == null || parameters(r, noneLayers) > bestNone.parameters())) {
+                bestNone = pick("no offload", base, r, d, noneLayers, budget, List.of());
+                noneR = r;
             }
-            if (offLayers > 0) {
-                long params = parameters(r, offLayers);
-                if (bestOffload == null || params > bestOffload.parameters()) {
-                    Planner.Measurements m = atLayers(r, offLayers);
-                    bestOffload = new LadderPick("offload", shape(base, d, offLayers), params, Planner.best(m, budget), null, null);
-                    offM = m;
-                }
+            if (offLayers > 0 && (bestOffload == null || parameters(r, offLayers) > bestOffload.parameters())) {
+                bestOffload = pick("offload", base, r, d, offLayers, budget, List.of());
+                offR = r;
             }
         }
         List<LadderPick> picks = new ArrayList<>();
-        for (LadderPick p : java.util.Arrays.asList(bestNone, bestOffload)) {
-            if (p == null) continue;
-            String key = "ladder-" + (p.side().equals("offload") ? "offload" : "none");
+        if (bestNone == null) picks.add(new LadderPick("no offload", null, 0, null, null, "no ladder shape fits " + fixedBudgetMiB + " MiB without offload", List.of()));
+        else picks.add(verify(console, base, outDir, noneR, bestNone, budget));
+        if (bestOffload == null) picks.add(new LadderPick("offload", null, 0, null, null, "no ladder shape fits " + fixedBudgetMiB + " MiB with offload", List.of()));
+        else picks.add(verify(console, base, outDir, offR, bestOffload, budget));
+        return picks;
+    }
+
+    /** The side's plan at {@code layers} layers of the probed d_model. */
+    private static LadderPick pick(String side, TrainConfig base, OffloadPlanning.Report r, int dModel, int layers, long budget, List<String> overBudget) {
+        Planner.Measurements m = atLayers(r, layers);
+        Planner.Plan plan = side.equals("offload") ? Planner.best(m, budget) : Planner.none(m);
+        return new LadderPick(side, shape(base, dModel, layers), parameters(r, layers), plan, null, null, overBudget);
+    }
+
+    /** Short real runs under the budget, from the planner's largest shape down one layer at a time while the real run goes over the budget. */
+    private LadderPick verify(PrintWriter console, TrainConfig base, Path outDir, OffloadPlanning.Report r, LadderPick p, long budget) throws IOException {
+        List<String> overBudget = new ArrayList<>();
+        for (int attempt = 1; ; attempt++) {
+            String key = "ladder-" + (p.side().equals("offload") ? "offload" : "none") + "-" + p.shape().layers() + "x" + p.shape().dModel();
             console.printf("%n=== ladder, %s: %s, %,d parameters; %s, predicted peak %s; verifying with %d steps under %d MiB ===%n", p.side(), p.shape().label(),
                     p.parameters(), p.plan().describe(), Bytes.human(p.plan().peakBytes()), LADDER_STEPS, fixedBudgetMiB);
             console.flush();
             Run v = train(withPolicy(ladderConfig(base, p.shape(), outDir.resolve(key), fixedBudgetMiB), p.plan()), outDir.resolve(key), 0);
-            if (!v.ok()) console.println("FAILED: " + v.failure());
-            else console.printf(Locale.ROOT, "trained %d steps, last loss %.4f; peak live %s (predicted %s, %s)%n", LADDER_STEPS, v.lastLoss(), Bytes.human(v.peakBytes()),
-                    Bytes.human(p.plan().peakBytes()), signedPercent(v.peakBytes(), p.plan().peakBytes()));
+            if (v.ok()) {
+                console.printf(Locale.ROOT, "trained %d steps, last loss %.4f; peak live %s (predicted %s, %s)%n", LADDER_STEPS, v.lastLoss(), Bytes.human(v.peakBytes()),
+                        Bytes.human(p.plan().peakBytes()), signedPercent(v.peakBytes(), p.plan().peakBytes()));
+                console.flush();
+                return new LadderPick(p.side(), p.shape(), p.parameters(), p.plan(), v, null, overBudget);
+            }
+            console.println("FAILED: " + v.failure());
             console.flush();
-            picks.add(new LadderPick(p.side(), p.shape(), p.parameters(), p.plan(), v, null));
+            boolean over = v.failure().startsWith("MemoryBudgetExceededException");
+            if (!over || attempt == LADDER_ATTEMPTS || p.shape().layers() == 1)
+                return new LadderPick(p.side(), p.shape(), p.parameters(), p.plan(), v, null, overBudget);
+            overBudget.add(String.format(Locale.ROOT, "%s (predicted peak %s): %s", p.shape().label(), Bytes.human(p.plan().peakBytes()), firstLine(v.failure())));
+            p = pick(p.side(), base, r, p.shape().dModel(), p.shape().layers() - 1, budget, overBudget);
         }
-        if (bestNone == null) picks.addFirst(new LadderPick("no offload", null, 0, null, null, "no ladder shape fits " + fixedBudgetMiB + " MiB without offload"));
-        if (bestOffload == null) picks.add(new LadderPick("offload", null, 0, null, null, "no ladder shape fits " + fixedBudgetMiB + " MiB with offload"));
-        return picks;
+    }
+
+    static String firstLine(String s) {
+        int nl = s.indexOf('\n');
+        return nl < 0 ? s : s.substring(0, nl);
     }
 
     private static boolean fits(Planner.Measurements m, long budget) {
@@ -472,11 +542,14 @@ public final class OffloadBenchCommand implements Callable<Integer> {
             }
             Run v = p.verified();
             String verified = v == null ? "not run" : v.ok() ? String.format(Locale.ROOT, "trained; %s (%s)", Bytes.human(v.peakBytes()), signedPercent(v.peakBytes(),
-                    p.plan().peakBytes())) : "FAILED: " + v.failure();
+                    p.plan().peakBytes())) : "FAILED: " + firstLine(v.failure());
             sb.append(String.format(Locale.ROOT, "| %s | %s | %,d | %s | %s | %s |%n", p.side(), p.shape().label(), p.parameters(), p.plan().describe(),
                     Bytes.human(p.plan().peakBytes()), verified));
         }
         sb.append('\n');
+        for (LadderPick p : picks)
+            for (String o : p.overBudget())
+                sb.append(String.format(Locale.ROOT, "%s: the planner's larger pick %s; the ladder stepped down one layer%n", p.side(), o));
         boolean bothTrained = none != null && off != null && none.shape() != null && off.shape() != null && none.verified() != null && none.verified().ok()
                 && off.verified() != null && off.verified().ok();
         if (none != null && off != null && none.shape() != null && off.shape() != null) {
@@ -517,7 +590,7 @@ public final class OffloadBenchCommand implements Callable<Integer> {
         return cfg.withOffload(cfg.offload().withPolicy(plan.activations(), plan.recompute(), plan.optimizer().configName(), cfg.offload().parameters()));
     }
 
-    /** Trains {@code cfg} in this process (its output in runDir/train.log) and reads its tokens/s after {@code warmup} steps and its peak live bytes. */
+    /** Trains {@code cfg} in this process (its output in runDir/train.log) and reads its tokens/s at the median step after {@code warmup} and its peak live bytes. */
     private static Run train(TrainConfig cfg, Path runDir, int warmup) throws IOException {
         Files.createDirectories(runDir);
         MemoryPool pool = MemoryPool.host();
@@ -533,8 +606,7 @@ public final class OffloadBenchCommand implements Callable<Integer> {
                 return Run.failed(e.getClass().getSimpleName() + ": " + e.getMessage() + " (see " + runDir.resolve("train.log") + ")");
             }
             List<Double> timed = BenchLaunch.timedSteps(MetricsLog.read(runDir.resolve("metrics.jsonl")), warmup);
-            double seconds = timed.stream().mapToDouble(Double::doubleValue).sum();
-            double tps = timed.isEmpty() ? Double.NaN : cfg.train().tokensPerStep() * timed.size() / seconds;
+            double tps = timed.isEmpty() ? Double.NaN : cfg.train().tokensPerStep() / BenchLaunch.stepTimes(timed).median();
             return new Run(tps, peak, timed.size(), result.lastTrainLoss(), null);
         }
     }

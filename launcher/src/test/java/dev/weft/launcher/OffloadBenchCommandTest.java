@@ -93,6 +93,21 @@ class OffloadBenchCommandTest {
     }
 
     @Test
+    void roundsPoolTheirTimedStepsAndAFailedRoundFailsTheCase() {
+        Run a = new Run(1, 100, 3, 3.0, null), b = new Run(1, 120, 3, 2.5, null);
+        Run pooled = Run.pooled(1000, List.of(a, b), List.of(List.of(1.0, 2.0, 9.0), List.of(2.0, 2.0, 1.0)));
+        assertEquals(500, pooled.tokensPerSecond(), 1e-9, "the median of the pooled steps is 2 s");
+        assertEquals(120, pooled.peakBytes(), "the highest peak");
+        assertEquals(6, pooled.timedSteps());
+        assertEquals(2.5, pooled.lastLoss());
+        Run failed = Run.failed("boom");
+        assertSame(failed, Run.pooled(1000, List.of(a, failed), List.of(List.of(1.0), List.of())));
+        Bandwidth best = OffloadBenchCommand.fastest(new Bandwidth(1, 4), new Bandwidth(2, 3));
+        assertEquals(new Bandwidth(2, 4), best, "the fastest of each direction");
+        assertEquals(new Bandwidth(1, 1), OffloadBenchCommand.fastest(null, new Bandwidth(1, 1)));
+    }
+
+    @Test
     void verdictsAndPercentages() {
         assertEquals("met", OffloadBenchCommand.verdict(0.9, 0.9));
         assertEquals("missed", OffloadBenchCommand.verdict(0.899, 0.9));
@@ -112,19 +127,19 @@ class OffloadBenchCommandTest {
                 new BudgetRow(1.0, 152 * MIB, plan(LayerPolicy.KEEP, Tier.DEVICE, 150 * MIB, 0.6), null, new Run(990, 150 * MIB, 6, 3.0, null)),
                 new BudgetRow(0.5, 76 * MIB, plan(LayerPolicy.HOST, Tier.HOST, 75 * MIB, 0.62), null, new Run(850, 78 * MIB, 6, 3.0, null)),
                 new BudgetRow(0.25, 38 * MIB, null, "no offload policy fits a device budget of 38.0 MiB: the smallest that works is 41 MiB", null));
-        String t = OffloadBenchCommand.throughputTable(example(), none, rows, 6);
+        String t = OffloadBenchCommand.throughputTable(example(), none, rows, 6, 2);
         assertTrue(t.contains("| no offload, no budget | keep all; optimizer state on device | - | - | 150.0 MiB | 1000 | 1.00x (baseline) | - |"), t);
         assertTrue(t.contains("| 100% (152.0 MiB) | layers 0-3 keep; optimizer state on device | 150.0 MiB | 0.600 s | 150.0 MiB (+0.0%) | 990 | 99.0% | - |"), t);
         assertTrue(t.contains("| 50% (76.0 MiB) | layers 0-3 offload to host; optimizer state on host | 75.0 MiB | 0.620 s | 78.0 MiB (+4.0%) | 850 | 85.0% | >= 90%: missed |"), t);
         assertTrue(t.contains("| 25% (38.0 MiB) | cannot be met: no offload policy fits a device budget of 38.0 MiB: the smallest that works is 41 MiB"), t);
         assertTrue(t.contains(">= 70%: missed (no policy fits) |"), t);
-        assertTrue(t.contains("6 timed steps after 2 warm-up"), t);
+        assertTrue(t.contains("median of 6 timed steps per run (after 2 warm-up), 2 round(s)"), t);
 
         List<BudgetRow> failed = List.of(new BudgetRow(0.5, 76 * MIB, plan(LayerPolicy.FULL, Tier.DEVICE, 75 * MIB, 0.7), null, Run.failed("MemoryBudgetExceededException: x")));
-        String f = OffloadBenchCommand.throughputTable(example(), none, failed, 6);
+        String f = OffloadBenchCommand.throughputTable(example(), none, failed, 6, 2);
         assertTrue(f.contains("failed: MemoryBudgetExceededException: x | - | - | >= 90%: missed (the run failed) |"), f);
         List<BudgetRow> met = List.of(new BudgetRow(0.25, 38 * MIB, plan(LayerPolicy.DISK, Tier.DISK, 37 * MIB, 0.9), null, new Run(700, 37 * MIB, 6, 3.0, null)));
-        assertTrue(OffloadBenchCommand.throughputTable(example(), none, met, 6).contains("| 70.0% | >= 70%: met |"));
+        assertTrue(OffloadBenchCommand.throughputTable(example(), none, met, 6, 2).contains("| 70.0% | >= 70%: met |"));
     }
 
     @Test
@@ -132,31 +147,35 @@ class OffloadBenchCommandTest {
         List<DiskRow> rows = List.of(new DiskRow("direct", new Bandwidth(1.6, 0.9), new Bandwidth(2.0, 1.0), null),
                 new DiskRow("buffered", new Bandwidth(1.0, 4.0), new Bandwidth(2.0, 4.0), null),
                 new DiskRow("mapped", null, null, "offload.disk_io = mapped failed: boom"));
-        String t = OffloadBenchCommand.diskTable(example(), rows, 256 * MIB, 4 * MIB);
+        String t = OffloadBenchCommand.diskTable(example(), rows, 256 * MIB, 4 * MIB, 3);
         assertTrue(t.contains("| direct | 1.60 | 2.00 | 80% | 0.90 | 1.00 | 90% | met |"), t);
         assertTrue(t.contains("| buffered | 1.00 | 2.00 | 50% | 4.00 | 4.00 | 100% | missed (write) |"), t);
         assertTrue(t.contains("| mapped | not supported here: offload.disk_io = mapped failed: boom |"), t);
         assertTrue(t.contains("page cache"), "the table says why buffered and mapped reads are fast");
         assertTrue(t.contains("256.0 MiB written then read back in 4.0 MiB pieces"), t);
+        assertTrue(t.contains("fastest of 3"), t);
     }
 
     @Test
     void theLadderTableGivesTheParameterRatioAndWhyItFallsShort() {
         Shape small = new Shape(256, 4, 4, 768, 30), big = new Shape(256, 4, 4, 768, 62);
         List<LadderPick> picks = List.of(
-                new LadderPick("no offload", small, 30_000_000, plan(LayerPolicy.KEEP, Tier.DEVICE, 500 * MIB, 1), new Run(Double.NaN, 501 * MIB, 0, 5.5, null), null),
-                new LadderPick("offload", big, 62_000_000, plan(LayerPolicy.DISK, Tier.DISK, 510 * MIB, 2), new Run(Double.NaN, 505 * MIB, 0, 5.5, null), null));
+                new LadderPick("no offload", small, 30_000_000, plan(LayerPolicy.KEEP, Tier.DEVICE, 500 * MIB, 1), new Run(Double.NaN, 501 * MIB, 0, 5.5, null), null, List.of()),
+                new LadderPick("offload", big, 62_000_000, plan(LayerPolicy.DISK, Tier.DISK, 510 * MIB, 2), new Run(Double.NaN, 505 * MIB, 0, 5.5, null), null,
+                        List.of("63 x d256 (heads 4, kv 4, ffn 768) (predicted peak 511.0 MiB): MemoryBudgetExceededException: over")));
         String t = OffloadBenchCommand.ladderTable(512 * MIB, 128, 2, picks);
         assertTrue(t.contains("| no offload | 30 x d256 (heads 4, kv 4, ffn 768) | 30,000,000 | layers 0-3 keep; optimizer state on device | 500.0 MiB | trained; 501.0 MiB (+0.2%) |"), t);
         assertTrue(t.contains("parameters with offload / without: 2.07x; target >= 4x: missed (the planner moves"), t);
         assertTrue(t.contains("micro-batch 2 x 128 tokens"), t);
+        assertTrue(t.contains("offload: the planner's larger pick 63 x d256 (heads 4, kv 4, ffn 768) (predicted peak 511.0 MiB): MemoryBudgetExceededException: over; "
+                + "the ladder stepped down one layer"), t);
 
-        List<LadderPick> oneFailed = List.of(picks.get(0), new LadderPick("offload", big, 200_000_000, picks.get(1).plan(), Run.failed("boom"), null));
+        List<LadderPick> oneFailed = List.of(picks.get(0), new LadderPick("offload", big, 200_000_000, picks.get(1).plan(), Run.failed("boom\nLive now: ..."), null, List.of()));
         String f = OffloadBenchCommand.ladderTable(512 * MIB, 128, 2, oneFailed);
-        assertTrue(f.contains("FAILED: boom"), f);
+        assertTrue(f.contains("FAILED: boom |"), "one line of the failure in the table: " + f);
         assertTrue(f.contains("6.67x; target >= 4x: missed (a verification run failed)"), f);
 
-        List<LadderPick> noneFits = List.of(new LadderPick("no offload", null, 0, null, null, "no ladder shape fits 512 MiB without offload"), picks.get(1));
+        List<LadderPick> noneFits = List.of(new LadderPick("no offload", null, 0, null, null, "no ladder shape fits 512 MiB without offload", List.of()), picks.get(1));
         String n = OffloadBenchCommand.ladderTable(512 * MIB, 128, 2, noneFits);
         assertTrue(n.contains("| no offload | no ladder shape fits 512 MiB without offload | - |"), n);
         assertTrue(n.contains("target >= 4x: missed (a side has no shape that fits)"), n);
