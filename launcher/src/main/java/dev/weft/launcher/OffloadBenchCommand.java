@@ -98,10 +98,14 @@ public final class OffloadBenchCommand implements Callable<Integer> {
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;
 
-    /** A real training run's figures (tokens/s at the median timed step), or why it has none. */
-    record Run(double tokensPerSecond, long peakBytes, int timedSteps, double lastLoss, String failure) {
+    /**
+     * A real training run's figures (tokens/s at the median timed step), or why it has none. {@code peakBytes}: the pool's peak
+     * live bytes (what the planner predicts); {@code peakReserved}: its peak reserved bytes (live blocks at their size class, and
+     * cached ones), which is what train.memory_budget_mib caps.
+     */
+    record Run(double tokensPerSecond, long peakBytes, long peakReserved, int timedSteps, double lastLoss, String failure) {
         static Run failed(String why) {
-            return new Run(Double.NaN, -1, 0, Double.NaN, why);
+            return new Run(Double.NaN, -1, -1, 0, Double.NaN, why);
         }
 
         /** Runs of one case pooled: their timed steps together (tokens/s at the pooled median), the highest peak; the first failure fails the case. */
@@ -110,8 +114,9 @@ public final class OffloadBenchCommand implements Callable<Integer> {
             List<Double> all = new ArrayList<>();
             timed.forEach(all::addAll);
             long peak = runs.stream().mapToLong(Run::peakBytes).max().orElse(-1);
+            long reserved = runs.stream().mapToLong(Run::peakReserved).max().orElse(-1);
             double median = BenchLaunch.stepTimes(all).median();
-            return new Run(all.isEmpty() ? Double.NaN : tokensPerStep / median, peak, all.size(), runs.getLast().lastLoss(), null);
+            return new Run(all.isEmpty() ? Double.NaN : tokensPerStep / median, peak, reserved, all.size(), runs.getLast().lastLoss(), null);
         }
 
         boolean ok() {
@@ -264,9 +269,9 @@ public final class OffloadBenchCommand implements Callable<Integer> {
     }
 
     private static void describe(PrintWriter console, Run r, long predicted) {
-        if (!r.ok()) console.println("FAILED: " + r.failure());
-        else console.printf(Locale.ROOT, "%.0f tokens/s at the median of %d timed steps; peak live %s (predicted %s, %s)%n", r.tokensPerSecond(), r.timedSteps(),
-                Bytes.human(r.peakBytes()), Bytes.human(predicted), signedPercent(r.peakBytes(), predicted));
+        if (!r.ok()) console.println("FAILED: " + firstLine(r.failure()));
+        else console.printf(Locale.ROOT, "%.0f tokens/s at the median of %d timed steps; peak live %s (predicted %s, %s), peak reserved %s%n", r.tokensPerSecond(),
+                r.timedSteps(), Bytes.human(r.peakBytes()), Bytes.human(predicted), signedPercent(r.peakBytes(), predicted), Bytes.human(r.peakReserved()));
         console.flush();
     }
 
@@ -276,33 +281,39 @@ public final class OffloadBenchCommand implements Callable<Integer> {
                         + "tokens/s at the median of %d timed steps per run (after %d warm-up), %d round(s) of every case in turn, pooled; "
                         + "peaks are the highest of the rounds%n%n", cfg.model().dModel(), cfg.model().layers(), cfg.train().microBatch(), cfg.train().seqLen(),
                 cfg.train().gradAccum(), cfg.optimizer().name(), timedSteps, WARMUP_STEPS, rounds));
-        sb.append("| device budget | planner's policy | predicted peak | predicted step | measured peak (vs predicted) | tokens/s | vs no offload | target |\n");
-        sb.append("|---|---|---|---|---|---|---|---|\n");
-        sb.append(String.format(Locale.ROOT, "| no offload, no budget | keep all; optimizer state on device | - | - | %s | %s | 1.00x (baseline) | - |%n",
-                none.ok() ? Bytes.human(none.peakBytes()) : "-", none.ok() ? String.format(Locale.ROOT, "%.0f", none.tokensPerSecond()) : "failed: " + none.failure()));
+        sb.append("| device budget | planner's policy | predicted peak | predicted step | measured peak live (vs predicted) | peak reserved | tokens/s | vs no offload | target |\n");
+        sb.append("|---|---|---|---|---|---|---|---|---|\n");
+        sb.append(String.format(Locale.ROOT, "| no offload, no budget | keep all; optimizer state on device | - | - | %s | %s | %s | 1.00x (baseline) | - |%n",
+                none.ok() ? Bytes.human(none.peakBytes()) : "-", none.ok() ? Bytes.human(none.peakReserved()) : "-", none.ok() ? String.format(Locale.ROOT, "%.0f", none.tokensPerSecond()) : "failed: " + none.failure()));
         for (int i = 0; i < rows.size(); i++) {
             BudgetRow r = rows.get(i);
             double target = targetFor(r.fraction());
             String targetCell = Double.isNaN(target) ? "-" : String.format(Locale.ROOT, ">= %.0f%%", 100 * target);
             String budget = String.format(Locale.ROOT, "%.0f%% (%s)", 100 * r.fraction(), Bytes.human(r.budgetBytes()));
             if (r.plan() == null) {
-                sb.append(String.format(Locale.ROOT, "| %s | cannot be met: %s | - | - | - | - | - | %s |%n", budget, r.noPlan(),
+                sb.append(String.format(Locale.ROOT, "| %s | cannot be met: %s | - | - | - | - | - | - | %s |%n", budget, r.noPlan(),
                         Double.isNaN(target) ? "-" : targetCell + ": missed (no policy fits)"));
                 continue;
             }
             Planner.Plan p = r.plan();
             Run run = r.run();
             if (!run.ok()) {
-                sb.append(String.format(Locale.ROOT, "| %s | %s | %s | %.3f s | failed: %s | - | - | %s |%n", budget, p.describe(), Bytes.human(p.peakBytes()),
+                sb.append(String.format(Locale.ROOT, "| %s | %s | %s | %.3f s | failed: %s | - | - | - | %s |%n", budget, p.describe(), Bytes.human(p.peakBytes()),
                         p.stepSeconds(), firstLine(run.failure()), Double.isNaN(target) ? "-" : targetCell + ": missed (the run failed)"));
                 continue;
             }
             double ratio = none.ok() ? run.tokensPerSecond() / none.tokensPerSecond() : Double.NaN;
-            sb.append(String.format(Locale.ROOT, "| %s | %s | %s | %.3f s | %s (%s) | %.0f | %s | %s |%n", budget, p.describe(), Bytes.human(p.peakBytes()),
-                    p.stepSeconds(), Bytes.human(run.peakBytes()), signedPercent(run.peakBytes(), p.peakBytes()), run.tokensPerSecond(),
+            sb.append(String.format(Locale.ROOT, "| %s | %s | %s | %.3f s | %s (%s) | %s | %.0f | %s | %s |%n", budget, p.describe(), Bytes.human(p.peakBytes()),
+                    p.stepSeconds(), Bytes.human(run.peakBytes()), signedPercent(run.peakBytes(), p.peakBytes()), Bytes.human(run.peakReserved()), run.tokensPerSecond(),
                     Double.isNaN(ratio) ? "-" : String.format(Locale.ROOT, "%.1f%%", 100 * ratio),
                     Double.isNaN(target) ? "-" : targetCell + ": " + verdict(ratio, target)));
         }
+        for (BudgetRow r : rows)
+            if (r.fraction() == 1.0 && r.plan() != null && r.plan().optimizer() == Tier.DEVICE
+                    && r.plan().layers().stream().allMatch(l -> l == dev.weft.offload.LayerPolicy.KEEP))
+                sb.append("\nAt 100% the planner keeps everything, as the baseline does: that row's ratio is this machine's run-to-run spread.\n");
+        sb.append("\nThe planner predicts peak live bytes; train.memory_budget_mib caps the pool's reserved bytes (live blocks at their size class, "
+                + "plus cached ones), so a plan predicted just under the budget can still go over it.\n");
         return sb.toString();
     }
 
@@ -438,8 +449,8 @@ public final class OffloadBenchCommand implements Callable<Integer> {
             console.flush();
             Run v = train(withPolicy(ladderConfig(base, p.shape(), outDir.resolve(key), fixedBudgetMiB), p.plan()), outDir.resolve(key), 0);
             if (v.ok()) {
-                console.printf(Locale.ROOT, "trained %d steps, last loss %.4f; peak live %s (predicted %s, %s)%n", LADDER_STEPS, v.lastLoss(), Bytes.human(v.peakBytes()),
-                        Bytes.human(p.plan().peakBytes()), signedPercent(v.peakBytes(), p.plan().peakBytes()));
+                console.printf(Locale.ROOT, "trained %d steps, last loss %.4f; peak live %s (predicted %s, %s), peak reserved %s%n", LADDER_STEPS, v.lastLoss(),
+                        Bytes.human(v.peakBytes()), Bytes.human(p.plan().peakBytes()), signedPercent(v.peakBytes(), p.plan().peakBytes()), Bytes.human(v.peakReserved()));
                 console.flush();
                 return new LadderPick(p.side(), p.shape(), p.parameters(), p.plan(), v, null, overBudget);
             }
@@ -530,7 +541,7 @@ public final class OffloadBenchCommand implements Callable<Integer> {
         StringBuilder sb = new StringBuilder();
         sb.append(String.format(Locale.ROOT, "device budget %s; ladder runs at micro-batch %d x %d tokens, grad_accum 1, verified by %d real steps under the budget%n%n",
                 Bytes.human(budget), microBatch, seqLen, LADDER_STEPS));
-        sb.append("| | largest model (layers x d_model) | parameters | policy | predicted peak | verified run: peak live (vs predicted) |\n");
+        sb.append("| | largest model (layers x d_model) | parameters | policy | predicted peak | verified run: peak live (vs predicted), peak reserved |\n");
         sb.append("|---|---|---|---|---|---|\n");
         LadderPick none = null, off = null;
         for (LadderPick p : picks) {
@@ -541,8 +552,8 @@ public final class OffloadBenchCommand implements Callable<Integer> {
                 continue;
             }
             Run v = p.verified();
-            String verified = v == null ? "not run" : v.ok() ? String.format(Locale.ROOT, "trained; %s (%s)", Bytes.human(v.peakBytes()), signedPercent(v.peakBytes(),
-                    p.plan().peakBytes())) : "FAILED: " + firstLine(v.failure());
+            String verified = v == null ? "not run" : v.ok() ? String.format(Locale.ROOT, "trained; %s (%s), %s", Bytes.human(v.peakBytes()), signedPercent(v.peakBytes(),
+                    p.plan().peakBytes()), Bytes.human(v.peakReserved())) : "FAILED: " + firstLine(v.failure());
             sb.append(String.format(Locale.ROOT, "| %s | %s | %,d | %s | %s | %s |%n", p.side(), p.shape().label(), p.parameters(), p.plan().describe(),
                     Bytes.human(p.plan().peakBytes()), verified));
         }
@@ -597,17 +608,18 @@ public final class OffloadBenchCommand implements Callable<Integer> {
         pool.trim();
         try (OutputStream os = Files.newOutputStream(runDir.resolve("train.log")); PrintStream ps = new PrintStream(os, true)) {
             Trainer.Result result;
-            long peak;
+            long peak, reserved;
             try (Trainer trainer = new Trainer(cfg, ps)) {
                 result = trainer.run(false, 0);
                 peak = pool.peakLiveBytes();
+                reserved = pool.peakReservedBytes();
             } catch (RuntimeException e) {
                 e.printStackTrace(ps);
                 return Run.failed(e.getClass().getSimpleName() + ": " + e.getMessage() + " (see " + runDir.resolve("train.log") + ")");
             }
             List<Double> timed = BenchLaunch.timedSteps(MetricsLog.read(runDir.resolve("metrics.jsonl")), warmup);
             double tps = timed.isEmpty() ? Double.NaN : cfg.train().tokensPerStep() / BenchLaunch.stepTimes(timed).median();
-            return new Run(tps, peak, timed.size(), result.lastTrainLoss(), null);
+            return new Run(tps, peak, reserved, timed.size(), result.lastTrainLoss(), null);
         }
     }
 

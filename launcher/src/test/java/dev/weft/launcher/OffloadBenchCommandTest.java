@@ -94,7 +94,7 @@ class OffloadBenchCommandTest {
 
     @Test
     void roundsPoolTheirTimedStepsAndAFailedRoundFailsTheCase() {
-        Run a = new Run(1, 100, 3, 3.0, null), b = new Run(1, 120, 3, 2.5, null);
+        Run a = new Run(1, 100, 100, 3, 3.0, null), b = new Run(1, 120, 120, 3, 2.5, null);
         Run pooled = Run.pooled(1000, List.of(a, b), List.of(List.of(1.0, 2.0, 9.0), List.of(2.0, 2.0, 1.0)));
         assertEquals(500, pooled.tokensPerSecond(), 1e-9, "the median of the pooled steps is 2 s");
         assertEquals(120, pooled.peakBytes(), "the highest peak");
@@ -122,23 +122,25 @@ class OffloadBenchCommandTest {
 
     @Test
     void theThroughputTableGivesRatiosVerdictsAndRefusals() {
-        Run none = new Run(1000, 150 * MIB, 6, 3.0, null);
+        Run none = new Run(1000, 150 * MIB, 150 * MIB, 6, 3.0, null);
         List<BudgetRow> rows = List.of(
-                new BudgetRow(1.0, 152 * MIB, plan(LayerPolicy.KEEP, Tier.DEVICE, 150 * MIB, 0.6), null, new Run(990, 150 * MIB, 6, 3.0, null)),
-                new BudgetRow(0.5, 76 * MIB, plan(LayerPolicy.HOST, Tier.HOST, 75 * MIB, 0.62), null, new Run(850, 78 * MIB, 6, 3.0, null)),
+                new BudgetRow(1.0, 152 * MIB, plan(LayerPolicy.KEEP, Tier.DEVICE, 150 * MIB, 0.6), null, new Run(990, 150 * MIB, 150 * MIB, 6, 3.0, null)),
+                new BudgetRow(0.5, 76 * MIB, plan(LayerPolicy.HOST, Tier.HOST, 75 * MIB, 0.62), null, new Run(850, 78 * MIB, 78 * MIB, 6, 3.0, null)),
                 new BudgetRow(0.25, 38 * MIB, null, "no offload policy fits a device budget of 38.0 MiB: the smallest that works is 41 MiB", null));
         String t = OffloadBenchCommand.throughputTable(example(), none, rows, 6, 2);
-        assertTrue(t.contains("| no offload, no budget | keep all; optimizer state on device | - | - | 150.0 MiB | 1000 | 1.00x (baseline) | - |"), t);
-        assertTrue(t.contains("| 100% (152.0 MiB) | layers 0-3 keep; optimizer state on device | 150.0 MiB | 0.600 s | 150.0 MiB (+0.0%) | 990 | 99.0% | - |"), t);
-        assertTrue(t.contains("| 50% (76.0 MiB) | layers 0-3 offload to host; optimizer state on host | 75.0 MiB | 0.620 s | 78.0 MiB (+4.0%) | 850 | 85.0% | >= 90%: missed |"), t);
+        assertTrue(t.contains("| no offload, no budget | keep all; optimizer state on device | - | - | 150.0 MiB | 150.0 MiB | 1000 | 1.00x (baseline) | - |"), t);
+        assertTrue(t.contains("| 100% (152.0 MiB) | layers 0-3 keep; optimizer state on device | 150.0 MiB | 0.600 s | 150.0 MiB (+0.0%) | 150.0 MiB | 990 | 99.0% | - |"), t);
+        assertTrue(t.contains("| 50% (76.0 MiB) | layers 0-3 offload to host; optimizer state on host | 75.0 MiB | 0.620 s | 78.0 MiB (+4.0%) | 78.0 MiB | 850 | 85.0% | >= 90%: missed |"), t);
         assertTrue(t.contains("| 25% (38.0 MiB) | cannot be met: no offload policy fits a device budget of 38.0 MiB: the smallest that works is 41 MiB"), t);
         assertTrue(t.contains(">= 70%: missed (no policy fits) |"), t);
+        assertTrue(t.contains("that row's ratio is this machine's run-to-run spread"), "at 100% the plan is the baseline's: " + t);
+        assertTrue(t.contains("caps the pool's reserved bytes"), t);
         assertTrue(t.contains("median of 6 timed steps per run (after 2 warm-up), 2 round(s)"), t);
 
         List<BudgetRow> failed = List.of(new BudgetRow(0.5, 76 * MIB, plan(LayerPolicy.FULL, Tier.DEVICE, 75 * MIB, 0.7), null, Run.failed("MemoryBudgetExceededException: x")));
         String f = OffloadBenchCommand.throughputTable(example(), none, failed, 6, 2);
-        assertTrue(f.contains("failed: MemoryBudgetExceededException: x | - | - | >= 90%: missed (the run failed) |"), f);
-        List<BudgetRow> met = List.of(new BudgetRow(0.25, 38 * MIB, plan(LayerPolicy.DISK, Tier.DISK, 37 * MIB, 0.9), null, new Run(700, 37 * MIB, 6, 3.0, null)));
+        assertTrue(f.contains("failed: MemoryBudgetExceededException: x | - | - | - | >= 90%: missed (the run failed) |"), f);
+        List<BudgetRow> met = List.of(new BudgetRow(0.25, 38 * MIB, plan(LayerPolicy.DISK, Tier.DISK, 37 * MIB, 0.9), null, new Run(700, 37 * MIB, 37 * MIB, 6, 3.0, null)));
         assertTrue(OffloadBenchCommand.throughputTable(example(), none, met, 6, 2).contains("| 70.0% | >= 70%: met |"));
     }
 
@@ -160,11 +162,11 @@ class OffloadBenchCommandTest {
     void theLadderTableGivesTheParameterRatioAndWhyItFallsShort() {
         Shape small = new Shape(256, 4, 4, 768, 30), big = new Shape(256, 4, 4, 768, 62);
         List<LadderPick> picks = List.of(
-                new LadderPick("no offload", small, 30_000_000, plan(LayerPolicy.KEEP, Tier.DEVICE, 500 * MIB, 1), new Run(Double.NaN, 501 * MIB, 0, 5.5, null), null, List.of()),
-                new LadderPick("offload", big, 62_000_000, plan(LayerPolicy.DISK, Tier.DISK, 510 * MIB, 2), new Run(Double.NaN, 505 * MIB, 0, 5.5, null), null,
+                new LadderPick("no offload", small, 30_000_000, plan(LayerPolicy.KEEP, Tier.DEVICE, 500 * MIB, 1), new Run(Double.NaN, 501 * MIB, 501 * MIB, 0, 5.5, null), null, List.of()),
+                new LadderPick("offload", big, 62_000_000, plan(LayerPolicy.DISK, Tier.DISK, 510 * MIB, 2), new Run(Double.NaN, 505 * MIB, 505 * MIB, 0, 5.5, null), null,
                         List.of("63 x d256 (heads 4, kv 4, ffn 768) (predicted peak 511.0 MiB): MemoryBudgetExceededException: over")));
         String t = OffloadBenchCommand.ladderTable(512 * MIB, 128, 2, picks);
-        assertTrue(t.contains("| no offload | 30 x d256 (heads 4, kv 4, ffn 768) | 30,000,000 | layers 0-3 keep; optimizer state on device | 500.0 MiB | trained; 501.0 MiB (+0.2%) |"), t);
+        assertTrue(t.contains("| no offload | 30 x d256 (heads 4, kv 4, ffn 768) | 30,000,000 | layers 0-3 keep; optimizer state on device | 500.0 MiB | trained; 501.0 MiB (+0.2%), 501.0 MiB |"), t);
         assertTrue(t.contains("parameters with offload / without: 2.07x; target >= 4x: missed (the planner moves"), t);
         assertTrue(t.contains("micro-batch 2 x 128 tokens"), t);
         assertTrue(t.contains("offload: the planner's larger pick 63 x d256 (heads 4, kv 4, ffn 768) (predicted peak 511.0 MiB): MemoryBudgetExceededException: over; "
