@@ -60,8 +60,13 @@ public final class OffloadBenchCommand implements Callable<Integer> {
     static final double LADDER_TARGET = 4.0;
     /** Steps of a ladder verification run. */
     static final int LADDER_STEPS = 2;
-    /** Verification runs per side: a shape whose real run goes over the budget is followed by the next smaller layer count, this many times at most. */
+    /**
+     * Verification runs per side. The planner predicts live bytes and the budget caps reserved ones (size-class rounding: 1-3%
+     * measured here), so after a real run goes over the budget the ladder plans again for {@link #LADDER_HEADROOM} of the budget
+     * less, each time: the largest layer count that fits that, with its plan.
+     */
     static final int LADDER_ATTEMPTS = 3;
+    static final double LADDER_HEADROOM = 0.03;
     static final List<String> SECTIONS = List.of("throughput", "disk", "ladder");
 
     @Option(names = "--config", defaultValue = "examples/tinyshakespeare.yaml", description = "Training config (default: ${DEFAULT-VALUE})")
@@ -439,11 +444,15 @@ public final class OffloadBenchCommand implements Callable<Integer> {
         return new LadderPick(side, shape(base, dModel, layers), parameters(r, layers), plan, null, null, overBudget);
     }
 
-    /** Short real runs under the budget, from the planner's largest shape down one layer at a time while the real run goes over the budget. */
+    /**
+     * Short real runs under the budget, from the planner's largest shape; after one goes over the budget, the largest shape and
+     * plan that fit a planning budget {@link #LADDER_HEADROOM} lower (the runs stay under the real one).
+     */
     private LadderPick verify(PrintWriter console, TrainConfig base, Path outDir, OffloadPlanning.Report r, LadderPick p, long budget) throws IOException {
         List<String> overBudget = new ArrayList<>();
+        boolean offload = p.side().equals("offload");
         for (int attempt = 1; ; attempt++) {
-            String key = "ladder-" + (p.side().equals("offload") ? "offload" : "none") + "-" + p.shape().layers() + "x" + p.shape().dModel();
+            String key = "ladder-" + (offload ? "offload" : "none") + "-" + p.shape().layers() + "x" + p.shape().dModel();
             console.printf("%n=== ladder, %s: %s, %,d parameters; %s, predicted peak %s; verifying with %d steps under %d MiB ===%n", p.side(), p.shape().label(),
                     p.parameters(), p.plan().describe(), Bytes.human(p.plan().peakBytes()), LADDER_STEPS, fixedBudgetMiB);
             console.flush();
@@ -454,13 +463,16 @@ public final class OffloadBenchCommand implements Callable<Integer> {
                 console.flush();
                 return new LadderPick(p.side(), p.shape(), p.parameters(), p.plan(), v, null, overBudget);
             }
-            console.println("FAILED: " + v.failure());
+            console.println("FAILED: " + firstLine(v.failure()));
             console.flush();
             boolean over = v.failure().startsWith("MemoryBudgetExceededException");
-            if (!over || attempt == LADDER_ATTEMPTS || p.shape().layers() == 1)
+            long planning = (long) (budget * (1 - LADDER_HEADROOM * attempt));
+            int layers = largest(ladderMaxLayers, n -> offload ? fits(atLayers(r, n), planning) : Planner.none(atLayers(r, n)).peakBytes() <= planning);
+            if (!over || attempt == LADDER_ATTEMPTS || layers == 0)
                 return new LadderPick(p.side(), p.shape(), p.parameters(), p.plan(), v, null, overBudget);
             overBudget.add(String.format(Locale.ROOT, "%s (predicted peak %s): %s", p.shape().label(), Bytes.human(p.plan().peakBytes()), firstLine(v.failure())));
-            p = pick(p.side(), base, r, p.shape().dModel(), p.shape().layers() - 1, budget, overBudget);
+            console.printf("planning again for %s (%.0f%% of the budget less)%n", Bytes.human(planning), 100 * LADDER_HEADROOM * attempt);
+            p = pick(p.side(), base, r, p.shape().dModel(), layers, planning, overBudget);
         }
     }
 
@@ -560,7 +572,8 @@ public final class OffloadBenchCommand implements Callable<Integer> {
         sb.append('\n');
         for (LadderPick p : picks)
             for (String o : p.overBudget())
-                sb.append(String.format(Locale.ROOT, "%s: the planner's larger pick %s; the ladder stepped down one layer%n", p.side(), o));
+                sb.append(String.format(Locale.ROOT, "%s: the planner's larger pick %s; the ladder planned again for %.0f%% less%n", p.side(), o,
+                        100 * LADDER_HEADROOM));
         boolean bothTrained = none != null && off != null && none.shape() != null && off.shape() != null && none.verified() != null && none.verified().ok()
                 && off.verified() != null && off.verified().ok();
         if (none != null && off != null && none.shape() != null && off.shape() != null) {

@@ -170,7 +170,7 @@ class OffloadBenchCommandTest {
         assertTrue(t.contains("parameters with offload / without: 2.07x; target >= 4x: missed (the planner moves"), t);
         assertTrue(t.contains("micro-batch 2 x 128 tokens"), t);
         assertTrue(t.contains("offload: the planner's larger pick 63 x d256 (heads 4, kv 4, ffn 768) (predicted peak 511.0 MiB): MemoryBudgetExceededException: over; "
-                + "the ladder stepped down one layer"), t);
+                + "the ladder planned again for 3% less"), t);
 
         List<LadderPick> oneFailed = List.of(picks.get(0), new LadderPick("offload", big, 200_000_000, picks.get(1).plan(), Run.failed("boom\nLive now: ..."), null, List.of()));
         String f = OffloadBenchCommand.ladderTable(512 * MIB, 128, 2, oneFailed);
