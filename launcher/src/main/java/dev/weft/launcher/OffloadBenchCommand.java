@@ -623,6 +623,9 @@ public final class OffloadBenchCommand implements Callable<Integer> {
             Trainer.Result result;
             long peak, reserved;
             try (Trainer trainer = new Trainer(cfg, ps)) {
+                // state the constructor built here and then moved to host or disk leaves cached blocks, which the budget would trim
+                // on demand anyway: without this trim they would stand in the peak reserved bytes the trainer's reset starts from
+                pool.trim();
                 result = trainer.run(false, 0);
                 peak = pool.peakLiveBytes();
                 reserved = pool.peakReservedBytes();
