@@ -61,8 +61,8 @@ public final class OffloadBenchCommand implements Callable<Integer> {
     /** Steps of a ladder verification run. */
     static final int LADDER_STEPS = 2;
     /**
-     * Verification runs per side. The planner predicts live bytes and the budget caps reserved ones (size-class rounding: 1-3%
-     * measured here), so after a real run goes over the budget the ladder plans again for {@link #LADDER_HEADROOM} of the budget
+     * Verification runs per side. The planner predicts the pool's live blocks, which the budget caps; should a real run still go
+     * over it (an I/O thread slower than the plan's worst case), the ladder plans again for {@link #LADDER_HEADROOM} of the budget
      * less, each time: the largest layer count that fits that, with its plan.
      */
     static final int LADDER_ATTEMPTS = 3;
@@ -105,8 +105,8 @@ public final class OffloadBenchCommand implements Callable<Integer> {
 
     /**
      * A real training run's figures (tokens/s at the median timed step), or why it has none. {@code peakBytes}: the pool's peak
-     * live bytes (what the planner predicts); {@code peakReserved}: its peak reserved bytes (live blocks at their size class, and
-     * cached ones), which is what train.memory_budget_mib caps.
+     * live blocks (requests at their size class: what the planner predicts and train.memory_budget_mib caps once the cache is
+     * trimmed); {@code peakReserved}: its peak reserved bytes, cached blocks included.
      */
     record Run(double tokensPerSecond, long peakBytes, long peakReserved, int timedSteps, double lastLoss, String failure) {
         static Run failed(String why) {
@@ -317,8 +317,8 @@ public final class OffloadBenchCommand implements Callable<Integer> {
             if (r.fraction() == 1.0 && r.plan() != null && r.plan().optimizer() == Tier.DEVICE
                     && r.plan().layers().stream().allMatch(l -> l == dev.weft.offload.LayerPolicy.KEEP))
                 sb.append("\nAt 100% the planner keeps everything, as the baseline does: that row's ratio is this machine's run-to-run spread.\n");
-        sb.append("\nThe planner predicts peak live bytes; train.memory_budget_mib caps the pool's reserved bytes (live blocks at their size class, "
-                + "plus cached ones), so a plan predicted just under the budget can still go over it.\n");
+        sb.append("\nPeaks are the pool's live blocks (requests at their size class): what the planner predicts and train.memory_budget_mib caps; "
+                + "peak reserved adds the cached blocks, which the pool frees before it would exceed the budget.\n");
         return sb.toString();
     }
 
@@ -532,7 +532,7 @@ public final class OffloadBenchCommand implements Callable<Integer> {
         double scale = (double) weights / (r.rootWeights() + (long) m.layers() * r.layerWeights());
         var steps = new java.util.EnumMap<Tier, Planner.OptimizerStep>(Tier.class);
         m.optimizer().forEach((t, s) -> steps.put(t, new Planner.OptimizerStep(s.stepBytes(), s.seconds() * scale)));
-        return new Planner.Measurements(layers, m.gradAccum(), weights, weights, state, m.memory(), m.rootBefore(), m.rootWorking(), m.rootKept(), m.layerSeconds(),
+        return new Planner.Measurements(layers, m.gradAccum(), weights, weights, state, m.memory(), m.rootBefore(), m.rootWorking(), m.rootKept(), m.evaluation(), m.layerSeconds(),
                 m.rootSeconds(), steps);
     }
 
@@ -627,7 +627,7 @@ public final class OffloadBenchCommand implements Callable<Integer> {
                 // on demand anyway: without this trim they would stand in the peak reserved bytes the trainer's reset starts from
                 pool.trim();
                 result = trainer.run(false, 0);
-                peak = pool.peakLiveBytes();
+                peak = pool.peakLiveBlockBytes(); // what the planner predicts and the budget caps
                 reserved = pool.peakReservedBytes();
             } catch (RuntimeException e) {
                 e.printStackTrace(ps);
