@@ -286,7 +286,7 @@ public final class OffloadBenchCommand implements Callable<Integer> {
                         + "tokens/s at the median of %d timed steps per run (after %d warm-up), %d round(s) of every case in turn, pooled; "
                         + "peaks are the highest of the rounds%n%n", cfg.model().dModel(), cfg.model().layers(), cfg.train().microBatch(), cfg.train().seqLen(),
                 cfg.train().gradAccum(), cfg.optimizer().name(), timedSteps, WARMUP_STEPS, rounds));
-        sb.append("| device budget | planner's policy | predicted peak | predicted step | measured peak live (vs predicted) | peak reserved | tokens/s | vs no offload | target |\n");
+        sb.append("| device budget | planner's policy | predicted peak | predicted step | measured peak (vs predicted) | peak reserved | tokens/s | vs no offload | target |\n");
         sb.append("|---|---|---|---|---|---|---|---|---|\n");
         sb.append(String.format(Locale.ROOT, "| no offload, no budget | keep all; optimizer state on device | - | - | %s | %s | %s | 1.00x (baseline) | - |%n",
                 none.ok() ? Bytes.human(none.peakBytes()) : "-", none.ok() ? Bytes.human(none.peakReserved()) : "-", none.ok() ? String.format(Locale.ROOT, "%.0f", none.tokensPerSecond()) : "failed: " + none.failure()));

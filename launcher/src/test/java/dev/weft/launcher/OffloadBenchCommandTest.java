@@ -134,7 +134,7 @@ class OffloadBenchCommandTest {
         assertTrue(t.contains("| 25% (38.0 MiB) | cannot be met: no offload policy fits a device budget of 38.0 MiB: the smallest that works is 41 MiB"), t);
         assertTrue(t.contains(">= 70%: missed (no policy fits) |"), t);
         assertTrue(t.contains("that row's ratio is this machine's run-to-run spread"), "at 100% the plan is the baseline's: " + t);
-        assertTrue(t.contains("caps the pool's reserved bytes"), t);
+        assertTrue(t.contains("what the planner predicts and train.memory_budget_mib caps"), t);
         assertTrue(t.contains("median of 6 timed steps per run (after 2 warm-up), 2 round(s)"), t);
 
         List<BudgetRow> failed = List.of(new BudgetRow(0.5, 76 * MIB, plan(LayerPolicy.FULL, Tier.DEVICE, 75 * MIB, 0.7), null, Run.failed("MemoryBudgetExceededException: x")));
