@@ -176,11 +176,14 @@ public final class OffloadPlanning {
     static Auto auto(TrainConfig cfg, dev.weft.parallel.ProcessGroup group, PrintStream out) {
         int layers = cfg.model().layers();
         long budget = cfg.train().memoryBudgetMiB() << 20;
+        long held = MemoryPool.host().liveBlockBytes(); // what this process holds already, before the model exists: the plan gets the rest
+        if (held >= budget)
+            throw new ConfigException("offload: auto: the process already holds " + Bytes.human(held) + " of train.memory_budget_mib " + Bytes.human(budget));
         float[] code = new float[layers + 3]; // each layer's policy, the optimizer's tier, the predicted peak in KiB as two 20-bit halves (exact in floats)
         Planner.Plan plan = null;
         if (group == null || group.rank() == 0) {
             Report r = measure(cfg, group == null ? 1 : group.size(), out);
-            plan = Planner.best(r.measured(), budget);
+            plan = Planner.best(r.measured(), budget - held);
             for (int i = 0; i < layers; i++) code[i] = plan.layers().get(i).ordinal();
             code[layers] = plan.optimizer().ordinal();
             long kib = plan.peakBytes() >> 10;
@@ -198,11 +201,12 @@ public final class OffloadPlanning {
         List<LayerPolicy> policy = new ArrayList<>();
         for (int i = 0; i < layers; i++) policy.add(LayerPolicy.values()[(int) code[i]]);
         Tier optimizer = Tier.values()[(int) code[layers]];
-        long predicted = (((long) code[layers + 1] << 20) + (long) code[layers + 2]) << 10;
+        long predicted = ((((long) code[layers + 1] << 20) + (long) code[layers + 2]) << 10) + held;
         List<String> recompute = policy.stream().map(LayerPolicy::recompute).toList();
         List<String> activations = policy.stream().map(p -> p.activations().configName()).toList();
         TrainConfig planned = cfg.withOffload(cfg.offload().withPolicy(activations, recompute, optimizer.configName(), cfg.offload().parameters()));
-        String line = String.format("offload: auto within train.memory_budget_mib %s: %s; predicted peak %s%s", Bytes.human(budget),
+        String line = String.format("offload: auto within train.memory_budget_mib %s%s: %s; predicted peak %s%s", Bytes.human(budget),
+                held > 0 ? " (" + Bytes.human(held) + " of it held before the model was built)" : "",
                 (plan != null ? plan : new Planner.Plan(policy, optimizer, predicted, 0)).describe(), Bytes.human(predicted),
                 plan == null ? "" : String.format(", step %.3f s", plan.stepSeconds()));
         return new Auto(planned, predicted, line);
