@@ -37,7 +37,8 @@ import java.util.concurrent.atomic.AtomicInteger;
  *       offloaded bytes do not crowd the host memory the offload was meant to spare.</li>
  *   <li>{@link Io#BUFFERED}: plain positional file I/O through the page cache.</li>
  *   <li>{@link Io#MAPPED}: the extent mapped and copied. A full filesystem faults a mapped write
- *       (SIGBUS) rather than failing it, so this mode checks the free space before each write.</li>
+ *       (SIGBUS) rather than failing it, so this mode checks the free space before each write and
+ *       reports a fault that still happens (another write took the space) as a full disk.</li>
  * </ul>
  * {@link Io#AUTO} takes DIRECT where the filesystem supports it (tmpfs does not) and BUFFERED
  * elsewhere. The file is scratch: it is deleted on close or at the JVM's exit, and files left by a
@@ -351,6 +352,12 @@ public final class DiskTier implements MemoryTier, AutoCloseable {
             MemorySegment region = channel.map(write ? FileChannel.MapMode.READ_WRITE : FileChannel.MapMode.READ_ONLY, offset, n, a);
             if (write) MemorySegment.copy(mem, 0, region, 0, n);
             else MemorySegment.copy(region, 0, mem, 0, n);
+        } catch (InternalError fault) {
+            // the free-space check races the other I/O threads' writes (and anyone else's), so a
+            // filesystem that fills between check and copy faults the copy instead of failing it
+            // (a fault with space to spare is the source's, and stays what it is)
+            if (!write || Files.getFileStore(dir).getUsableSpace() >= n) throw fault;
+            throw new IOException("No space left on device: the filesystem could not back the mapped pages (" + fault.getMessage() + ")");
         }
     }
 

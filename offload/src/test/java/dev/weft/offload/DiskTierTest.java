@@ -141,6 +141,36 @@ class DiskTierTest {
     }
 
     /**
+     * Mapped writes on several I/O threads race one another's free-space checks, so a filesystem
+     * can fill between a check and its copy, which then faults (SIGBUS). Each such write must still
+     * fail as a full disk, never as an unexplained fault.
+     */
+    @Test
+    void mappedWritesRacingForTheLastSpaceFailAsAFullDisk() throws Exception {
+        try (TinyFilesystem fs = TinyFilesystem.mount(dir.resolve("tiny"), 1)) {
+            assumeTrue(fs != null, "mounting a tmpfs needs root");
+            try (Arena a = Arena.ofShared(); DiskTier tier = DiskTier.open(fs.path(), 64L << 20, DiskTier.Io.MAPPED, 4)) {
+                // each write fits alone (600 KiB of 1 MiB), no two do, and all are queued at once so that their checks race
+                List<MemorySegment> sources = new ArrayList<>();
+                for (int i = 0; i < 8; i++) sources.add(random(a, 600 << 10, i));
+                List<DiskTier.Extent> extents = new ArrayList<>();
+                for (int i = 0; i < 8; i++) extents.add(tier.write(sources.get(i), "layer " + i + " activations"));
+                int failed = 0;
+                for (DiskTier.Extent e : extents) {
+                    try {
+                        e.written().join();
+                    } catch (CompletionException ce) {
+                        failed++;
+                        DiskFullException full = assertInstanceOf(DiskFullException.class, ce.getCause(), String.valueOf(ce.getCause()));
+                        assertTrue(full.getMessage().contains("is full"), full.getMessage());
+                    }
+                }
+                assertTrue(failed >= 7, "only one of the writes fits: " + failed + " of 8 writes failed");
+            }
+        }
+    }
+
+    /**
      * A write whose copy dies with an Error (here the SIGBUS of reading a mapping whose file was
      * truncated, which the JVM turns into an InternalError) still completes its extent's future,
      * exceptionally: whoever waits for the bytes gets the failure instead of waiting forever.
