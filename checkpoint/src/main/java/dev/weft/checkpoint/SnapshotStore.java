@@ -15,12 +15,15 @@ import java.nio.file.FileSystemException;
 import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.nio.file.AtomicMoveNotSupportedException;
 import java.nio.file.StandardOpenOption;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.List;
 import java.util.Optional;
+import java.util.OptionalLong;
 import java.util.TreeSet;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.locks.ReentrantLock;
@@ -191,6 +194,36 @@ public final class SnapshotStore implements AutoCloseable {
                     if (s < step && !live.contains(s)) recycleTree(p);
                 }
             }
+        }
+    }
+
+    /**
+     * Records that every owner of {@code job} has committed {@code step} (a job-wide fact a
+     * distributed writer establishes; see {@link DistributedSnapshots}). One small file per job,
+     * replaced atomically, so a reader sees the old step or the new one.
+     */
+    public void markGloballyCommitted(String job, long step) throws IOException {
+        checkNames(job, "global");
+        Path dir = root.resolve("committed");
+        Files.createDirectories(dir);
+        Path tmp = dir.resolve("." + job + "." + ProcessHandle.current().pid() + ".tmp");
+        Files.writeString(tmp, step + "\n");
+        try {
+            Files.move(tmp, dir.resolve(job), StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+        } catch (AtomicMoveNotSupportedException e) {
+            Files.move(tmp, dir.resolve(job), StandardCopyOption.REPLACE_EXISTING);
+        }
+    }
+
+    /** The newest step every owner of {@code job} had committed, as this store was told; empty if never. */
+    public OptionalLong globallyCommitted(String job) throws IOException {
+        checkNames(job, "global");
+        Path f = root.resolve("committed").resolve(job);
+        if (!Files.exists(f)) return OptionalLong.empty();
+        try {
+            return OptionalLong.of(Long.parseLong(Files.readString(f).strip()));
+        } catch (NumberFormatException e) {
+            throw new IOException(f + " does not hold a step number", e);
         }
     }
 

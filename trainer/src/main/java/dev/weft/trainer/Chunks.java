@@ -132,28 +132,41 @@ public final class Chunks {
 
     /** Writes this rank's optimizer state (tensors and scalars) to {@code file}. */
     static void writeOptimizer(Path file, Optimizer optimizer, Placement where) throws IOException {
-        Map<String, String> meta = new LinkedHashMap<>();
-        meta.put("optimizer", optimizer.name());
-        optimizer.stateScalars().forEach((k, v) -> meta.put(SCALAR + k, v));
-        Map<String, Tensor> state = optimizer.stateTensors();
-        write(file, state, name -> stateRange(name, state.get(name), optimizer, where), meta);
+        try (Scope s = Scope.open(); var ng = Autograd.noGrad()) {
+            Safetensors.write(file, encodeOptimizer(optimizer, where));
+        }
     }
 
     /** Writes {@code tensors}, each as the chunk {@code range} places it, to {@code file}. */
     static void write(Path file, Map<String, Tensor> tensors, java.util.function.Function<String, Range> range, Map<String, String> metadata)
             throws IOException {
+        try (Scope s = Scope.open(); var ng = Autograd.noGrad()) {
+            Safetensors.write(file, encode(tensors, range, metadata));
+        }
+    }
+
+    /** The bytes {@link #writeOptimizer} writes. Call it in a scope and without grad, and use the result before the scope closes. */
+    static Safetensors.Encoding encodeOptimizer(Optimizer optimizer, Placement where) throws IOException {
+        Map<String, String> meta = new LinkedHashMap<>();
+        meta.put("optimizer", optimizer.name());
+        optimizer.stateScalars().forEach((k, v) -> meta.put(SCALAR + k, v));
+        Map<String, Tensor> state = optimizer.stateTensors();
+        return encode(state, name -> stateRange(name, state.get(name), optimizer, where), meta);
+    }
+
+    /** The bytes {@link #write} writes. Call it in a scope and without grad, and use the result before the scope closes. */
+    static Safetensors.Encoding encode(Map<String, Tensor> tensors, java.util.function.Function<String, Range> range, Map<String, String> metadata)
+            throws IOException {
         Map<String, String> meta = new LinkedHashMap<>(metadata);
         Map<String, Tensor> flat = new LinkedHashMap<>();
-        try (Scope s = Scope.open(); var ng = Autograd.noGrad()) {
-            for (var e : tensors.entrySet()) {
-                Tensor t = e.getValue();
-                Range r = range.apply(e.getKey());
-                meta.put(CHUNK + e.getKey(), "shape=" + shape(r.shape()) + ";offset=" + r.offset() + ";length=" + r.length() + r.box() + ";crc32c="
-                        + Integer.toHexString(crc(t.data())));
-                flat.put(e.getKey(), t.detach().view(-1));
-            }
-            Safetensors.write(file, flat, meta);
+        for (var e : tensors.entrySet()) {
+            Tensor t = e.getValue();
+            Range r = range.apply(e.getKey());
+            meta.put(CHUNK + e.getKey(), "shape=" + shape(r.shape()) + ";offset=" + r.offset() + ";length=" + r.length() + r.box() + ";crc32c="
+                    + Integer.toHexString(crc(t.data())));
+            flat.put(e.getKey(), t.detach().view(-1));
         }
+        return Safetensors.encoding(flat, meta);
     }
 
     /** One chunk on disk. */

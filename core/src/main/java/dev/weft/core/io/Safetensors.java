@@ -58,6 +58,69 @@ public final class Safetensors {
      */
     public static void write(Path file, Map<String, Tensor> tensors, Map<String, String> metadata) throws IOException {
         if (file == null) throw new IllegalArgumentException("file must not be null");
+        write(file, encoding(tensors, metadata));
+    }
+
+    /** Writes laid-out bytes to {@code file}, as {@link #write(Path, Map, Map)} does. */
+    public static void write(Path file, Encoding e) throws IOException {
+        Path target = file.toAbsolutePath();
+        Path dir = target.getParent();
+        Files.createDirectories(dir);
+        // createFile (not createTempFile) so the result gets the usual umask permissions, not 0600
+        Path tmp = Files.createFile(dir.resolve("." + target.getFileName() + "." + ProcessHandle.current().pid()
+                + "." + Long.toHexString(System.nanoTime()) + ".tmp"));
+        boolean moved = false;
+        try {
+            try (FileChannel ch = FileChannel.open(tmp, StandardOpenOption.READ, StandardOpenOption.WRITE);
+                 Arena arena = Arena.ofConfined()) {
+                MemorySegment out = ch.map(FileChannel.MapMode.READ_WRITE, 0, e.byteSize(), arena);
+                e.writeTo(out);
+                out.force();
+            }
+            try {
+                Files.move(tmp, target, StandardCopyOption.ATOMIC_MOVE);
+            } catch (AtomicMoveNotSupportedException notAtomic) {
+                Files.move(tmp, target, StandardCopyOption.REPLACE_EXISTING);
+            }
+            moved = true;
+        } finally {
+            if (!moved) Files.deleteIfExists(tmp);
+        }
+    }
+
+    /**
+     * The safetensors bytes of {@code tensors} and {@code metadata}, laid out but not yet written:
+     * {@link #byteSize()} says how much room {@link #writeTo} needs, so a caller can write them
+     * into memory it owns (an in-memory snapshot) as well as into a file.
+     */
+    public static final class Encoding {
+        private final byte[] json;
+        private final long headerLength, total;
+        private final List<Map.Entry<String, Tensor>> order;
+
+        private Encoding(byte[] json, long headerLength, long total, List<Map.Entry<String, Tensor>> order) {
+            this.json = json;
+            this.headerLength = headerLength;
+            this.total = total;
+            this.order = order;
+        }
+
+        public long byteSize() {
+            return total;
+        }
+
+        /** Writes the file's bytes at the start of {@code out}, which holds at least {@link #byteSize()}. */
+        public void writeTo(MemorySegment out) {
+            out.set(LE_LONG, 0, headerLength);
+            MemorySegment.copy(json, 0, out, ValueLayout.JAVA_BYTE, 8, json.length);
+            out.asSlice(8 + json.length, headerLength - json.length).fill((byte) ' ');
+            long pos = 8 + headerLength;
+            for (Map.Entry<String, Tensor> e : order) pos += copyOut(e.getValue(), out, pos);
+        }
+    }
+
+    /** Lays out {@code tensors} (float32 as F32, bf16 as BF16) and {@code metadata} (may be null or empty). */
+    public static Encoding encoding(Map<String, Tensor> tensors, Map<String, String> metadata) throws IOException {
         if (tensors == null) throw new IllegalArgumentException("tensors must not be null");
         List<Map.Entry<String, Tensor>> order = new ArrayList<>(tensors.entrySet());
         for (Map.Entry<String, Tensor> e : order) checkTensor(e.getKey(), e.getValue());
@@ -84,35 +147,7 @@ public final class Safetensors {
         }
         byte[] json = JSON.writeValueAsBytes(header);
         long headerLength = (8 + json.length + 7) / 8 * 8 - 8; // pad so the buffer starts 8-aligned
-        long total = 8 + headerLength + offset;
-
-        Path target = file.toAbsolutePath();
-        Path dir = target.getParent();
-        Files.createDirectories(dir);
-        // createFile (not createTempFile) so the result gets the usual umask permissions, not 0600
-        Path tmp = Files.createFile(dir.resolve("." + target.getFileName() + "." + ProcessHandle.current().pid()
-                + "." + Long.toHexString(System.nanoTime()) + ".tmp"));
-        boolean moved = false;
-        try {
-            try (FileChannel ch = FileChannel.open(tmp, StandardOpenOption.READ, StandardOpenOption.WRITE);
-                 Arena arena = Arena.ofConfined()) {
-                MemorySegment out = ch.map(FileChannel.MapMode.READ_WRITE, 0, total, arena);
-                out.set(LE_LONG, 0, headerLength);
-                MemorySegment.copy(json, 0, out, ValueLayout.JAVA_BYTE, 8, json.length);
-                out.asSlice(8 + json.length, headerLength - json.length).fill((byte) ' ');
-                long pos = 8 + headerLength;
-                for (Map.Entry<String, Tensor> e : order) pos += copyOut(e.getValue(), out, pos);
-                out.force();
-            }
-            try {
-                Files.move(tmp, target, StandardCopyOption.ATOMIC_MOVE);
-            } catch (AtomicMoveNotSupportedException notAtomic) {
-                Files.move(tmp, target, StandardCopyOption.REPLACE_EXISTING);
-            }
-            moved = true;
-        } finally {
-            if (!moved) Files.deleteIfExists(tmp);
-        }
+        return new Encoding(json, headerLength, 8 + headerLength + offset, order);
     }
 
     private static void checkTensor(String name, Tensor t) {
