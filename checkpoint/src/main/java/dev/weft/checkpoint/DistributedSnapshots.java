@@ -336,6 +336,15 @@ public final class DistributedSnapshots implements AutoCloseable {
         }
     }
 
+    /**
+     * Drops every domain's snapshots of this job newer than {@code step} (collective): a run that
+     * starts at {@code step}, fresh or from a disk checkpoint, must never restore another run's later steps.
+     */
+    public void discardAfter(long step) throws IOException {
+        if (domains.ranksOf(domains.ofRank()[rank])[0] == rank) store.discardAfter(job, step);
+        group.barrier();
+    }
+
     private void readOrFail(long step, int owner, int piece, MemorySegment dst) throws IOException {
         if (store.readPiece(job, step, owner(owner), piece, dst) != SnapshotStore.PieceState.OK)
             throw new IOException("piece " + piece + " of " + owner(owner) + " step " + step + " changed under the restore in " + store.root());

@@ -227,6 +227,15 @@ public final class SnapshotStore implements AutoCloseable {
         }
     }
 
+    /** Drops everything of {@code job} after {@code step} (all of it for -1), and a global mark past it. */
+    public void discardAfter(String job, long step) throws IOException {
+        checkNames(job, "global");
+        java.util.Set<List<Object>> doomed = new java.util.LinkedHashSet<>();
+        for (IndexEntry e : entries()) if (e.job().equals(job) && e.step() > step) doomed.add(List.of(e.step(), e.owner()));
+        for (List<Object> d : doomed) delete(job, (Long) d.get(0), (String) d.get(1));
+        if (globallyCommitted(job).orElse(-1) > step) Files.deleteIfExists(root.resolve("committed").resolve(job));
+    }
+
     /** Removes every entry and file of (job, step, owner), committed or not. */
     public void delete(String job, long step, String owner) throws IOException {
         checkNames(job, owner);

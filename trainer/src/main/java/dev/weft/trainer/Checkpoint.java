@@ -90,16 +90,7 @@ public final class Checkpoint {
                 if (writers.weights() == null)
                     Safetensors.write(tmp.resolve("model.safetensors"), model.namedParameters(), Map.of("format", "pt", "weft.step", Long.toString(state.step())));
                 HfConfig.write(tmp.resolve("config.json"), model.config(), tokenizer);
-                Map<String, Object> y = new LinkedHashMap<>();
-                y.put("step", state.step());
-                y.put("tokens_seen", state.tokensSeen());
-                y.put("seed", state.seed());
-                y.put("optimizer", state.optimizer());
-                y.put("optimizer_steps", state.optimizerSteps());
-                y.put("optimizer_ranks", writers.count());
-                DumperOptions opts = new DumperOptions();
-                opts.setDefaultFlowStyle(DumperOptions.FlowStyle.BLOCK);
-                Files.writeString(tmp.resolve("trainer.yaml"), new Yaml(opts).dump(y));
+                Files.writeString(tmp.resolve("trainer.yaml"), trainerYaml(state, writers.count()));
             }
             writers.barrier().run();
             if (!leader) return dir;
@@ -112,11 +103,25 @@ public final class Checkpoint {
             } catch (AtomicMoveNotSupportedException e) {
                 Files.move(latestTmp, root.resolve("latest"), StandardCopyOption.REPLACE_EXISTING);
             }
-            prune(root, keep);
+            prune(root, keep, name);
             return dir;
         } catch (IOException e) {
             throw new UncheckedIOException("could not save checkpoint to " + dir + ": " + e.getMessage(), e);
         }
+    }
+
+    /** The file {@code trainer.yaml}: the loop's counters, and how many ranks wrote optimizer files. */
+    static String trainerYaml(State state, int ranks) {
+        Map<String, Object> y = new LinkedHashMap<>();
+        y.put("step", state.step());
+        y.put("tokens_seen", state.tokensSeen());
+        y.put("seed", state.seed());
+        y.put("optimizer", state.optimizer());
+        y.put("optimizer_steps", state.optimizerSteps());
+        y.put("optimizer_ranks", ranks);
+        DumperOptions opts = new DumperOptions();
+        opts.setDefaultFlowStyle(DumperOptions.FlowStyle.BLOCK);
+        return new Yaml(opts).dump(y);
     }
 
     /** The newest complete checkpoint under {@code outDir}, or null when there is none. */
@@ -210,13 +215,23 @@ public final class Checkpoint {
         return n.longValue();
     }
 
-    private static void prune(Path root, int keep) throws IOException {
+    /**
+     * Keeps the newest {@code keep} checkpoints up to {@code newest}, the one just written. Later
+     * steps belong to a run this one does not continue (a fresh start in the same out_dir, or a
+     * resume from further back), so they go: left, they would outrank this run's own checkpoints.
+     */
+    private static void prune(Path root, int keep, String newest) throws IOException {
         List<Path> dirs = new ArrayList<>();
         try (Stream<Path> s = Files.list(root)) {
             s.filter(p -> Files.isDirectory(p) && p.getFileName().toString().matches("step-\\d{8}")).forEach(dirs::add);
         }
         dirs.sort(Comparator.comparing(p -> p.getFileName().toString()));
-        for (int i = 0; i < dirs.size() - keep; i++) deleteRecursively(dirs.get(i));
+        List<Path> mine = new ArrayList<>();
+        for (Path d : dirs) {
+            if (d.getFileName().toString().compareTo(newest) > 0) deleteRecursively(d);
+            else mine.add(d);
+        }
+        for (int i = 0; i < mine.size() - keep; i++) deleteRecursively(mine.get(i));
     }
 
     static void deleteRecursively(Path p) throws IOException {

@@ -10,13 +10,22 @@ import java.util.function.LongConsumer;
  * and the sample; every rank computes the same (global) losses and evaluation.
  *
  * @param group      the data-parallel group (the world group under {@code weft launch})
- * @param beforeStep called with the step index before each optimizer step (the rank entry point
- *                   uses it for progress and for test-only failure injection); may be a no-op
+ * @param beforeStep   called with the step index before each optimizer step (the rank entry point
+ *                     uses it for progress and for test-only failure injection); may be a no-op
+ * @param ranksPerNode ranks on each node (consecutive ranks share a node): the failure domains of
+ *                     snapshots
  */
-public record DistributedContext(ProcessGroup group, LongConsumer beforeStep) {
+public record DistributedContext(ProcessGroup group, LongConsumer beforeStep, int ranksPerNode) {
     public DistributedContext {
         if (group == null) throw new IllegalArgumentException("group must not be null");
         if (beforeStep == null) beforeStep = s -> {};
+        if (ranksPerNode < 1 || group.size() % ranksPerNode != 0)
+            throw new IllegalArgumentException(group.size() + " ranks do not split into nodes of " + ranksPerNode);
+    }
+
+    /** Every rank on one node. */
+    public DistributedContext(ProcessGroup group, LongConsumer beforeStep) {
+        this(group, beforeStep, group.size());
     }
 
     public int rank() {

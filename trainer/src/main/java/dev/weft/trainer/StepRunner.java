@@ -50,6 +50,13 @@ public final class StepRunner {
         this.dpRank = dpRank;
     }
 
+    private Runnable beforeUpdate = () -> {};
+
+    /** Runs {@code r} just before each optimizer step writes the weights and state (a snapshot copy still reading them waits there). */
+    void beforeUpdate(Runnable r) {
+        this.beforeUpdate = r;
+    }
+
     public Step run(long step, double lr) {
         double lossSum = 0;
         sync.beginStep();
@@ -79,6 +86,7 @@ public final class StepRunner {
         sync.finishGradients();
         lossSum = sync.mean(lossSum);
         double norm = GradientClipping.clip(sync.normParameters().values(), sync.optimizerParameters().values(), gradClip, sync.groupSum());
+        beforeUpdate.run();
         optimizer.step(lr);
         sync.afterOptimizerStep();
         tOptimizer += System.nanoTime() - o;

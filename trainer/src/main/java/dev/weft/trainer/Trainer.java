@@ -5,9 +5,12 @@ import dev.weft.core.Bytes;
 import dev.weft.core.MemoryPool;
 import dev.weft.core.ProcessMemory;
 import dev.weft.core.Scope;
+import dev.weft.core.Tensor;
 import dev.weft.core.model.Llama;
 import dev.weft.optimizers.ParameterGroups;
 import dev.weft.parallel.DeviceMesh;
+import dev.weft.parallel.ProcessGroup;
+import dev.weft.parallel.ReduceOp;
 import dev.weft.trainer.config.TrainConfig;
 import dev.weft.trainer.data.BatchSampler;
 import dev.weft.trainer.data.Prepare;
@@ -63,6 +66,7 @@ public final class Trainer implements AutoCloseable {
     private final TrainingState state;
     private final Offloading offloading; // null: nothing offloaded
     private final long predictedPeak; // what offload: auto's plan predicted; 0 without it
+    private final Snapshotter snapshots; // null: no in-memory snapshots
 
     public Trainer(TrainConfig cfg, PrintStream out) {
         this(cfg, out, null);
@@ -125,6 +129,11 @@ public final class Trainer implements AutoCloseable {
         if (p != null && leader()) out.printf("pipeline: %s schedule, %d micro-batches; %s%n", p.schedule().name(), t.gradAccum(), PipelineStages.describe(p.layers()));
         this.steps = new StepRunner(model, trainSampler, layout.sync(), layout.loss(), optimizer, o.gradClip(), t.gradAccum(), dpIndex, pipeline);
         this.state = new TrainingState(model, mesh, layout, cfg.parallel().zero(), offloading);
+        this.snapshots = cfg.snapshot().enabled() ? Snapshotter.open(cfg, dist, state, offloading == null) : null;
+        if (snapshots != null) {
+            steps.beforeUpdate(snapshots::beforeUpdate);
+            if (leader()) out.println(snapshots.describe());
+        }
     }
 
     private static String describeStage(int zero) {
@@ -194,14 +203,17 @@ public final class Trainer implements AutoCloseable {
             throw new UncheckedIOException("cannot create output directory " + outDir + ": " + e.getMessage(), e);
         }
         if (resume) {
-            Path ckpt = Checkpoint.latest(outDir);
-            if (ckpt == null) {
-                out.println("weft: --resume given but " + outDir.resolve("checkpoints") + " holds no checkpoint; starting from step 0");
-            } else {
-                Checkpoint.State st = state.restore(ckpt, t.seed());
+            Checkpoint.State st = resume(outDir, t.seed());
+            if (st != null) {
                 start = st.step();
                 tokensSeen = st.tokensSeen();
-                out.printf("weft: resumed from %s (step %d, %s tokens seen)%n", ckpt, start, tokensSeen);
+            }
+        }
+        if (snapshots != null) {
+            try {
+                snapshots.discardAfter(start); // a fresh run, or one resumed from disk, never restores another run's later steps
+            } catch (IOException e) {
+                throw new UncheckedIOException("snapshot: cannot clear the stores of job " + cfg.snapshot().job() + ": " + e.getMessage(), e);
             }
         }
         double baseline = UnigramBaseline.crossEntropy(trainShard, valShard);
@@ -209,6 +221,7 @@ public final class Trainer implements AutoCloseable {
 
         List<Double> losses = new ArrayList<>();
         double lastLoss = Double.NaN, lastVal = Double.NaN;
+        long trainNanos = 0;
         try (Reporter report = new Reporter(out, outDir, t.steps(), leader(), resume ? start : -1)) {
             long end = stopAfter > 0 ? Math.min(stopAfter, t.steps()) : t.steps();
             for (long step = start; step < end; step++) {
@@ -228,9 +241,14 @@ public final class Trainer implements AutoCloseable {
                 Map<String, Double> timings = pipeline == null ? Map.of() : Map.of("pipeline/busy_fraction", pipeline.timeline().lastBusyFraction());
                 report.step(step + 1, lastLoss, lr, result.gradNorm(), tokensSeen, seconds, tokensPerStep() / seconds, optimizer.stepStats(), timings,
                         val, baseline);
-                if (t.saveEvery() > 0 && (step + 1) % t.saveEvery() == 0 || last && (t.saveEvery() > 0 || end < t.steps()))
+                if (t.saveEvery() > 0 && (step + 1) % t.saveEvery() == 0 || last && (t.saveEvery() > 0 || end < t.steps())) {
+                    if (snapshots != null) snapshots.beforeUpdate(); // the checkpoint writer pages offloaded state as the copy reads it
                     state.save(outDir, step + 1, tokensSeen, t.seed(), tokenizer.name(), t.keepCheckpoints());
+                }
+                if (snapshots != null && (step + 1) % cfg.snapshot().every() == 0) snapshots.capture(step + 1, tokensSeen);
+                trainNanos += System.nanoTime() - t0;
             }
+            if (snapshots != null) snapshots.finish();
             report.finishSteps();
             if (Double.isNaN(lastVal) && t.evalEvery() > 0 && start < t.steps()) lastVal = evaluate();
             String sample = "";
@@ -248,12 +266,71 @@ public final class Trainer implements AutoCloseable {
             }
             printMemory();
             if (offloading != null) out.println(offloading.tiers());
+            if (snapshots != null) out.println(snapshots.summary(trainNanos));
             if (pipeline != null) {
                 out.println(pipeline.timeline().summary());
                 out.println(pipeline.timeline().lastStep());
             }
             report.summary();
             return new Result(t.steps(), lastLoss, lastVal, baseline, sample, losses, report.valCurve(), outDir);
+        }
+    }
+
+    /**
+     * The state a resumed run starts from: the newest step in memory (in-memory snapshots) or on
+     * disk (checkpoints), whichever is newer, the same on every rank; null when there is neither.
+     */
+    private Checkpoint.State resume(Path outDir, long seed) {
+        Snapshotter.Restore fromMemory = null;
+        String memoryLost = null;
+        if (snapshots != null) {
+            try {
+                fromMemory = snapshots.restore().orElse(null);
+            } catch (dev.weft.checkpoint.UnrecoverableSnapshotException e) {
+                memoryLost = e.getMessage();
+            } catch (IOException e) {
+                throw new UncheckedIOException("snapshot: restore failed: " + e.getMessage(), e);
+            }
+        }
+        Path ckpt = Checkpoint.latest(outDir);
+        long diskStep = agreedDiskStep(ckpt == null ? -1 : Checkpoint.readState(ckpt).step(), outDir);
+        if (fromMemory != null && fromMemory.state().step() >= diskStep) {
+            out.println(fromMemory.line());
+            return fromMemory.state();
+        }
+        if (memoryLost != null && leader())
+            out.println("snapshot: " + memoryLost + "; falling back to the persistent checkpoint" + (ckpt == null ? " (there is none: starting from step 0)" : " of step " + diskStep));
+        if (ckpt == null) {
+            out.println("weft: --resume given but " + outDir.resolve("checkpoints") + " holds no checkpoint; starting from step 0");
+            return null;
+        }
+        // the memory's step is older than the disk's, or lost: the checkpoint rewrites what the snapshot load wrote
+        Checkpoint.State st = state.restore(ckpt, seed);
+        out.printf("weft: resumed from %s (step %d, %s tokens seen)%n", ckpt, st.step(), st.tokensSeen());
+        return st;
+    }
+
+    /**
+     * The newest checkpoint step every rank sees, checked to be the same everywhere: ranks that
+     * would load different steps would run mismatched collectives, so that is an error naming them.
+     */
+    private long agreedDiskStep(long mine, Path outDir) {
+        if (mesh == null) return mine;
+        ProcessGroup world = mesh.world();
+        float[] steps = new float[world.size()];
+        steps[world.rank()] = mine + 1; // exact as a float up to 2^24 steps
+        try (Tensor t = Tensor.of(steps, steps.length)) {
+            world.allReduce(t, ReduceOp.SUM);
+            float[] all = t.toArray();
+            long first = (long) all[0] - 1;
+            for (int r = 1; r < all.length; r++) {
+                long s = (long) all[r] - 1;
+                if (s != first)
+                    throw new IllegalStateException("ranks found different newest checkpoints under " + outDir.resolve("checkpoints") + ": rank 0 step "
+                            + first + ", rank " + r + " step " + s + " (out_dir not shared between nodes and the nodes' checkpoints out of step?); "
+                            + "resuming them together would mismatch their collectives");
+            }
+            return first;
         }
     }
 
@@ -330,6 +407,7 @@ public final class Trainer implements AutoCloseable {
 
     @Override
     public void close() {
+        if (snapshots != null) snapshots.close();
         layout.close();
         if (offloading != null) offloading.close();
         model.close();

@@ -9,7 +9,9 @@ import dev.weft.parallel.GradientSync;
 import dev.weft.parallel.ProcessGroup;
 import dev.weft.parallel.tensor.TensorParallelSync;
 
+import java.lang.foreign.MemorySegment;
 import java.nio.file.Path;
+import java.util.List;
 import java.util.LinkedHashMap;
 import java.util.Map;
 
@@ -52,6 +54,69 @@ final class TrainingState {
             return load(dir, seed);
         } finally {
             if (offload != null) offload.settle(); // what the loader wrote into offloaded tensors goes back to their tier
+        }
+    }
+
+    /**
+     * This rank's whole state as the files of a checkpoint that holds this rank alone: its weights
+     * and its optimizer state as chunks (a data-parallel replica writes its own copy, so that it
+     * restores without its peers), {@code trainer.yaml} and {@code config.json}. Any number of
+     * ranks' snapshots together are a loadable checkpoint of the run. The bytes go into
+     * {@code buffer}, grown as needed; the snapshot's chunks are slices of it.
+     */
+    dev.weft.checkpoint.Snapshot snapshot(SnapshotBuffer buffer, long step, long tokensSeen, long seed, byte[] configJson) {
+        int rank = mesh == null ? 0 : mesh.world().rank(), ranks = mesh == null ? 1 : mesh.world().size();
+        String mine = String.format("rank-%05d.safetensors", rank);
+        Checkpoint.State st = new Checkpoint.State(step, tokensSeen, seed, optimizer.steps(), optimizer.name());
+        byte[] yaml = Checkpoint.trainerYaml(st, ranks).getBytes(java.nio.charset.StandardCharsets.UTF_8);
+        try (dev.weft.core.Scope s = dev.weft.core.Scope.open(); var ng = dev.weft.core.Autograd.noGrad()) {
+            boolean sharded = shardsWeights();
+            var weights = Chunks.encode(sharded ? heldWeights(true, true) : model.namedParameters(), sharded ? this::weightRange : this::blockRange,
+                    Map.of("weft.step", Long.toString(step)));
+            var state = Chunks.encodeOptimizer(optimizer, placement());
+            MemorySegment all = buffer.reserve(weights.byteSize() + state.byteSize() + yaml.length + configJson.length + 4 * 64); // each file 64-aligned
+            List<dev.weft.checkpoint.Chunk> chunks = new java.util.ArrayList<>();
+            long at = 0;
+            at = SnapshotBuffer.put(chunks, "model/" + mine, all, at, weights.byteSize(), weights::writeTo);
+            at = SnapshotBuffer.put(chunks, "optimizer/" + mine, all, at, state.byteSize(), state::writeTo);
+            at = SnapshotBuffer.put(chunks, "trainer.yaml", all, at, yaml.length, m -> MemorySegment.copy(yaml, 0, m, java.lang.foreign.ValueLayout.JAVA_BYTE, 0, yaml.length));
+            SnapshotBuffer.put(chunks, "config.json", all, at, configJson.length,
+                    m -> MemorySegment.copy(configJson, 0, m, java.lang.foreign.ValueLayout.JAVA_BYTE, 0, configJson.length));
+            var record = new dev.weft.checkpoint.SnapshotRecord(step, tokensSeen, new long[] {seed},
+                    Map.of("optimizer", optimizer.name(), "optimizer_steps", Long.toString(optimizer.steps())));
+            return new dev.weft.checkpoint.Snapshot(record, chunks);
+        } catch (java.io.IOException e) {
+            throw new java.io.UncheckedIOException("cannot lay out the snapshot of step " + step + ": " + e.getMessage(), e);
+        } finally {
+            if (offload != null) offload.settle(); // what the copy paged in from host or disk goes back
+        }
+    }
+
+    /** Restores this rank from its own snapshot, through its files written under {@code scratch} (memory: the store's filesystem). */
+    Checkpoint.State restore(dev.weft.checkpoint.Snapshot snapshot, Path scratch, long seed) {
+        try {
+            Checkpoint.deleteRecursively(scratch);
+            for (dev.weft.checkpoint.Chunk c : snapshot.chunks()) {
+                Path f = scratch.resolve(c.name());
+                java.nio.file.Files.createDirectories(f.getParent());
+                try (var ch = java.nio.channels.FileChannel.open(f, java.nio.file.StandardOpenOption.CREATE_NEW, java.nio.file.StandardOpenOption.WRITE)) {
+                    var b = c.bytes().asByteBuffer();
+                    while (b.hasRemaining()) ch.write(b);
+                }
+            }
+            try {
+                boolean sharded = shardsWeights();
+                Checkpoint.loadWeights(scratch, sharded ? heldWeights(true, true) : model.namedParameters(), sharded ? this::weightRange : this::blockRange);
+                Checkpoint.State st = Checkpoint.loadTraining(scratch, optimizer, placement());
+                if (st.seed() != seed)
+                    throw new IllegalArgumentException("the snapshot was taken with train.seed = " + st.seed() + ", the config says " + seed);
+                return st;
+            } finally {
+                if (offload != null) offload.settle();
+                Checkpoint.deleteRecursively(scratch);
+            }
+        } catch (java.io.IOException e) {
+            throw new java.io.UncheckedIOException("cannot restore the snapshot through " + scratch + ": " + e.getMessage(), e);
         }
     }
 

@@ -76,7 +76,7 @@ public final class RankMain {
             try (ProcessGroup world = transport.connect(env.rank(), endpoints, opTimeout)) {
                 System.out.println("joined: rank " + env.rank() + " of " + env.worldSize() + " (local rank " + env.localRank() + ", node "
                         + env.nodeRank() + ", attempt " + env.restartCount() + ")");
-                try (Trainer trainer = new Trainer(cfg, System.out, new DistributedContext(world, faultInjection(env.rank())))) {
+                try (Trainer trainer = new Trainer(cfg, System.out, new DistributedContext(world, faultInjection(env.rank()), env.localWorldSize()))) {
                     trainer.run(resume);
                 }
                 // the kernel's count (heap, off-heap tensors, code) beside the pool's: what the rank really cost

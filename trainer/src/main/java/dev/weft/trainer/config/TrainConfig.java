@@ -26,7 +26,25 @@ import java.util.Map;
  * examples/tinyshakespeare.yaml for a documented example of every section.
  */
 public record TrainConfig(LlamaConfig model, Data data, Train train, Optim optimizer, Sample sample, Distributed distributed,
-                          Parallel parallel, Offload offload, Path source) {
+                          Parallel parallel, Offload offload, Snapshots snapshot, Path source) {
+
+    /**
+     * In-memory, erasure-coded snapshots ({@code snapshot:}): every {@code every} steps (0: off)
+     * each rank's state is coded RS(k, m) over failure domains ({@code domain}: node or rank) into
+     * the stores under {@code store}; {@code ec} "k+m", or absent for RS(domains - 1, 1) (one lost
+     * domain survives). {@code job} names the run in the stores (default: out_dir's name).
+     */
+    public record Snapshots(int every, int k, int m, String domain, Path store, String job, long budgetBytes) {
+        public boolean enabled() {
+            return every > 0;
+        }
+
+        /** The code for {@code domains} failure domains: as configured, or RS(domains - 1, 1) (RS(1, 0) on one domain). */
+        public int[] code(int domains) {
+            if (k > 0) return new int[] {k, m};
+            return domains == 1 ? new int[] {1, 0} : new int[] {domains - 1, 1};
+        }
+    }
 
     /** Where the tokens come from. */
     public record Data(Path text, String tokenizer, double valFraction, Path cacheDir) {}
@@ -128,7 +146,7 @@ public record TrainConfig(LlamaConfig model, Data data, Train train, Optim optim
      */
     /** The same config with other offload settings (what {@code offload: auto} applies from its plan). */
     public TrainConfig withOffload(Offload o) {
-        return new TrainConfig(model, data, train, optimizer, sample, distributed, parallel, o, source);
+        return new TrainConfig(model, data, train, optimizer, sample, distributed, parallel, o, snapshot, source);
     }
 
     public DeviceMesh.Shape meshShape(int world) {
@@ -293,8 +311,29 @@ public record TrainConfig(LlamaConfig model, Data data, Train train, Optim optim
         }
         par.finish();
         Offload offload = offload(top, root, base, model.layers(), parallel, train);
+        Snapshots snapshot = snapshots(top.section("snapshot"), train);
         top.finish();
-        return new TrainConfig(model, data, train, optim, sample, distributed, parallel, offload, source);
+        return new TrainConfig(model, data, train, optim, sample, distributed, parallel, offload, snapshot, source);
+    }
+
+    private static Snapshots snapshots(ConfigSection sn, Train train) {
+        int every = sn.integer("every", 0, 0, Integer.MAX_VALUE);
+        String ec = sn.string("ec", "");
+        int k = 0, m = 0;
+        if (!ec.isEmpty()) {
+            java.util.regex.Matcher mt = java.util.regex.Pattern.compile("(\\d+)\\+(\\d+)").matcher(ec.strip());
+            if (!mt.matches()) throw sn.error("ec", ec, "k+m, for example \"2+1\" (k data pieces, m parity pieces)");
+            k = Integer.parseInt(mt.group(1));
+            m = Integer.parseInt(mt.group(2));
+            if (k < 1 || k + m > 255) throw sn.error("ec", ec, "k >= 1 and k + m <= 255");
+        }
+        String domain = sn.string("domain", "node", "node", "rank");
+        Path store = Path.of(sn.string("store", dev.weft.checkpoint.SnapshotStore.DEFAULT_ROOT.toString()));
+        String job = sn.string("job", train.outDir().getFileName() == null ? "run" : train.outDir().getFileName().toString());
+        if (!job.matches("[A-Za-z0-9._-]{1,100}")) throw sn.error("job", job, "1-100 characters of A-Z a-z 0-9 . _ - (it names the run in the stores)");
+        long budget = sn.integer("budget_mib", 8192, 1, Integer.MAX_VALUE) * (1L << 20);
+        sn.finish();
+        return new Snapshots(every, k, m, domain, store, job, budget);
     }
 
     private static Offload offload(ConfigSection top, Map<String, Object> root, Path base, int layers, Parallel parallel, Train train) {
