@@ -93,8 +93,11 @@ public final class DistributedSnapshots implements AutoCloseable {
     /** What a restore did: the step, where this rank's pieces came from, and what this rank's domain found damaged. */
     public record Restored(Snapshot snapshot, long step, int localPieces, int fetchedPieces, int rebuiltPieces, List<String> problems) {}
 
-    /** Test-only pauses ({@code -Dweft.snapshot.test.pause=PHASE:MILLIS}, PHASE encode or exchange) that widen a phase for kill tests. */
-    private static final String[] PAUSE = System.getProperty("weft.snapshot.test.pause", ":0").split(":");
+    /**
+     * Test-only: {@code WEFT_TEST_SNAPSHOT_PAUSE=PHASE:STEP:MILLIS} (PHASE copy, encode or exchange)
+     * holds that phase of that step's snapshot on the first attempt, so a kill test can strike in it.
+     */
+    private static final String[] PAUSE = System.getenv().getOrDefault("WEFT_TEST_SNAPSHOT_PAUSE", "::0").split(":");
 
     private final ProcessGroup group;
     private final SnapshotStore store;
@@ -350,12 +353,14 @@ public final class DistributedSnapshots implements AutoCloseable {
             throw new IOException("piece " + piece + " of " + owner(owner) + " step " + step + " changed under the restore in " + store.root());
     }
 
-    private static void pause(String phase, long step) {
-        if (!PAUSE[0].equals(phase)) return;
+    /** The test-only pause of {@code phase} (see {@link #PAUSE}); prints a line a test waits for. */
+    public static void pause(String phase, long step) {
+        if (PAUSE.length != 3 || !PAUSE[0].equals(phase) || !PAUSE[1].equals(Long.toString(step))) return;
+        if (!"0".equals(System.getenv().getOrDefault("WEFT_RESTART_COUNT", "0"))) return;
         System.out.println("snapshot test: pausing in " + phase + " of step " + step);
         System.out.flush();
         try {
-            Thread.sleep(Long.parseLong(PAUSE[1]));
+            Thread.sleep(Long.parseLong(PAUSE[2]));
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
         }

@@ -78,6 +78,7 @@ final class TrainingState {
             List<dev.weft.checkpoint.Chunk> chunks = new java.util.ArrayList<>();
             long at = 0;
             at = SnapshotBuffer.put(chunks, "model/" + mine, all, at, weights.byteSize(), weights::writeTo);
+            dev.weft.checkpoint.DistributedSnapshots.pause("copy", step); // a kill test's moment: weights copied, optimizer state not yet
             at = SnapshotBuffer.put(chunks, "optimizer/" + mine, all, at, state.byteSize(), state::writeTo);
             at = SnapshotBuffer.put(chunks, "trainer.yaml", all, at, yaml.length, m -> MemorySegment.copy(yaml, 0, m, java.lang.foreign.ValueLayout.JAVA_BYTE, 0, yaml.length));
             SnapshotBuffer.put(chunks, "config.json", all, at, configJson.length,
