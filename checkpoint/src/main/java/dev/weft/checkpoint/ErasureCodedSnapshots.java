@@ -183,6 +183,35 @@ public final class ErasureCodedSnapshots {
         CommitRecord c = latestCommit(job, owner).orElseThrow(() -> new UnrecoverableSnapshotException(
                 "no committed snapshot of job '" + job + "' owner '" + owner + "' in any of the " + liveCount() + " reachable of "
                         + domains.size() + " failure domains"));
+        return restore(job, owner, repair, c);
+    }
+
+    /** Restores step {@code step} of (job, owner), which must be committed in a reachable domain. */
+    public Restored restore(String job, String owner, long step) throws IOException {
+        SnapshotStore.checkNames(job, owner);
+        CommitRecord c = null;
+        for (SnapshotStore d : domains) {
+            if (d == null || c != null) continue;
+            Optional<byte[]> r = d.commitRecord(job, step, owner);
+            if (r.isPresent()) c = CommitRecord.decode(r.get());
+        }
+        if (c == null)
+            throw new UnrecoverableSnapshotException("no domain of the " + liveCount() + " reachable holds a commit record of job '" + job + "' owner '" + owner
+                    + "' at step " + step);
+        return restore(job, owner, false, c);
+    }
+
+    /**
+     * The newest step of {@code job} that any reachable domain marked globally committed (every
+     * owner's snapshot of it committed), or -1.
+     */
+    public long newestGloballyCommitted(String job) throws IOException {
+        long best = -1;
+        for (SnapshotStore d : domains) if (d != null) best = Math.max(best, d.globallyCommitted(job).orElse(-1));
+        return best;
+    }
+
+    private Restored restore(String job, String owner, boolean repair, CommitRecord c) throws IOException {
         int n = c.k() + c.m();
         // Explicitly owned (not an automatic arena): with auto arenas, memory is only given back by
         // a GC, and allocation stalls once the direct-memory limit is reached.

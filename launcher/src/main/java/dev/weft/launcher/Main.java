@@ -6,7 +6,7 @@ import picocli.CommandLine.Command;
 /** The {@code weft} command line. Each verb is its own class; this one only lists them. */
 @Command(name = "weft", mixinStandardHelpOptions = true, version = "weft 0.1.0",
         description = "Distributed training for the JVM.",
-        subcommands = {TrainCommand.class, LaunchCommand.class, PlanCommand.class, GenerateCommand.class, PrepareCommand.class, ExportCommand.class, BenchCommand.class,
+        subcommands = {TrainCommand.class, LaunchCommand.class, PlanCommand.class, GenerateCommand.class, PrepareCommand.class, ExportCommand.class, BenchCommand.class, CheckpointCommand.class,
                 dev.weft.launcher.snapshot.SnapshotCommand.class, CommandLine.HelpCommand.class})
 public final class Main implements Runnable {
     @CommandLine.Spec

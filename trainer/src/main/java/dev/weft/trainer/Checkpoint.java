@@ -124,6 +124,29 @@ public final class Checkpoint {
         return new Yaml(opts).dump(y);
     }
 
+    /** Every chunk of checkpoint {@code dir} (its model and optimizer files), each read and checked against its stored CRC32C. */
+    public static List<Chunks.Check> verify(Path dir) {
+        List<Chunks.Check> out = new ArrayList<>();
+        for (String part : List.of("model", "optimizer")) {
+            if (!Files.isDirectory(dir.resolve(part)) && !Files.exists(dir.resolve(part + ".safetensors"))) continue;
+            for (Path f : Chunks.files(dir, part)) out.addAll(Chunks.verify(f));
+        }
+        if (out.isEmpty()) throw new IllegalArgumentException(dir + " holds no model or optimizer files: not a weft checkpoint");
+        return out;
+    }
+
+    /** The step directories under {@code outDir}/checkpoints (or under {@code dir} itself when it is a checkpoints directory), oldest first. */
+    public static List<Path> all(Path dir) {
+        Path root = Files.isDirectory(dir.resolve("checkpoints")) ? dir.resolve("checkpoints") : dir;
+        try (Stream<Path> s = Files.list(root)) {
+            return s.filter(p -> Files.isDirectory(p) && p.getFileName().toString().matches("step-\\d{8}")).sorted().toList();
+        } catch (java.nio.file.NoSuchFileException e) {
+            throw new IllegalArgumentException("no such directory: " + root);
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot list " + root + ": " + e.getMessage(), e);
+        }
+    }
+
     /** The newest complete checkpoint under {@code outDir}, or null when there is none. */
     public static Path latest(Path outDir) {
         Path root = outDir.resolve("checkpoints");

@@ -277,6 +277,28 @@ public final class Chunks {
         return total;
     }
 
+    /** One chunk's check: where it lies in its whole, and its CRC32C as stored and as read (stored null: the file carries none). */
+    public record Check(Path file, String name, String range, String stored, String actual) {
+        public boolean ok() {
+            return stored == null || stored.equals(actual);
+        }
+    }
+
+    /** Reads every tensor of {@code file} and checks it against the CRC32C its chunk entry stores. */
+    static List<Check> verify(Path file) {
+        List<Check> out = new ArrayList<>();
+        try (SafetensorsFile sf = open(file); Scope s = Scope.open()) {
+            for (String n : sf.names()) {
+                String m = sf.metadata().get(CHUNK + n);
+                Chunk c = m == null ? null : parse(file, n, m);
+                String range = c == null ? "whole " + shape(sf.shape(n))
+                        : "[" + c.range().offset() + ", " + (c.range().offset() + c.range().length()) + ") of " + shape(c.range().shape()) + c.range().box().replace(";box=", " block ");
+                out.add(new Check(file, n, range, c == null ? null : c.crc(), Integer.toHexString(crc(sf.load(n).data()))));
+            }
+        }
+        return out;
+    }
+
     /** The chunk files of {@code part} ("optimizer", "model") in a checkpoint: PART/rank-*.safetensors, or a single PART.safetensors. */
     static List<Path> files(Path dir, String part) {
         Path chunks = dir.resolve(part);

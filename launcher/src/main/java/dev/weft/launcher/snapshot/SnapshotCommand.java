@@ -9,6 +9,7 @@ import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
 import java.io.PrintWriter;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.LinkedHashSet;
@@ -79,13 +80,25 @@ public final class SnapshotCommand implements Runnable {
         }
     }
 
+    /** One line per job: the newest step a restart would restore (every rank's snapshot of it committed). */
+    static void globals(PrintWriter out, ErasureCodedSnapshots ec, List<SnapshotStatus> all) throws java.io.IOException {
+        for (String job : new java.util.TreeSet<>(all.stream().map(SnapshotStatus::job).toList())) {
+            long g = ec.newestGloballyCommitted(job);
+            out.println("job " + job + ": " + (g < 0 ? "no step committed by every rank (written by weft snapshot tools, or never finished)"
+                    : "newest step committed by every rank: " + g + " (what a restart restores)"));
+        }
+    }
+
     @Command(name = "ls", mixinStandardHelpOptions = true, description = "List committed and partial snapshots (index only, no checksums).")
     static final class Ls extends Base {
         @Override
         public Integer call() throws Exception {
             List<SnapshotStore> stores = open();
             try {
-                report(ErasureCodedSnapshots.forReading(stores).survey(false));
+                ErasureCodedSnapshots ec = ErasureCodedSnapshots.forReading(stores);
+                List<SnapshotStatus> all = ec.survey(false);
+                report(all);
+                globals(out(), ec, all);
                 return 0;
             } finally {
                 close(stores);
@@ -116,12 +129,15 @@ public final class SnapshotCommand implements Runnable {
         @Option(names = "--job", description = "Only this job.") String job;
         @Option(names = "--owner", description = "Only this owner (rank).") String owner;
         @Option(names = "--repair", description = "Write rebuilt pieces back to their domains.") boolean repair;
+        @Option(names = "--out", paramLabel = "DIR", description = "Write the newest step every rank committed as a persistent checkpoint: "
+                + "DIR/checkpoints/step-N (loadable by weft generate, export, and weft train --set train.out_dir=DIR --resume).") Path outDir;
 
         @Override
         public Integer call() throws Exception {
             List<SnapshotStore> stores = open();
             try {
                 ErasureCodedSnapshots ec = ErasureCodedSnapshots.forReading(stores);
+                if (outDir != null) return writeCheckpoint(ec);
                 LinkedHashSet<List<String>> targets = new LinkedHashSet<>();
                 for (SnapshotStatus s : ec.survey(false))
                     if (s.committed() && (job == null || job.equals(s.job())) && (owner == null || owner.equals(s.owner())))
@@ -150,6 +166,49 @@ public final class SnapshotCommand implements Runnable {
             } finally {
                 close(stores);
             }
+        }
+
+        /**
+         * Every rank's snapshot of the job's newest globally committed step, written out: each
+         * snapshot holds its rank's files of a checkpoint (model/rank-N, optimizer/rank-N,
+         * trainer.yaml, config.json), so together they are one.
+         */
+        private int writeCheckpoint(ErasureCodedSnapshots ec) throws Exception {
+            List<SnapshotStatus> all = ec.survey(false);
+            List<String> jobs = all.stream().map(SnapshotStatus::job).distinct().filter(j -> job == null || j.equals(job)).toList();
+            if (jobs.size() != 1)
+                throw new IllegalArgumentException(jobs.isEmpty() ? "no snapshots" + (job == null ? "" : " of job '" + job + "'") + " in " + dirs.size() + " domain(s)"
+                        : "the stores hold several jobs " + jobs + ": choose one with --job");
+            String j = jobs.getFirst();
+            long step = ec.newestGloballyCommitted(j);
+            if (step < 0) throw new IllegalArgumentException("job '" + j + "' has no step that every rank committed; nothing to restore");
+            List<String> owners = all.stream().filter(st -> st.job().equals(j) && st.step() == step && st.committed()).map(SnapshotStatus::owner).sorted().toList();
+            String name = String.format("step-%08d", step);
+            Path root = outDir.resolve("checkpoints"), tmp = root.resolve(name + ".tmp"), dest = root.resolve(name);
+            if (Files.exists(dest)) throw new IllegalArgumentException(dest + " exists; choose another --out");
+            Files.createDirectories(tmp);
+            long bytes = 0;
+            for (String o : owners) {
+                try (var r = ec.restore(j, o, step)) {
+                    for (var c : r.snapshot().chunks()) {
+                        Path f = tmp.resolve(c.name()).normalize();
+                        if (!f.startsWith(tmp)) throw new IllegalArgumentException("snapshot of " + o + " names a file outside the checkpoint: " + c.name());
+                        Files.createDirectories(f.getParent());
+                        try (var ch = java.nio.channels.FileChannel.open(f, java.nio.file.StandardOpenOption.CREATE, java.nio.file.StandardOpenOption.TRUNCATE_EXISTING,
+                                java.nio.file.StandardOpenOption.WRITE)) {
+                            var b = c.bytes().asByteBuffer();
+                            while (b.hasRemaining()) ch.write(b);
+                        }
+                        bytes += c.bytes().byteSize();
+                    }
+                    out().println(j + " / " + o + ": step " + step + (r.rebuiltPieces().length == 0 ? "" : ", rebuilt pieces " + java.util.Arrays.toString(r.rebuiltPieces())));
+                }
+            }
+            Files.move(tmp, dest, java.nio.file.StandardCopyOption.ATOMIC_MOVE);
+            Files.writeString(root.resolve("latest"), name + "\n");
+            out().println("wrote " + dest + ": step " + step + " of job " + j + ", " + owners.size() + " rank(s), " + dev.weft.core.Bytes.human(bytes)
+                    + "; resume with weft train|launch CONFIG --set train.out_dir=" + outDir + " --resume");
+            return 0;
         }
     }
 }
