@@ -47,15 +47,16 @@ public final class Checkpoint {
 
     /**
      * The ranks that write one checkpoint together: each writes its own optimizer chunks (unless its
-     * state replicates another rank's, as under DDP), rank 0 the config and trainer state, and
+     * state replicates another rank's, as under DDP), the leader (rank 0; on every node, when the
+     * nodes share no filesystem, the node's first rank) the config and trainer state, and
      * {@code barrier} holds them together around it. {@code weights} are the weights this rank
      * writes as chunks, placed by {@code weightRange}; null: rank 0 writes model.safetensors whole.
      */
-    public record Writers(int rank, int count, Runnable barrier, boolean writesOptimizer, Chunks.Placement placement,
+    public record Writers(int rank, int count, boolean leader, Runnable barrier, boolean writesOptimizer, Chunks.Placement placement,
                           Map<String, Tensor> weights, java.util.function.Function<String, Chunks.Range> weightRange) {
         /** One process, holding everything. */
         public static Writers single(Map<String, Tensor> parameters) {
-            return new Writers(0, 1, () -> {}, true, new Chunks.Placement() {
+            return new Writers(0, 1, true, () -> {}, true, new Chunks.Placement() {
                 @Override public long[] shardOf(String name) { return null; }
                 @Override public dev.weft.core.nn.Placement box(String name) { return dev.weft.core.nn.Placement.replicated(parameters.get(name).shape()); }
             }, null, null);
@@ -72,7 +73,7 @@ public final class Checkpoint {
         String name = String.format("step-%08d", state.step());
         Path tmp = root.resolve(name + ".tmp");
         Path dir = root.resolve(name);
-        boolean leader = writers.rank() == 0;
+        boolean leader = writers.leader();
         try {
             if (leader) {
                 Files.createDirectories(root);

@@ -202,6 +202,12 @@ public final class Trainer implements AutoCloseable {
         } catch (IOException e) {
             throw new UncheckedIOException("cannot create output directory " + outDir + ": " + e.getMessage(), e);
         }
+        if (mesh != null && dist.ranksPerNode() < dist.size()) {
+            boolean shared = SharedDirectory.probe(outDir, mesh.world(), dist.ranksPerNode());
+            state.outDirPerNode(dist.ranksPerNode(), shared);
+            if (leader()) out.println("checkpoints: " + (shared ? "one copy in the shared " + outDir
+                    : "each node writes its own ranks' state to its own " + outDir + " (the nodes share no filesystem)"));
+        }
         if (resume) {
             Checkpoint.State st = resume(outDir, t.seed());
             if (st != null) {

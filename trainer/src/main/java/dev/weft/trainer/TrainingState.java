@@ -158,23 +158,51 @@ final class TrainingState {
         return Chunks.Range.of(model.namedPlacements().get(name), 0, model.namedParameters().get(name).numel());
     }
 
-    /** The ranks that write a checkpoint together, and where each one's optimizer state and weights lie. */
+    /**
+     * The ranks that write a checkpoint together, and where each one's optimizer state and weights
+     * lie. With the out_dir on one shared filesystem, each piece of state is written once; with a
+     * directory per node, each node writes everything its own ranks need to resume (the first of
+     * its ranks that holds a replicated piece writes it), so a restart finds it on every node.
+     */
     private Checkpoint.Writers writers() {
         if (mesh == null) return Checkpoint.Writers.single(model.namedParameters());
-        boolean holdsAShare = zero > 0 || mesh.dpIndex() == 0; // DDP ranks hold replicas: one writes
-        // replicated weights are written once: by the first rank of the data-parallel and tensor-parallel groups
-        boolean writesReplicated = mesh.dpIndex() == 0 && mesh.tpIndex() == 0;
         ProcessGroup world = mesh.world();
+        boolean leader = sharedOutDir ? world.rank() == 0 : world.rank() % ranksPerNode == 0;
+        // a replica (the same coordinates but dp; and but tp, for what tensor-parallel peers also share) writes once, or once per node
+        boolean firstReplica = sharedOutDir ? mesh.dpIndex() == 0 : firstOnNode(true);
+        boolean writesReplicated = sharedOutDir ? mesh.dpIndex() == 0 && mesh.tpIndex() == 0 : firstOnNode(false);
+        boolean holdsAShare = zero > 0 || firstReplica; // DDP ranks hold replicas: one writes
         if (shardsWeights())
-            return new Checkpoint.Writers(world.rank(), world.size(), world::barrier, true, placement(), heldWeights(writesReplicated, mesh.dpIndex() == 0),
+            return new Checkpoint.Writers(world.rank(), world.size(), leader, world::barrier, true, placement(), heldWeights(writesReplicated, firstReplica),
                     this::weightRange);
-        if (!splitsWeights()) return new Checkpoint.Writers(world.rank(), world.size(), world::barrier, holdsAShare, placement(), null, null);
+        if (!splitsWeights()) return new Checkpoint.Writers(world.rank(), world.size(), leader, world::barrier, holdsAShare, placement(), null, null);
         Map<String, Tensor> held = new LinkedHashMap<>();
-        if (mesh.dpIndex() == 0) model.namedParameters().forEach((name, p) -> {
+        if (firstReplica) model.namedParameters().forEach((name, p) -> {
             if (writesReplicated || !model.namedPlacements().get(name).isReplicated()) held.put(name, p);
         });
-        return new Checkpoint.Writers(world.rank(), world.size(), world::barrier, holdsAShare, placement(), held, this::blockRange);
+        return new Checkpoint.Writers(world.rank(), world.size(), leader, world::barrier, holdsAShare, placement(), held, this::blockRange);
     }
+
+    /**
+     * True when no lower rank on this node has this rank's pipeline stage (and, with
+     * {@code sameTp}, its tensor-parallel index): the rank that writes, for this node, what those
+     * ranks hold alike.
+     */
+    private boolean firstOnNode(boolean sameTp) {
+        int r = mesh.world().rank(), tp = mesh.shape().tp(), dp = mesh.shape().dp();
+        for (int q = r / ranksPerNode * ranksPerNode; q < r; q++)
+            if (q / (tp * dp) == mesh.ppIndex() && (!sameTp || q % tp == mesh.tpIndex())) return false;
+        return true;
+    }
+
+    /** How checkpoints are written: once on a shared out_dir, or per node (see {@link #writers()}). */
+    void outDirPerNode(int ranksPerNode, boolean shared) {
+        this.ranksPerNode = ranksPerNode;
+        this.sharedOutDir = shared;
+    }
+
+    private int ranksPerNode = 1;
+    private boolean sharedOutDir = true;
 
     /**
      * Under ZeRO-3, the weights this rank holds: its shards of the sharded parameters, and the
