@@ -91,7 +91,14 @@ public final class DistributedSnapshots implements AutoCloseable {
     }
 
     /** What a restore did: the step, where this rank's pieces came from, and what this rank's domain found damaged. */
-    public record Restored(Snapshot snapshot, long step, int localPieces, int fetchedPieces, int rebuiltPieces, List<String> problems) {}
+    public record Restored(Snapshot snapshot, long step, int localPieces, int fetchedPieces, int rebuiltPieces, List<String> problems, Tensor buffer)
+            implements AutoCloseable {
+        /** Gives back the memory the snapshot's chunks lie in. */
+        @Override
+        public void close() {
+            buffer.close();
+        }
+    }
 
     /**
      * Test-only: {@code WEFT_TEST_SNAPSHOT_PAUSE=PHASE:STEP:MILLIS} (PHASE copy, encode or exchange)
@@ -108,6 +115,14 @@ public final class DistributedSnapshots implements AutoCloseable {
     private final MemoryPool pool = new MemoryPool("snapshot", Long.MAX_VALUE);
     private Tensor mine; // [k + m, pieceLength / 4]: this rank's pieces, reused from step to step
     private final Map<Integer, Tensor> held = new HashMap<>(); // received pieces by (owner * n + piece)
+    private final Thread warm;
+    private final long[] phaseNanos = new long[4]; // encode, exchange, store, commit: summed over saves
+
+    /** Where the saves' time went so far: encode, exchange, store, commit (ms, summed). */
+    public String phases() {
+        return String.format("encode %.0f ms, exchange %.0f ms, store %.0f ms, commit %.0f ms", phaseNanos[0] / 1e6, phaseNanos[1] / 1e6,
+                phaseNanos[2] / 1e6, phaseNanos[3] / 1e6);
+    }
 
     /**
      * Opens this rank's domain's store under {@code root} (directory {@code root/NAME}, NAME from
@@ -130,7 +145,39 @@ public final class DistributedSnapshots implements AutoCloseable {
         this.rank = group.rank();
         this.world = group.size();
         this.codec = ReedSolomon.of(k, m);
+        this.warm = Thread.ofPlatform().daemon().name("weft-snapshot-warm").start(this::warmCodec);
+        java.nio.file.Files.createDirectories(root);
         this.store = SnapshotStore.open(root.resolve(domains.names()[domains.ofRank()[rank]]), options);
+    }
+
+    /**
+     * Runs the codec on a small stripe until the JIT has compiled it. Cold, the Vector API kernel
+     * runs interpreted at a few MB/s: the first snapshot of a fresh rank JVM took tens of seconds.
+     * Warmed at open, in the background, while the first steps run.
+     */
+    private void warmCodec() {
+        if (m == 0) return;
+        try (java.lang.foreign.Arena a = java.lang.foreign.Arena.ofConfined()) {
+            MemorySegment[] data = new MemorySegment[k], parity = new MemorySegment[m];
+            for (int i = 0; i < k; i++) data[i] = a.allocate(4096, 64);
+            for (int i = 0; i < m; i++) parity[i] = a.allocate(4096, 64);
+            for (int r = 0; r < 1500; r++) codec.encode(data, parity);
+            MemorySegment[] all = new MemorySegment[k + m];
+            System.arraycopy(data, 0, all, 0, k);
+            System.arraycopy(parity, 0, all, k, m);
+            boolean[] present = new boolean[k + m];
+            java.util.Arrays.fill(present, true);
+            present[0] = false;
+            for (int r = 0; r < 200; r++) codec.reconstruct(all, present);
+        }
+    }
+
+    private void awaitWarm() {
+        try {
+            warm.join();
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
     }
 
     public static String owner(int rank) {
@@ -165,8 +212,10 @@ public final class DistributedSnapshots implements AutoCloseable {
      * once the step is committed on every rank. Every rank calls it for the same steps, in order.
      */
     public void save(Snapshot snapshot) throws IOException {
+        awaitWarm();
         int n = n();
         long step = snapshot.step();
+        long t0 = System.nanoTime();
         byte[] header = SnapshotFormat.header(snapshot);
         long payload = SnapshotFormat.payloadSize(snapshot, header);
         long pieceLength = SnapshotFormat.align((payload + k - 1) / k);
@@ -180,6 +229,8 @@ public final class DistributedSnapshots implements AutoCloseable {
         for (int i = 0; i < n; i++) pieces[i] = all.asSlice(i * pieceLength, pieceLength);
         codec.encode(Arrays.copyOf(pieces, k), Arrays.copyOfRange(pieces, k, n));
         pause("encode", step);
+        long t1 = System.nanoTime();
+        phaseNanos[0] += t1 - t0;
 
         // [pieceLength, payload, crc 0 .. n-1] of every rank
         long[] mineRow = new long[2 + n];
@@ -203,6 +254,8 @@ public final class DistributedSnapshots implements AutoCloseable {
         }
         pause("exchange", step);
         for (Work w : transfers) w.await();
+        long t2 = System.nanoTime();
+        phaseNanos[1] += t2 - t1;
 
         for (int[] oi : mineToStore) {
             int o = oi[0], i = oi[1];
@@ -213,6 +266,8 @@ public final class DistributedSnapshots implements AutoCloseable {
                         + Integer.toHexString(crc) + ", sent as " + Long.toHexString(table[o][2 + i]) + ")");
         }
         group.barrier(); // every piece of every owner is stored: acknowledged
+        long t3 = System.nanoTime();
+        phaseNanos[2] += t3 - t2;
 
         for (int[] oi : mineToStore) {
             int o = oi[0], i = oi[1];
@@ -226,6 +281,7 @@ public final class DistributedSnapshots implements AutoCloseable {
         }
         group.barrier(); // every commit record is written
         if (domains.ranksOf(domains.ofRank()[rank])[0] == rank) store.markGloballyCommitted(job, step);
+        phaseNanos[3] += System.nanoTime() - t3;
     }
 
     private Tensor received(int owner, int piece, long pieceLength) {
@@ -246,37 +302,53 @@ public final class DistributedSnapshots implements AutoCloseable {
 
     /**
      * Restores this rank's snapshot of the newest globally committed step any surviving domain
-     * knows (collective); empty when no domain knows one.
+     * knows (collective); empty when no domain knows one. Close the result when its chunks have
+     * been used: they are slices of its buffer.
      */
     public Optional<Restored> restore() throws IOException {
+        awaitWarm();
         int n = n();
         long step = -1;
         for (long[] row : IntExchange.allGather(group, new long[] {newestLocal()})) step = Math.max(step, row[0]);
         if (step < 0) return Optional.empty();
 
-        // what this rank's domain holds of step: for each (owner, piece) it stores, 1 + whether intact; and each owner's lengths
+        // each holder reads what its domain holds of step once, CRC-checked: the intact pieces are then sent or used from memory
         long[] report = new long[world * (n + 2)];
         List<String> problems = new ArrayList<>();
-        for (int o = 0; o < world; o++) {
-            for (int i = 0; i < n; i++) {
-                if (holder(o, i) != rank) continue;
-                SnapshotStore.PieceState st = store.verifyPiece(job, step, owner(o), i);
-                report[o * (n + 2) + i] = st == SnapshotStore.PieceState.OK ? 1 : 0;
-                if (st == SnapshotStore.PieceState.CORRUPT)
-                    problems.add("piece " + i + " of " + owner(o) + " on " + domains.names()[domainOf(o, i)] + " is corrupt (CRC32C mismatch)");
-            }
-            Optional<byte[]> record = store.commitRecord(job, step, owner(o));
-            if (record.isPresent()) {
+        Map<Integer, Tensor> intact = new HashMap<>();
+        try {
+            for (int o = 0; o < world; o++) {
+                Optional<byte[]> record = store.commitRecord(job, step, owner(o));
+                if (record.isEmpty()) continue;
                 CommitRecord c = CommitRecord.decode(record.get());
                 report[o * (n + 2) + n] = c.pieceLength();
                 report[o * (n + 2) + n + 1] = c.payloadLength();
+                for (int i = 0; i < n; i++) {
+                    if (holder(o, i) != rank) continue;
+                    Tensor t = Tensor.allocate(pool, DType.F32, "snapshot restore", Math.toIntExact(c.pieceLength() / 4));
+                    SnapshotStore.PieceState st = store.readPiece(job, step, owner(o), i, t.data());
+                    if (st == SnapshotStore.PieceState.OK) {
+                        intact.put(tag(o, i, n), t);
+                        report[o * (n + 2) + i] = 1;
+                    } else {
+                        t.close();
+                        if (st == SnapshotStore.PieceState.CORRUPT)
+                            problems.add("piece " + i + " of " + owner(o) + " on " + domains.names()[domainOf(o, i)] + " is corrupt (CRC32C mismatch)");
+                    }
+                }
             }
+            long[][] all = IntExchange.allGather(group, report);
+            long[] known = new long[report.length];
+            for (long[] row : all) for (int j = 0; j < row.length; j++) known[j] = Math.max(known[j], row[j]);
+            return Optional.of(collect(step, known, intact, problems));
+        } finally {
+            for (Tensor t : intact.values()) t.close();
         }
-        long[][] all = IntExchange.allGather(group, report);
-        long[] known = new long[report.length];
-        for (long[] row : all) for (int j = 0; j < row.length; j++) known[j] = Math.max(known[j], row[j]);
+    }
 
-        // every rank plans every owner's collection alike
+    /** Every owner takes k intact pieces (its own first, then data before parity), rebuilds what is missing and parses its payload. */
+    private Restored collect(long step, long[] known, Map<Integer, Tensor> intact, List<String> problems) throws IOException {
+        int n = n();
         int[][] chosen = new int[world][];
         List<String> lost = new ArrayList<>();
         for (int o = 0; o < world; o++) {
@@ -296,46 +368,34 @@ public final class DistributedSnapshots implements AutoCloseable {
             MemorySegment[] pieces = new MemorySegment[n];
             for (int i = 0; i < n; i++) pieces[i] = buffer.data().asSlice(i * pieceLength, pieceLength);
             List<Work> transfers = new ArrayList<>();
-            List<Tensor> outgoing = new ArrayList<>();
             int local = 0, fetched = 0;
             for (int o = 0; o < world; o++) {
                 for (int i : chosen[o]) {
                     int h = holder(o, i);
-                    if (h != rank && o != rank) continue;
                     if (h == rank && o == rank) {
-                        readOrFail(step, o, i, pieces[i]);
+                        MemorySegment.copy(intact.get(tag(o, i, n)).data(), 0, pieces[i], 0, pieceLength);
                         local++;
                     } else if (h == rank) {
-                        Tensor t = Tensor.allocate(pool, DType.F32, "snapshot restore", Math.toIntExact(known[o * (n + 2) + n] / 4));
-                        outgoing.add(t);
-                        readOrFail(step, o, i, t.data());
-                        transfers.add(group.sendAsync(t, o, tag(o, i, n)));
-                    } else {
+                        transfers.add(group.sendAsync(intact.get(tag(o, i, n)), o, tag(o, i, n)));
+                    } else if (o == rank) {
                         transfers.add(group.recvAsync(buffer.narrow(0, i, 1), h, tag(o, i, n)));
                         fetched++;
                     }
                 }
             }
-            try {
-                for (Work w : transfers) w.await();
-            } finally {
-                for (Tensor t : outgoing) t.close();
-            }
+            for (Work w : transfers) w.await();
             boolean[] present = new boolean[n];
             for (int i : chosen[rank]) present[i] = true;
-            int[] rebuilt = new int[0];
             boolean dataWhole = true;
             for (int i = 0; i < k; i++) dataWhole &= present[i];
-            if (!dataWhole) rebuilt = codec.reconstruct(pieces, present);
+            int[] rebuilt = dataWhole ? new int[0] : codec.reconstruct(pieces, present);
             int rebuiltData = (int) Arrays.stream(rebuilt).filter(i -> i < k).count();
-            // the payload is copied out of the restore buffer: the snapshot's chunks outlive it
-            MemorySegment copy = java.lang.foreign.Arena.ofAuto().allocate(Math.max(1, payload), 64);
-            MemorySegment.copy(buffer.data(), 0, copy, 0, payload);
-            Snapshot s = SnapshotFormat.read(copy.asSlice(0, payload));
+            Snapshot s = SnapshotFormat.read(buffer.data().asSlice(0, payload));
             if (s.step() != step) throw new IOException("restored payload of " + owner(rank) + " says step " + s.step() + ", its commit record " + step);
-            return Optional.of(new Restored(s, step, local, fetched, rebuiltData, problems));
-        } finally {
+            return new Restored(s, step, local, fetched, rebuiltData, problems, buffer);
+        } catch (IOException | RuntimeException e) {
             buffer.close();
+            throw e;
         }
     }
 
@@ -346,11 +406,6 @@ public final class DistributedSnapshots implements AutoCloseable {
     public void discardAfter(long step) throws IOException {
         if (domains.ranksOf(domains.ofRank()[rank])[0] == rank) store.discardAfter(job, step);
         group.barrier();
-    }
-
-    private void readOrFail(long step, int owner, int piece, MemorySegment dst) throws IOException {
-        if (store.readPiece(job, step, owner(owner), piece, dst) != SnapshotStore.PieceState.OK)
-            throw new IOException("piece " + piece + " of " + owner(owner) + " step " + step + " changed under the restore in " + store.root());
     }
 
     /** The test-only pause of {@code phase} (see {@link #PAUSE}); prints a line a test waits for. */

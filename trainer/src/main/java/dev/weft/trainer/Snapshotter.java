@@ -159,7 +159,8 @@ final class Snapshotter implements AutoCloseable {
         double perStep = f.count() == 0 ? 0 : f.stallNanos() / 1e6 / f.count();
         return String.format("snapshot: %d taken, newest committed step %d, %s each; stall %.2f ms per snapshot (%.2f%% of training time); coded, shipped and committed at %.1f MB/s",
                 f.count(), f.committed(), Bytes.human(f.count() == 0 ? 0 : f.bytes() / Math.max(1, f.count())), perStep,
-                trainNanos == 0 ? 0 : 100.0 * f.stallNanos() / trainNanos, f.saveNanos() == 0 ? 0 : f.bytes() / (f.saveNanos() / 1e9) / 1e6);
+                trainNanos == 0 ? 0 : 100.0 * f.stallNanos() / trainNanos, f.saveNanos() == 0 ? 0 : f.bytes() / (f.saveNanos() / 1e9) / 1e6)
+                + " (" + snapshots.phases() + ")";
     }
 
     /**
@@ -171,8 +172,10 @@ final class Snapshotter implements AutoCloseable {
         long t0 = System.nanoTime();
         Optional<DistributedSnapshots.Restored> r = snapshots.restore();
         if (r.isEmpty()) return Optional.empty();
-        Checkpoint.State st = state.restore(r.get().snapshot(), scratch, seed);
-        return Optional.of(new Restore(st, r.get(), System.nanoTime() - t0));
+        try (DistributedSnapshots.Restored pieces = r.get()) {
+            Checkpoint.State st = state.restore(pieces.snapshot(), scratch, seed);
+            return Optional.of(new Restore(st, pieces, System.nanoTime() - t0));
+        }
     }
 
     /** A restore from memory: the trainer state, what the pieces took, and how long it took. */

@@ -311,8 +311,9 @@ public final class Trainer implements AutoCloseable {
             return null;
         }
         // the memory's step is older than the disk's, or lost: the checkpoint rewrites what the snapshot load wrote
+        long t0 = System.nanoTime();
         Checkpoint.State st = state.restore(ckpt, seed);
-        out.printf("weft: resumed from %s (step %d, %s tokens seen)%n", ckpt, st.step(), st.tokensSeen());
+        out.printf("weft: resumed from %s (step %d, %s tokens seen) in %.0f ms%n", ckpt, st.step(), st.tokensSeen(), (System.nanoTime() - t0) / 1e6);
         return st;
     }
 
