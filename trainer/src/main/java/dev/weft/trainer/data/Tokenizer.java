@@ -1,6 +1,8 @@
 package dev.weft.trainer.data;
 
+import java.nio.file.Path;
 import java.util.List;
+import java.util.Optional;
 
 /**
  * Turns text into token ids and back. Implementations are immutable and thread-safe.
@@ -13,12 +15,18 @@ import java.util.List;
  *       byte, which ordinary text does not contain; a NUL inside the text is indistinguishable
  *       from a document boundary.</li>
  * </ul>
+ * Any other name is the path of a Hugging Face {@code tokenizer.json} (or of a directory holding
+ * one), whose vocabulary and end-of-text token come from the file; its {@link #name()} is
+ * {@code hf:sha256:} and the file's SHA-256.
  */
 public interface Tokenizer {
     /** The names {@link #byName(String)} accepts. */
     List<String> NAMES = List.of(Gpt2Tokenizer.NAME, ByteTokenizer.NAME);
 
-    /** Token ids of {@code text}. Special-token spellings such as "<|endoftext|>" are encoded as plain text. */
+    /**
+     * Token ids of {@code text}. The built-in tokenizers encode special-token spellings such as
+     * "<|endoftext|>" as plain text; a tokenizer.json matches its added tokens as its library does.
+     */
     int[] encode(String text);
 
     /**
@@ -33,17 +41,52 @@ public interface Tokenizer {
     /** The id that separates documents. */
     int endOfText();
 
-    /** The name {@link #byName(String)} knows this tokenizer by; stored in token shards. */
+    /**
+     * The tokenizer's identity, stored in token shards, meta.yaml and checkpoints: a built-in's name,
+     * or {@code hf:sha256:HEX} for a tokenizer.json.
+     */
     String name();
 
-    /** The tokenizer called {@code name}: one of {@link #NAMES}. */
+    /** The file this tokenizer was loaded from, where it has one; it travels with checkpoints and exports. */
+    default Optional<Path> file() {
+        return Optional.empty();
+    }
+
+    /** Whether {@code name} is the identity of a tokenizer.json rather than a built-in name. */
+    static boolean isFileIdentity(String name) {
+        return name != null && name.startsWith(HfTokenizer.PREFIX);
+    }
+
+    /** The SHA-256 identity ({@code hf:sha256:HEX}) of the tokenizer.json bytes {@code bytes}. */
+    static String fileIdentity(byte[] bytes) {
+        return HfTokenizer.PREFIX + HfTokenizer.sha256(bytes);
+    }
+
+    /**
+     * The tokenizer called {@code name}: one of {@link #NAMES}, or the path of a tokenizer.json
+     * (or of a directory holding one). A bad path or file is an {@link IllegalArgumentException}
+     * naming it.
+     */
     static Tokenizer byName(String name) {
-        if (name == null) throw new IllegalArgumentException("tokenizer name is null; allowed: " + String.join(", ", NAMES));
+        if (name == null) throw new IllegalArgumentException("tokenizer name is null; allowed: " + allowed());
         return switch (name) {
             case Gpt2Tokenizer.NAME -> Gpt2Tokenizer.INSTANCE;
             case ByteTokenizer.NAME -> ByteTokenizer.INSTANCE;
-            default -> throw new IllegalArgumentException(
-                    "unknown tokenizer '" + name + "'; allowed: " + String.join(", ", NAMES));
+            default -> {
+                if (isFileIdentity(name)) {
+                    throw new IllegalArgumentException("tokenizer '" + name + "' is the identity of a tokenizer.json, not its path;"
+                            + " pass the path of that tokenizer.json");
+                }
+                if (!HfTokenizer.isPath(name) && !java.nio.file.Files.exists(Path.of(name))) {
+                    throw new IllegalArgumentException("unknown tokenizer '" + name + "'; allowed: " + allowed());
+                }
+                yield HfTokenizer.load(Path.of(name));
+            }
         };
+    }
+
+    /** What {@link #byName(String)} accepts, in words for error messages. */
+    static String allowed() {
+        return String.join(", ", NAMES) + " or the path of a tokenizer.json";
     }
 }
