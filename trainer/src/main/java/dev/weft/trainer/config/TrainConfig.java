@@ -14,6 +14,7 @@ import java.nio.file.Path;
 import dev.weft.optimizers.Optimizers;
 import dev.weft.parallel.DeviceMesh;
 import dev.weft.optimizers.ParameterGroups;
+import dev.weft.trainer.data.Tokenizer;
 
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
@@ -228,7 +229,7 @@ public record TrainConfig(LlamaConfig model, Data data, Train train, Optim optim
         ConfigSection d = top.section("data");
         String text = d.string("text", null);
         if (text == null) throw new ConfigException("data.text is required: the path of a UTF-8 text file (or directory of .txt files) to train on");
-        Data data = new Data(base.resolve(text).normalize(), d.string("tokenizer", "byte", "byte", "gpt2"),
+        Data data = new Data(base.resolve(text).normalize(), tokenizer(d.string("tokenizer", "byte"), base),
                 d.number("val_fraction", 0.1, 1e-6, 0.5), base.resolve(d.string("cache_dir", "../runs/data-cache")).normalize());
         d.finish();
 
@@ -390,5 +391,14 @@ public record TrainConfig(LlamaConfig model, Data data, Train train, Optim optim
             out.put(String.valueOf(e.getKey()), v instanceof Map<?, ?> mm ? deepCopy(mm) : v);
         }
         return out;
+    }
+
+    /** A built-in tokenizer's name as it is, or the path of a tokenizer.json resolved against the config's folder. */
+    private static String tokenizer(String value, Path base) {
+        if (Tokenizer.NAMES.contains(value)) return value;
+        if (!value.endsWith(".json") && !value.contains("/") && !java.nio.file.Files.isDirectory(base.resolve(value)))
+            throw new ConfigException("data.tokenizer: '" + value + "' is not byte, gpt2"
+                    + " nor the path of a tokenizer.json (or of a directory holding one)");
+        return base.resolve(value).normalize().toString();
     }
 }

@@ -30,6 +30,8 @@ import java.util.Map;
  */
 final class HfTokenizer implements Tokenizer {
     static final String PREFIX = "hf:sha256:";
+    static final String FILE = "tokenizer.json";
+    static final String CONFIG_FILE = "tokenizer_config.json";
     /** Spellings of the document separator in common tokenizer.json files, in order of preference. */
     private static final List<String> END_OF_TEXT = List.of("<|endoftext|>", "<|end_of_text|>", "</s>", "<eos>", "<|im_end|>", "<|eot_id|>");
 
@@ -39,14 +41,21 @@ final class HfTokenizer implements Tokenizer {
         if (System.getProperty("ai.djl.offline") == null) System.setProperty("ai.djl.offline", "true");
     }
 
+    /** Tokenizers loaded in this process by identity: one native tokenizer per file, and the bytes a checkpoint copies. */
+    private static final java.util.concurrent.ConcurrentHashMap<String, HfTokenizer> LOADED = new java.util.concurrent.ConcurrentHashMap<>();
+
     private final Path file;
+    private final byte[] json;
+    private final byte[] config;
     private final String name;
     private final HuggingFaceTokenizer tokenizer;
     private final int vocabSize;
     private final int endOfText;
 
-    private HfTokenizer(Path file, String name, HuggingFaceTokenizer tokenizer, int vocabSize, int endOfText) {
+    private HfTokenizer(Path file, byte[] json, byte[] config, String name, HuggingFaceTokenizer tokenizer, int vocabSize, int endOfText) {
         this.file = file;
+        this.json = json;
+        this.config = config;
         this.name = name;
         this.tokenizer = tokenizer;
         this.vocabSize = vocabSize;
@@ -60,7 +69,7 @@ final class HfTokenizer implements Tokenizer {
 
     /** Loads {@code path}: a tokenizer.json, or a directory holding one. */
     static HfTokenizer load(Path path) {
-        Path file = Files.isDirectory(path) ? path.resolve("tokenizer.json") : path;
+        Path file = Files.isDirectory(path) ? path.resolve(FILE) : path;
         byte[] bytes;
         try {
             bytes = Files.readAllBytes(file);
@@ -78,9 +87,14 @@ final class HfTokenizer implements Tokenizer {
         } catch (IOException e) {
             throw new IllegalArgumentException("cannot read tokenizer " + file + ": " + e);
         }
+        String name = PREFIX + sha256(bytes);
+        HfTokenizer known = LOADED.get(name);
+        if (known != null && known.file.equals(file)) return known;
         if (json == null || !json.isObject() || !json.path("model").isObject()) throw malformed(file, "it has no \"model\" object");
         int vocab = vocabSize(json, file);
-        int eot = endOfText(json, file);
+        Path configFile = file.resolveSibling(CONFIG_FILE);
+        byte[] config = readConfig(configFile);
+        int eot = endOfText(json, file, config);
         HuggingFaceTokenizer hf;
         try {
             hf = HuggingFaceTokenizer.newInstance(new ByteArrayInputStream(bytes),
@@ -92,7 +106,29 @@ final class HfTokenizer implements Tokenizer {
             }
             throw malformed(file, "the tokenizers library rejects it: " + why);
         }
-        return new HfTokenizer(file, PREFIX + sha256(bytes), hf, vocab, eot);
+        HfTokenizer tok = new HfTokenizer(file, bytes, config, name, hf, vocab, eot);
+        LOADED.putIfAbsent(name, tok);
+        return tok;
+    }
+
+    /** The tokenizer this process loaded with identity {@code name}, or null. */
+    static HfTokenizer loaded(String name) {
+        return LOADED.get(name);
+    }
+
+    @Override
+    public void writeFiles(Path dir) throws IOException {
+        Files.write(dir.resolve(FILE), json);
+        if (config != null) Files.write(dir.resolve(CONFIG_FILE), config);
+    }
+
+    private static byte[] readConfig(Path config) {
+        if (!Files.isRegularFile(config)) return null;
+        try {
+            return Files.readAllBytes(config);
+        } catch (IOException e) {
+            return null; // an unreadable side file only loses the eos_token hint; the known spellings still apply
+        }
     }
 
     private static IllegalArgumentException malformed(Path file, String why) {
@@ -118,12 +154,12 @@ final class HfTokenizer implements Tokenizer {
         return Math.toIntExact(max + 1);
     }
 
-    private static int endOfText(JsonNode json, Path file) {
+    private static int endOfText(JsonNode json, Path file, byte[] config) {
         Map<String, Integer> special = new java.util.LinkedHashMap<>();
         for (JsonNode t : json.path("added_tokens")) {
             if (t.path("special").asBoolean(false) && t.path("id").canConvertToInt()) special.put(t.path("content").asText(), t.path("id").intValue());
         }
-        String configured = configuredEos(file.resolveSibling("tokenizer_config.json"));
+        String configured = configuredEos(config);
         if (configured != null && special.containsKey(configured)) return special.get(configured);
         for (String s : END_OF_TEXT) if (special.containsKey(s)) return special.get(s);
         throw new IllegalArgumentException("tokenizer " + file + " has no end-of-text token: none of its special added tokens "
@@ -131,15 +167,15 @@ final class HfTokenizer implements Tokenizer {
                 + ", and no tokenizer_config.json beside it names an eos_token among them");
     }
 
-    private static String configuredEos(Path config) {
-        if (!Files.isRegularFile(config)) return null;
+    private static String configuredEos(byte[] config) {
+        if (config == null) return null;
         try {
-            JsonNode eos = new ObjectMapper().readTree(config.toFile()).path("eos_token");
+            JsonNode eos = new ObjectMapper().readTree(config).path("eos_token");
             if (eos.isTextual()) return eos.asText();
             if (eos.path("content").isTextual()) return eos.path("content").asText();
             return null;
         } catch (IOException e) {
-            return null; // an unreadable side file only loses the hint; the known spellings still apply
+            return null; // a malformed side file only loses the hint; the known spellings still apply
         }
     }
 

@@ -52,6 +52,47 @@ public interface Tokenizer {
         return Optional.empty();
     }
 
+    /**
+     * Writes the files that define this tokenizer ({@code tokenizer.json}, and the
+     * {@code tokenizer_config.json} it was loaded with) into {@code dir}, so that a checkpoint or an
+     * export carries its tokenizer; nothing for the built-ins, which need no file.
+     */
+    default void writeFiles(Path dir) throws java.io.IOException {}
+
+    /**
+     * Writes into {@code dir} the files of the tokenizer with identity {@code name} (see
+     * {@link #writeFiles}); for an identity that names no tokenizer this process loaded, nothing.
+     */
+    static void writeFiles(String name, Path dir) throws java.io.IOException {
+        HfTokenizer tok = name == null ? null : HfTokenizer.loaded(name);
+        if (tok != null) tok.writeFiles(dir);
+    }
+
+    /**
+     * The tokenizer a model directory (a checkpoint or a Hugging Face export) was trained with:
+     * {@code recorded}, its config.json's {@code weft_tokenizer} (null when it has none), names a
+     * built-in, or a tokenizer.json whose identity the directory's own {@code tokenizer.json} must
+     * have; a directory that records nothing uses its {@code tokenizer.json}. Anything else is an
+     * {@link IllegalArgumentException} that says what to pass instead.
+     */
+    static Tokenizer forModel(Path dir, String recorded) {
+        Path file = dir.resolve(HfTokenizer.FILE);
+        if (recorded == null || recorded.equals("unknown")) {
+            if (java.nio.file.Files.isRegularFile(file)) return HfTokenizer.load(file);
+            throw new IllegalArgumentException(dir.resolve("config.json") + " does not say which tokenizer the model uses and "
+                    + dir + " holds no tokenizer.json; pass --tokenizer " + String.join("|", NAMES) + "|PATH/tokenizer.json");
+        }
+        if (!isFileIdentity(recorded)) return byName(recorded);
+        if (!java.nio.file.Files.isRegularFile(file))
+            throw new IllegalArgumentException(dir + " was trained with tokenizer " + recorded + " but holds no tokenizer.json;"
+                    + " pass --tokenizer PATH/tokenizer.json");
+        HfTokenizer tok = HfTokenizer.load(file);
+        if (!tok.name().equals(recorded))
+            throw new IllegalArgumentException(file + " is " + tok.name() + ", but " + dir + " was trained with " + recorded
+                    + "; pass --tokenizer with the tokenizer.json it was trained with");
+        return tok;
+    }
+
     /** Whether {@code name} is the identity of a tokenizer.json rather than a built-in name. */
     static boolean isFileIdentity(String name) {
         return name != null && name.startsWith(HfTokenizer.PREFIX);
