@@ -88,7 +88,7 @@ public final class Trainer implements AutoCloseable {
         if (tokenizer.vocabSize() > cfg.model().vocab())
             throw new IllegalArgumentException("model.vocab = " + cfg.model().vocab() + " is smaller than the vocabulary of tokenizer '"
                     + tokenizer.name() + "' (" + tokenizer.vocabSize() + "); set model.vocab >= " + tokenizer.vocabSize());
-        PreparedData prepared = Prepare.ensure(cfg.data().text(), cfg.data().cacheDir(), tokenizer, cfg.data().valFraction(), out);
+        PreparedData prepared = Prepare.cached(cfg.data().text(), cfg.data().cacheDir(), tokenizer, cfg.data().valFraction(), out);
         this.trainShard = TokenShard.open(prepared.train());
         this.valShard = TokenShard.open(prepared.val());
         TrainConfig.Train t = cfg.train();
