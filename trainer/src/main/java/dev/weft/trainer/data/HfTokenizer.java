@@ -102,7 +102,9 @@ final class HfTokenizer implements Tokenizer {
         } catch (IOException | RuntimeException e) {
             String why = String.valueOf(e.getMessage()).lines().findFirst().orElse(e.getClass().getSimpleName());
             if (e instanceof ai.djl.engine.EngineException) {
-                throw new IllegalStateException("cannot load the Hugging Face tokenizers native library for " + file + ": " + why, e);
+                // the platform, not the file: the jar carries no native build for it (it is the user's to choose another tokenizer)
+                throw new IllegalArgumentException("cannot load the Hugging Face tokenizers native library for " + file + " on "
+                        + System.getProperty("os.name") + "/" + System.getProperty("os.arch") + ": " + why + "; use byte or gpt2 here", e);
             }
             throw malformed(file, "the tokenizers library rejects it: " + why);
         }
