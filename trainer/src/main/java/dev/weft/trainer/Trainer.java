@@ -204,6 +204,11 @@ public final class Trainer implements AutoCloseable {
                 out.printf("weft: resumed from %s (step %d, %s tokens seen)%n", ckpt, start, tokensSeen);
             }
         }
+        if (start == 0 && cfg.initFrom() != null) { // fine-tuning (model.init_from): weights only, a fresh optimizer
+            Path from = InitFrom.modelDir(cfg.initFrom(), cfg.model());
+            state.initWeights(from);
+            out.println("weft: weights from " + from);
+        }
         double baseline = UnigramBaseline.crossEntropy(trainShard, valShard);
         printHeader(baseline);
 

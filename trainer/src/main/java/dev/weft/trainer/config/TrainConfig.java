@@ -27,7 +27,7 @@ import java.util.Map;
  * examples/tinyshakespeare.yaml for a documented example of every section.
  */
 public record TrainConfig(LlamaConfig model, Data data, Train train, Optim optimizer, Sample sample, Distributed distributed,
-                          Parallel parallel, Offload offload, Path source) {
+                          Parallel parallel, Offload offload, Path source, Path initFrom) {
 
     /** Where the tokens come from. */
     public record Data(Path text, String tokenizer, double valFraction, Path cacheDir) {}
@@ -129,7 +129,7 @@ public record TrainConfig(LlamaConfig model, Data data, Train train, Optim optim
      */
     /** The same config with other offload settings (what {@code offload: auto} applies from its plan). */
     public TrainConfig withOffload(Offload o) {
-        return new TrainConfig(model, data, train, optimizer, sample, distributed, parallel, o, source);
+        return new TrainConfig(model, data, train, optimizer, sample, distributed, parallel, o, source, initFrom);
     }
 
     public DeviceMesh.Shape meshShape(int world) {
@@ -224,6 +224,9 @@ public record TrainConfig(LlamaConfig model, Data data, Train train, Optim optim
         } catch (IllegalArgumentException e) {
             throw new ConfigException(e.getMessage());
         }
+        // fine-tuning: the weights of a weft checkpoint, a run's newest one, or a Hugging Face Llama directory
+        String init = m.string("init_from", null);
+        Path initFrom = init == null ? null : base.resolve(init).normalize();
         m.finish();
 
         ConfigSection d = top.section("data");
@@ -295,7 +298,7 @@ public record TrainConfig(LlamaConfig model, Data data, Train train, Optim optim
         par.finish();
         Offload offload = offload(top, root, base, model.layers(), parallel, train);
         top.finish();
-        return new TrainConfig(model, data, train, optim, sample, distributed, parallel, offload, source);
+        return new TrainConfig(model, data, train, optim, sample, distributed, parallel, offload, source, initFrom);
     }
 
     private static Offload offload(ConfigSection top, Map<String, Object> root, Path base, int layers, Parallel parallel, Train train) {
