@@ -59,6 +59,7 @@ public final class GenerateCommand implements Callable<Integer> {
         int[] out = new Generator(model, seed).generate(ids, tokens, temperature, topK);
         System.out.println(prompt + tokenizer.decode(out));
         // stderr, so that the text on stdout can be piped on as it is
+        System.err.println("tokenizer: " + tokenizer);
         System.err.printf("memory: pool peak live %s, peak reserved %s; %s%n", Bytes.human(MemoryPool.host().peakLiveBytes()),
                 Bytes.human(MemoryPool.host().peakReservedBytes()), ProcessMemory.summary());
         model.close();
