@@ -4,6 +4,7 @@ import dev.weft.core.io.Safetensors;
 import dev.weft.core.model.Llama;
 import dev.weft.trainer.Checkpoint;
 import dev.weft.trainer.HfConfig;
+import dev.weft.trainer.data.Tokenizer;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
@@ -22,7 +23,7 @@ import java.util.concurrent.Callable;
  * model.safetensors with the transformers Llama names), without the optimizer state.
  */
 @Command(name = "export", mixinStandardHelpOptions = true,
-        description = {"Export a checkpoint as a Hugging Face Llama directory (config.json + model.safetensors).",
+        description = {"Export a checkpoint as a Hugging Face Llama directory (config.json + model.safetensors, and the tokenizer.json it was trained with).",
                 "Load it with transformers: LlamaForCausalLM.from_pretrained(DIR)."})
 public final class ExportCommand implements Callable<Integer> {
     @Option(names = "--checkpoint", required = true, paramLabel = "DIR", description = "A checkpoint directory or a run's out_dir")
@@ -31,13 +32,25 @@ public final class ExportCommand implements Callable<Integer> {
     @Option(names = "--out", required = true, paramLabel = "DIR", description = "Directory to write (created; existing files are replaced)")
     Path out;
 
+    /** The tokenizer files of a model directory, tokenizer.json first. */
+    private static final java.util.List<String> TOKENIZER_FILES = java.util.List.of("tokenizer.json", "tokenizer_config.json");
+
     @Override
     public Integer call() throws IOException {
         Path dir = GenerateCommand.resolve(checkpoint);
         HfConfig.Loaded cfg = HfConfig.read(dir.resolve("config.json")); // validates before anything is written
         try {
             Files.createDirectories(out);
-            HfConfig.write(out.resolve("config.json"), cfg.model(), cfg.tokenizer() == null ? "unknown" : cfg.tokenizer());
+            String tokenizer = cfg.tokenizer();
+            if (Files.isRegularFile(dir.resolve(TOKENIZER_FILES.getFirst()))) {
+                // the tokenizer.json travels with the weights, so the export is self-contained
+                Tokenizer tok = Tokenizer.forModel(dir, tokenizer); // validates it: its identity matches the recorded one
+                tokenizer = tok.name();
+                for (String f : TOKENIZER_FILES)
+                    if (Files.isRegularFile(dir.resolve(f)))
+                        Files.copy(dir.resolve(f), out.resolve(f), StandardCopyOption.REPLACE_EXISTING);
+            }
+            HfConfig.write(out.resolve("config.json"), cfg.model(), tokenizer);
             if (Files.exists(dir.resolve("model.safetensors"))) {
                 Files.copy(dir.resolve("model.safetensors"), out.resolve("model.safetensors"), StandardCopyOption.REPLACE_EXISTING);
             } else {
@@ -56,7 +69,8 @@ public final class ExportCommand implements Callable<Integer> {
             if (e.getCause() instanceof FileSystemException f) throw cannotWrite(f);
             throw e;
         }
-        System.out.println("exported " + dir + " to " + out + " (config.json, model.safetensors)");
+        System.out.println("exported " + dir + " to " + out + " (config.json, model.safetensors"
+                + (Files.isRegularFile(out.resolve("tokenizer.json")) ? ", tokenizer.json)" : ")"));
         return 0;
     }
 

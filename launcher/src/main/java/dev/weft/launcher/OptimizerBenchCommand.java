@@ -132,7 +132,7 @@ public final class OptimizerBenchCommand implements Callable<Integer> {
             op = new TrainConfig.Optim(op.name(), op.lr() * scale, op.minLr() * scale, op.warmupSteps(), op.weightDecay(), op.beta1(),
                     op.beta2(), op.eps(), op.gradClip(), op.groups(), op.fallback());
         }
-        return new TrainConfig(cfg.model(), cfg.data(), cfg.train(), op, cfg.sample(), cfg.distributed(), cfg.parallel(), cfg.offload(), cfg.snapshot(), cfg.source());
+        return new TrainConfig(cfg.model(), cfg.data(), cfg.train(), op, cfg.sample(), cfg.distributed(), cfg.parallel(), cfg.offload(), cfg.snapshot(), cfg.source(), cfg.initFrom());
     }
 
     /** The learning rate the hidden matrices train at. */

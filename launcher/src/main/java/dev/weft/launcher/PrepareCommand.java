@@ -31,8 +31,8 @@ public final class PrepareCommand implements Callable<Integer> {
     @Option(names = "--out", required = true, paramLabel = "DIR", description = "Output directory for the shards.")
     Path out;
 
-    @Option(names = "--tokenizer", defaultValue = "gpt2", paramLabel = "NAME",
-            description = "Tokenizer: gpt2 or byte (default: ${DEFAULT-VALUE}).")
+    @Option(names = "--tokenizer", defaultValue = "gpt2", paramLabel = "NAME|PATH",
+            description = "Tokenizer: gpt2, byte or the path of a Hugging Face tokenizer.json (default: ${DEFAULT-VALUE}).")
     String tokenizer;
 
     @Option(names = "--val-fraction", defaultValue = "0.1", paramLabel = "F",

@@ -91,6 +91,7 @@ public final class Checkpoint {
                 if (writers.weights() == null)
                     Safetensors.write(tmp.resolve("model.safetensors"), model.namedParameters(), Map.of("format", "pt", "weft.step", Long.toString(state.step())));
                 HfConfig.write(tmp.resolve("config.json"), model.config(), tokenizer);
+                dev.weft.trainer.data.Tokenizer.writeFiles(tokenizer, tmp); // a tokenizer.json travels with the weights
                 Files.writeString(tmp.resolve("trainer.yaml"), trainerYaml(state, writers.count()));
             }
             writers.barrier().run();
@@ -164,10 +165,11 @@ public final class Checkpoint {
 
     /**
      * Loads weights into {@code model}; names and shapes must match exactly. A checkpoint written
-     * with sharded weights (model/rank-*.safetensors, ZeRO-3) is assembled from its chunks.
+     * with sharded weights (model/rank-*.safetensors, ZeRO-3) is assembled from its chunks, and a
+     * Hugging Face directory with sharded weights from the files its model.safetensors.index.json names.
      */
     public static void loadModel(Path dir, Llama model) {
-        if (Files.isDirectory(dir.resolve("model")) && !Files.exists(dir.resolve("model.safetensors"))) {
+        if ((Files.isDirectory(dir.resolve("model")) || Files.exists(dir.resolve(ShardIndex.FILE))) && !Files.exists(dir.resolve("model.safetensors"))) {
             Map<String, Tensor> params = model.namedParameters();
             Chunks.read(Chunks.files(dir, "model"), params, name -> Chunks.Range.whole(params.get(name)), "weight");
             return;

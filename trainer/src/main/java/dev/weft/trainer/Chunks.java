@@ -302,7 +302,12 @@ public final class Chunks {
     /** The chunk files of {@code part} ("optimizer", "model") in a checkpoint: PART/rank-*.safetensors, or a single PART.safetensors. */
     static List<Path> files(Path dir, String part) {
         Path chunks = dir.resolve(part);
-        if (!Files.isDirectory(chunks)) return List.of(dir.resolve(part + ".safetensors"));
+        if (!Files.isDirectory(chunks)) {
+            Path single = dir.resolve(part + ".safetensors");
+            Path index = dir.resolve(part + ".safetensors.index.json");
+            if (!Files.exists(single) && Files.exists(index)) return ShardIndex.files(index);
+            return List.of(single);
+        }
         try (Stream<Path> s = Files.list(chunks)) {
             List<Path> out = s.filter(p -> p.getFileName().toString().endsWith(".safetensors")).sorted().toList();
             if (out.isEmpty()) throw new IllegalArgumentException(chunks + " holds no " + part + " files");

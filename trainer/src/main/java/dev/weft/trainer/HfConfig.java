@@ -3,14 +3,10 @@ package dev.weft.trainer;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.weft.core.model.LlamaConfig;
-import org.yaml.snakeyaml.LoaderOptions;
-import org.yaml.snakeyaml.Yaml;
-import org.yaml.snakeyaml.constructor.SafeConstructor;
 
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.file.Files;
-import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.util.Map;
 
@@ -29,6 +25,7 @@ public final class HfConfig {
     /** Jackson keeps an ObjectNode's keys in insertion order, so the file reads top to bottom as transformers documents it. */
     private static final ObjectMapper JSON = new ObjectMapper();
 
+    /** Writes {@code file}; {@code tokenizer} (a built-in's name or a tokenizer.json's identity) may be null when unknown. */
     public static void write(Path file, LlamaConfig c, String tokenizer) {
         ObjectNode j = JSON.createObjectNode();
         j.putArray("architectures").add("LlamaForCausalLM");
@@ -49,7 +46,7 @@ public final class HfConfig {
         j.put("attention_bias", false);
         j.put("mlp_bias", false);
         j.put("torch_dtype", "float32");
-        j.put("weft_tokenizer", tokenizer);
+        if (tokenizer != null) j.put("weft_tokenizer", tokenizer);
         try {
             Files.writeString(file, JSON.writerWithDefaultPrettyPrinter().writeValueAsString(j) + "\n");
         } catch (IOException e) {
@@ -60,16 +57,18 @@ public final class HfConfig {
     public static Loaded read(Path file) {
         Map<?, ?> j;
         try {
-            Object parsed = new Yaml(new SafeConstructor(new LoaderOptions())).load(Files.readString(file));
+            Object parsed = JSON.readValue(file.toFile(), Object.class);
             if (!(parsed instanceof Map<?, ?> m)) throw new IllegalArgumentException(file + " is not a JSON object");
             j = m;
-        } catch (NoSuchFileException e) {
-            throw new IllegalArgumentException("no config.json at " + file + "; is this a weft or Hugging Face checkpoint directory?");
+        } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
+            throw new IllegalArgumentException("malformed JSON in " + file + ": " + e.getOriginalMessage().lines().findFirst().orElse("")
+                    + " at line " + e.getLocation().getLineNr());
+        } catch (java.io.FileNotFoundException e) {
+            if (!Files.exists(file))
+                throw new IllegalArgumentException("no config.json at " + file + "; is this a weft or Hugging Face checkpoint directory?");
+            throw new UncheckedIOException("cannot read " + file + ": " + e.getMessage(), e);
         } catch (IOException e) {
             throw new UncheckedIOException("cannot read " + file + ": " + e.getMessage(), e);
-        } catch (RuntimeException e) {
-            if (e instanceof IllegalArgumentException) throw e;
-            throw new IllegalArgumentException("malformed JSON in " + file + ": " + e.getMessage());
         }
         Object type = j.get("model_type");
         if (type != null && !"llama".equals(type))
@@ -133,7 +132,7 @@ public final class HfConfig {
         if (v == null) return fallback;
         if (v instanceof Number n) return n.doubleValue();
         try {
-            return Double.parseDouble(v.toString()); // YAML 1.1 reads 1e-05 as a string
+            return Double.parseDouble(v.toString()); // some configs quote their numbers
         } catch (NumberFormatException e) {
             throw new IllegalArgumentException(file + ": '" + key + "' = " + v + " is not a number");
         }

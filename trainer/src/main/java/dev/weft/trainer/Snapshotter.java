@@ -73,7 +73,7 @@ final class Snapshotter implements AutoCloseable {
     }
 
     /** Every rank of {@code dist} (null: one process) calls this alike; it makes the snapshot group and opens this rank's store. */
-    static Snapshotter open(TrainConfig cfg, DistributedContext dist, TrainingState state, boolean overlap) {
+    static Snapshotter open(TrainConfig cfg, DistributedContext dist, TrainingState state, boolean overlap, String tokenizer) {
         TrainConfig.Snapshots sc = cfg.snapshot();
         ProcessGroup own = dist == null ? InJvmTransport.world(1, Duration.ofSeconds(cfg.distributed().timeoutSeconds())).getFirst() : null;
         ProcessGroup group = own != null ? own : dist.group().subgroup("snapshot", IntStream.range(0, dist.size()).toArray());
@@ -86,7 +86,7 @@ final class Snapshotter implements AutoCloseable {
             DistributedSnapshots ds = new DistributedSnapshots(group, sc.store(), SnapshotStore.Options.defaults().withBudget(sc.budgetBytes()),
                     sc.job(), domains, code[0], code[1]);
             Path tmp = Files.createTempFile(sc.store(), ".config", ".json");
-            HfConfig.write(tmp, cfg.model(), cfg.data().tokenizer());
+            HfConfig.write(tmp, cfg.model(), tokenizer);
             byte[] configJson = Files.readAllBytes(tmp);
             Files.delete(tmp);
             Path scratch = sc.store().resolve("restore").resolve(sc.job() + "-" + DistributedSnapshots.owner(group.rank()));

@@ -92,7 +92,7 @@ public final class Trainer implements AutoCloseable {
         if (tokenizer.vocabSize() > cfg.model().vocab())
             throw new IllegalArgumentException("model.vocab = " + cfg.model().vocab() + " is smaller than the vocabulary of tokenizer '"
                     + tokenizer.name() + "' (" + tokenizer.vocabSize() + "); set model.vocab >= " + tokenizer.vocabSize());
-        PreparedData prepared = Prepare.ensure(cfg.data().text(), cfg.data().cacheDir(), tokenizer, cfg.data().valFraction(), out);
+        PreparedData prepared = Prepare.cached(cfg.data().text(), cfg.data().cacheDir(), tokenizer, cfg.data().valFraction(), out);
         this.trainShard = TokenShard.open(prepared.train());
         this.valShard = TokenShard.open(prepared.val());
         TrainConfig.Train t = cfg.train();
@@ -129,7 +129,7 @@ public final class Trainer implements AutoCloseable {
         if (p != null && leader()) out.printf("pipeline: %s schedule, %d micro-batches; %s%n", p.schedule().name(), t.gradAccum(), PipelineStages.describe(p.layers()));
         this.steps = new StepRunner(model, trainSampler, layout.sync(), layout.loss(), optimizer, o.gradClip(), t.gradAccum(), dpIndex, pipeline);
         this.state = new TrainingState(model, mesh, layout, cfg.parallel().zero(), offloading);
-        this.snapshots = cfg.snapshot().enabled() ? Snapshotter.open(cfg, dist, state, offloading == null) : null;
+        this.snapshots = cfg.snapshot().enabled() ? Snapshotter.open(cfg, dist, state, offloading == null, tokenizer.name()) : null;
         if (snapshots != null) {
             steps.beforeUpdate(snapshots::beforeUpdate);
             if (leader()) out.println(snapshots.describe());
@@ -221,6 +221,11 @@ public final class Trainer implements AutoCloseable {
             } catch (IOException e) {
                 throw new UncheckedIOException("snapshot: cannot clear the stores of job " + cfg.snapshot().job() + ": " + e.getMessage(), e);
             }
+        }
+        if (start == 0 && cfg.initFrom() != null) { // fine-tuning (model.init_from): weights only, a fresh optimizer
+            Path from = InitFrom.modelDir(cfg.initFrom(), cfg.model());
+            state.initWeights(from);
+            out.println("weft: weights from " + from);
         }
         double baseline = UnigramBaseline.crossEntropy(trainShard, valShard);
         printHeader(baseline);

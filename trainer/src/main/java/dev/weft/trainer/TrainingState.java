@@ -121,7 +121,16 @@ final class TrainingState {
         }
     }
 
-    private Checkpoint.State load(Path dir, long seed) {
+    /** Loads this rank's part of the weights in model directory {@code dir} (a checkpoint or a Hugging Face directory), nothing else. */
+    void initWeights(Path dir) {
+        try {
+            loadWeights(dir);
+        } finally {
+            if (offload != null) offload.settle();
+        }
+    }
+
+    private void loadWeights(Path dir) {
         if (shardsWeights()) {
             Checkpoint.loadWeights(dir, heldWeights(true, true), this::weightRange);
         } else {
@@ -129,6 +138,10 @@ final class TrainingState {
             else Checkpoint.loadModel(dir, model);
             if (mesh != null) DataParallel.verifyIdenticalWeights(mesh.dp(), model.namedParameters());
         }
+    }
+
+    private Checkpoint.State load(Path dir, long seed) {
+        loadWeights(dir);
         Checkpoint.State st = Checkpoint.loadTraining(dir, optimizer, placement());
         if (st.seed() != seed)
             throw new IllegalArgumentException(dir + " was trained with train.seed = " + st.seed() + ", the config says " + seed

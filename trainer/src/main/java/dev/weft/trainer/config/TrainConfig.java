@@ -14,6 +14,7 @@ import java.nio.file.Path;
 import dev.weft.optimizers.Optimizers;
 import dev.weft.parallel.DeviceMesh;
 import dev.weft.optimizers.ParameterGroups;
+import dev.weft.trainer.data.Tokenizer;
 
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
@@ -26,7 +27,7 @@ import java.util.Map;
  * examples/tinyshakespeare.yaml for a documented example of every section.
  */
 public record TrainConfig(LlamaConfig model, Data data, Train train, Optim optimizer, Sample sample, Distributed distributed,
-                          Parallel parallel, Offload offload, Snapshots snapshot, Path source) {
+                          Parallel parallel, Offload offload, Snapshots snapshot, Path source, Path initFrom) {
 
     /**
      * In-memory, erasure-coded snapshots ({@code snapshot:}): every {@code every} steps (0: off)
@@ -146,7 +147,7 @@ public record TrainConfig(LlamaConfig model, Data data, Train train, Optim optim
      */
     /** The same config with other offload settings (what {@code offload: auto} applies from its plan). */
     public TrainConfig withOffload(Offload o) {
-        return new TrainConfig(model, data, train, optimizer, sample, distributed, parallel, o, snapshot, source);
+        return new TrainConfig(model, data, train, optimizer, sample, distributed, parallel, o, snapshot, source, initFrom);
     }
 
     public DeviceMesh.Shape meshShape(int world) {
@@ -241,12 +242,15 @@ public record TrainConfig(LlamaConfig model, Data data, Train train, Optim optim
         } catch (IllegalArgumentException e) {
             throw new ConfigException(e.getMessage());
         }
+        // fine-tuning: the weights of a weft checkpoint, a run's newest one, or a Hugging Face Llama directory
+        String init = m.string("init_from", null);
+        Path initFrom = init == null ? null : base.resolve(init).normalize();
         m.finish();
 
         ConfigSection d = top.section("data");
         String text = d.string("text", null);
         if (text == null) throw new ConfigException("data.text is required: the path of a UTF-8 text file (or directory of .txt files) to train on");
-        Data data = new Data(base.resolve(text).normalize(), d.string("tokenizer", "byte", "byte", "gpt2"),
+        Data data = new Data(base.resolve(text).normalize(), tokenizer(d.string("tokenizer", "byte"), base),
                 d.number("val_fraction", 0.1, 1e-6, 0.5), base.resolve(d.string("cache_dir", "../runs/data-cache")).normalize());
         d.finish();
 
@@ -313,7 +317,7 @@ public record TrainConfig(LlamaConfig model, Data data, Train train, Optim optim
         Offload offload = offload(top, root, base, model.layers(), parallel, train);
         Snapshots snapshot = snapshots(top.section("snapshot"), train);
         top.finish();
-        return new TrainConfig(model, data, train, optim, sample, distributed, parallel, offload, snapshot, source);
+        return new TrainConfig(model, data, train, optim, sample, distributed, parallel, offload, snapshot, source, initFrom);
     }
 
     private static Snapshots snapshots(ConfigSection sn, Train train) {
@@ -429,5 +433,14 @@ public record TrainConfig(LlamaConfig model, Data data, Train train, Optim optim
             out.put(String.valueOf(e.getKey()), v instanceof Map<?, ?> mm ? deepCopy(mm) : v);
         }
         return out;
+    }
+
+    /** A built-in tokenizer's name as it is, or the path of a tokenizer.json resolved against the config's folder. */
+    private static String tokenizer(String value, Path base) {
+        if (Tokenizer.NAMES.contains(value)) return value;
+        if (!value.endsWith(".json") && !value.contains("/") && !java.nio.file.Files.isDirectory(base.resolve(value)))
+            throw new ConfigException("data.tokenizer: '" + value + "' is not byte, gpt2"
+                    + " nor the path of a tokenizer.json (or of a directory holding one)");
+        return base.resolve(value).normalize().toString();
     }
 }

@@ -100,38 +100,134 @@ public final class Prepare {
     }
 
     /**
-     * The shards for {@code textFile} (a file or a directory of {@code *.txt}) in {@code cacheDir}:
-     * reused when its meta.yaml records the same sources (names, sizes and CRC32C), tokenizer and
-     * valFraction and the shards verify, prepared again (with the reason printed) otherwise.
+     * The shards for {@code textFile} in their own folder of the cache {@code cacheRoot}:
+     * {@code cacheRoot/<key>}, the key naming the source path, the tokenizer's identity, the
+     * valFraction and the shard format (see {@link #cacheKey}). Other corpora, tokenizers or splits
+     * get other folders, so they neither overwrite nor race one another; the source's content is
+     * checked before reuse by {@link #ensure}.
      */
-    public static PreparedData ensure(Path textFile, Path cacheDir, Tokenizer tok, double valFraction, PrintStream out) {
+    public static PreparedData cached(Path textFile, Path cacheRoot, Tokenizer tok, double valFraction, PrintStream out) {
         Objects.requireNonNull(tok, "tokenizer");
         checkValFraction(valFraction);
-        List<Path> files = sources(textFile);
+        return ensure(textFile, cacheRoot.resolve(cacheKey(textFile, tok, valFraction)), tok, valFraction, out);
+    }
+
+    /**
+     * The folder name of {@code textFile}'s shards in a cache: the source's name, the tokenizer and
+     * a hash of the source's absolute path, the tokenizer's identity, valFraction and the format.
+     * The content is not in the key (hashing a 100 GB corpus on every start is not free, and an
+     * edited corpus should replace its old shards, not leave them behind); {@link #ensure} compares
+     * sizes and CRC32Cs instead.
+     */
+    static String cacheKey(Path textFile, Tokenizer tok, double valFraction) {
+        String identity = "format=" + META_FORMAT + "\nsource=" + textFile.toAbsolutePath().normalize()
+                + "\ntokenizer=" + tok.name() + "\nval_fraction=" + valFraction + "\n";
+        String hash = HfTokenizer.sha256(identity.getBytes(StandardCharsets.UTF_8));
+        Path leaf = textFile.toAbsolutePath().normalize().getFileName();
+        String stem = leaf == null ? "root" : leaf.toString().replaceFirst("\\.txt$", "").replaceAll("[^A-Za-z0-9._-]", "_");
+        if (stem.length() > 40) stem = stem.substring(0, 40);
+        String tokName = Tokenizer.isFileIdentity(tok.name()) ? "hf" + tok.name().substring(HfTokenizer.PREFIX.length(), HfTokenizer.PREFIX.length() + 8) : tok.name();
+        return stem + "-" + tokName + "-" + hash.substring(0, 16);
+    }
+
+    /**
+     * The shards for {@code textFile} (a file or a directory of {@code *.txt}) in {@code dir}:
+     * reused when its meta.yaml records the same sources (names, sizes and CRC32C), tokenizer and
+     * valFraction and the shards verify, prepared again (with the reason printed) otherwise.
+     *
+     * <p>A new preparation is made in a temporary folder beside {@code dir} and renamed into place
+     * whole, so concurrent callers never see half-written shards: when two prepare the same
+     * shards at once, the first rename wins and the other uses the winner's (they are identical,
+     * tokenising being deterministic).
+     */
+    public static PreparedData ensure(Path textFile, Path dir, Tokenizer tok, double valFraction, PrintStream out) {
+        Objects.requireNonNull(tok, "tokenizer");
+        checkValFraction(valFraction);
         PrintStream log = out != null ? out : new PrintStream(OutputStream.nullOutputStream());
-        String reason;
-        PreparedData existing = null;
-        Path metaFile = cacheDir.resolve(META_FILE);
-        if (!Files.isRegularFile(metaFile)) {
-            reason = "no " + META_FILE + " in " + cacheDir;
-        } else {
-            try {
-                Map<String, Object> meta = readMeta(metaFile);
-                reason = metaMismatch(meta, textFile, files, tok, valFraction);
-                if (reason == null) {
-                    existing = openRecorded(cacheDir, meta, tok);
-                }
-            } catch (RuntimeException e) {
-                reason = "existing shards unusable: " + e.getMessage();
-            }
-        }
+        String[] reason = new String[1];
+        PreparedData existing = reusable(textFile, dir, tok, valFraction, reason);
         if (existing != null) {
             log.printf("prepare: reusing %s (%d train, %d val %s tokens; meta.yaml matches %s)%n",
-                    cacheDir, existing.trainTokens(), existing.valTokens(), tok.name(), textFile);
+                    dir, existing.trainTokens(), existing.valTokens(), tok.name(), textFile);
             return existing;
         }
-        log.println("prepare: tokenising " + textFile + " into " + cacheDir + " (" + reason + ")");
-        return run(textFile, cacheDir, tok, valFraction, log);
+        log.println("prepare: tokenising " + textFile + " into " + dir + " (" + reason[0] + ")");
+        return install(textFile, dir, tok, valFraction, log);
+    }
+
+    /** Called after a preparation is complete in its temporary folder, before it is renamed into place; tests race two here. */
+    static Runnable beforeInstall = () -> {};
+
+    private static PreparedData install(Path textFile, Path dir, Tokenizer tok, double valFraction, PrintStream log) {
+        Path parent = dir.toAbsolutePath().getParent();
+        String leaf = dir.getFileName().toString();
+        Path tmp;
+        try {
+            Files.createDirectories(parent);
+            tmp = Files.createTempDirectory(parent, leaf + ".tmp-");
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot prepare output directory " + dir + ": " + e, e);
+        }
+        try {
+            PreparedData made = run(textFile, tmp, tok, valFraction, log);
+            beforeInstall.run();
+            for (int attempt = 0; ; attempt++) {
+                try {
+                    Files.move(tmp, dir, StandardCopyOption.ATOMIC_MOVE);
+                    return new PreparedData(dir.resolve(TRAIN_FILE), dir.resolve(VAL_FILE), dir.resolve(META_FILE), made.tokenizer(),
+                            made.vocabSize(), made.trainTokens(), made.valTokens(), false);
+                } catch (IOException e) {
+                    if (!Files.exists(dir) || attempt >= 8) throw new UncheckedIOException("cannot move " + tmp + " to " + dir + ": " + e, e);
+                }
+                // dir exists: another process's fresh shards (use them), or stale ones (move them aside and retry)
+                String[] why = new String[1];
+                PreparedData theirs = reusable(textFile, dir, tok, valFraction, why);
+                if (theirs != null) {
+                    log.println("prepare: " + dir + " was prepared meanwhile by another process; using its shards");
+                    return theirs;
+                }
+                Path old = parent.resolve(leaf + ".old-" + ProcessHandle.current().pid() + "-" + System.nanoTime());
+                try {
+                    Files.move(dir, old, StandardCopyOption.ATOMIC_MOVE);
+                    deleteRecursively(old);
+                } catch (java.nio.file.NoSuchFileException gone) {
+                    // another process moved it first
+                } catch (IOException e) {
+                    throw new UncheckedIOException("cannot replace " + dir + " (" + why[0] + "): " + e, e);
+                }
+            }
+        } finally {
+            try {
+                deleteRecursively(tmp);
+            } catch (IOException e) {
+                log.println("prepare: could not remove " + tmp + ": " + e);
+            }
+        }
+    }
+
+    /** The shards in {@code dir} when they fit the request, else null with the reason in {@code reason[0]}. */
+    private static PreparedData reusable(Path textFile, Path dir, Tokenizer tok, double valFraction, String[] reason) {
+        List<Path> files = sources(textFile);
+        Path metaFile = dir.resolve(META_FILE);
+        if (!Files.isRegularFile(metaFile)) {
+            reason[0] = "no " + META_FILE + " in " + dir;
+            return null;
+        }
+        try {
+            Map<String, Object> meta = readMeta(metaFile);
+            reason[0] = metaMismatch(meta, textFile, files, tok, valFraction);
+            return reason[0] == null ? openRecorded(dir, meta, tok) : null;
+        } catch (RuntimeException e) {
+            reason[0] = "existing shards unusable: " + e.getMessage();
+            return null;
+        }
+    }
+
+    private static void deleteRecursively(Path p) throws IOException {
+        if (!Files.exists(p)) return;
+        try (Stream<Path> s = Files.walk(p)) {
+            for (Path q : s.sorted(java.util.Comparator.reverseOrder()).toList()) Files.deleteIfExists(q);
+        }
     }
 
     static void checkValFraction(double valFraction) {
@@ -268,6 +364,7 @@ public final class Prepare {
         Map<String, Object> m = new LinkedHashMap<>();
         m.put("format", META_FORMAT);
         m.put("tokenizer", tok.name());
+        tok.file().ifPresent(f -> m.put("tokenizer_file", f.toAbsolutePath().normalize().toString()));
         m.put("vocab_size", tok.vocabSize());
         m.put("end_of_text", tok.endOfText());
         m.put("val_fraction", valFraction);
