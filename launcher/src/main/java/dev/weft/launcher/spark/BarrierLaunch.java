@@ -57,10 +57,14 @@ public final class BarrierLaunch {
         }
     }
 
+    /** The master URLs Spark's own scheduler backends accept (Spark checks the details inside the brackets). */
+    private static final Pattern MASTER = Pattern.compile("local|local\\[.*]|local-cluster\\[.*]|spark://.+|yarn|k8s://.+");
     private static final Pattern LOCAL_SLOTS = Pattern.compile("local(?:\\[(\\*|\\d+)(?:,\\d+)?])?");
     private static final Pattern LOCAL_CLUSTER = Pattern.compile("local-cluster\\[\\s*(\\d+)\\s*,\\s*(\\d+)\\s*,\\s*(\\d+)\\s*]");
     /** How long the driver waits for the listener bus to deliver a failed task's report after its job failed. */
     private static final long REPORT_WAIT_MILLIS = 10_000;
+    /** How long a barrier stage waits for executors offering --nproc task slots before the job gives up. */
+    static final Duration EXECUTOR_WAIT = Duration.ofSeconds(180);
 
     private final Spec spec;
     private final PrintWriter out;
@@ -72,6 +76,7 @@ public final class BarrierLaunch {
 
     /** Runs the job to completion or until restarts are spent; returns 0 on success, 1 otherwise. */
     public int run() {
+        if (!MASTER.matcher(spec.master()).matches()) throw new IllegalArgumentException(notAMaster());
         checkSlots();
         JobSecret secret = secret();
         SparkContext sc = start(conf());
@@ -104,9 +109,10 @@ public final class BarrierLaunch {
                         throw new SparkUnavailable("Spark stopped on " + spec.master() + ": " + firstLine(e.getMessage()), e);
                     cause = awaitCause(failures).orElseGet(() -> new FirstFailure.Cause(-1, firstLine(e.getMessage()), null, List.of()));
                 }
-                report(cause);
                 if (slotsMissing(cause.description()))
-                    throw new SparkUnavailable(spec.master() + " has too few task slots for --nproc " + spec.nproc() + ": " + cause.description(), null);
+                    throw new SparkUnavailable(spec.master() + " offered fewer than --nproc " + spec.nproc() + " task slots within "
+                            + EXECUTOR_WAIT.toSeconds() + " s (a barrier stage starts all its ranks at once)", null);
+                report(cause);
                 if (attempt >= spec.maxRestarts()) {
                     say("giving up" + (spec.maxRestarts() > 0 ? " after " + attempt + " restart(s) (--max-restarts " + spec.maxRestarts() + ")"
                             : " (--max-restarts 0)") + ": " + who(cause) + " failed: " + cause.description()
@@ -129,10 +135,11 @@ public final class BarrierLaunch {
             conf.set("spark.driver.host", "127.0.0.1");
             conf.set("spark.driver.bindAddress", "127.0.0.1");
         }
-        // barrier stages need their slots all at once: give up after about the rendezvous timeout, not Spark's default 10 minutes
-        long checks = Math.max(1, spec.rendezvousTimeout().toSeconds() / 5);
+        // A barrier stage needs all its slots at once, and executors register long after the driver
+        // starts (tens of seconds on a busy machine). Spark's own slot check, which counts exactly,
+        // waits for them: every 5 s (each wait logged) for EXECUTOR_WAIT, not its default 10 minutes.
         conf.set("spark.scheduler.barrier.maxConcurrentTasksCheck.interval", "5s");
-        conf.set("spark.scheduler.barrier.maxConcurrentTasksCheck.maxFailures", Long.toString(checks));
+        conf.set("spark.scheduler.barrier.maxConcurrentTasksCheck.maxFailures", Long.toString(EXECUTOR_WAIT.toSeconds() / 5));
         conf.set("spark.dynamicAllocation.enabled", "false");
         SparkSecurity.settings(spec.master(), spec.sparkConf()).forEach(conf::set);
         return conf;
@@ -141,11 +148,9 @@ public final class BarrierLaunch {
     private SparkContext start(SparkConf conf) {
         try {
             return new SparkContext(conf);
-        } catch (RuntimeException e) {
+        } catch (Exception e) { // SparkException is checked in Java's eyes but undeclared
             String m = String.valueOf(e.getMessage());
-            if (m.contains("Could not parse Master URL"))
-                throw new SparkUnavailable("--spark-master '" + spec.master() + "' is not a master URL Spark knows; expected local[N], "
-                        + "local-cluster[WORKERS,CORES,MB], spark://HOST:PORT, yarn or k8s://https://HOST:PORT", e);
+            if (m.contains("Could not parse Master URL")) throw new SparkUnavailable(notAMaster(), e);
             throw new SparkUnavailable("Spark did not start on --spark-master " + spec.master() + ": " + firstLine(m), e);
         }
     }
@@ -160,6 +165,11 @@ public final class BarrierLaunch {
         if (slots < spec.nproc())
             throw new IllegalArgumentException("--spark-master " + spec.master() + " has " + slots + " task slot(s), fewer than --nproc "
                     + spec.nproc() + ": a barrier stage starts all its ranks at once");
+    }
+
+    private String notAMaster() {
+        return "--spark-master '" + spec.master() + "' is not a master URL Spark knows; expected local[N], local-cluster[WORKERS,CORES,MB], "
+                + "spark://HOST:PORT, yarn or k8s://https://HOST:PORT";
     }
 
     private JobSecret secret() {
