@@ -98,9 +98,12 @@ public final class BarrierLaunch {
                 RDD<RankOutcome> stage = jsc.parallelize(ranks, spec.nproc()).rdd().barrier().mapPartitions(task, false, tag);
                 say("attempt " + attempt + ": submitted the barrier stage");
                 FirstFailure.Cause cause;
+                LogFollower rank0 = new LogFollower(spec.logDir().resolve("rank-0.log"), "[rank 0] ", out);
                 try {
                     List<RankOutcome> done = JavaRDD.fromRDD(stage, tag).collect();
-                    done.stream().sorted(Comparator.comparingInt(RankOutcome::rank)).forEach(this::tail);
+                    rank0.close();
+                    boolean shown = rank0.sawAny();
+                    done.stream().sorted(Comparator.comparingInt(RankOutcome::rank)).filter(r -> r.rank() != 0 || !shown).forEach(this::tail);
                     say("all " + spec.nproc() + " rank(s) finished" + (attempt > 0 ? " after " + attempt + " restart(s)" : ""));
                     return 0;
                 } catch (Exception e) { // Spark throws its checked SparkException undeclared
@@ -108,6 +111,8 @@ public final class BarrierLaunch {
                     if (sc.isStopped())
                         throw new SparkUnavailable("Spark stopped on " + spec.master() + ": " + firstLine(e.getMessage()), e);
                     cause = awaitCause(failures).orElseGet(() -> new FirstFailure.Cause(-1, firstLine(e.getMessage()), null, List.of()));
+                } finally {
+                    rank0.close();
                 }
                 if (slotsMissing(cause.description()))
                     throw new SparkUnavailable(spec.master() + " offered fewer than --nproc " + spec.nproc() + " task slots within "
