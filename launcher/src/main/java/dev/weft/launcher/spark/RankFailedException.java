@@ -13,7 +13,8 @@ final class RankFailedException extends RuntimeException {
     private final List<String> tail;
 
     RankFailedException(int rank, String cause, String log, List<String> tail) {
-        super("rank " + rank + " failed: " + cause + "; its log: " + log);
+        // no stack trace: where the task noticed the exit says nothing; the rank's log says why
+        super("rank " + rank + " failed: " + cause + "; its log: " + log, null, false, false);
         this.rank = rank;
         this.cause = cause;
         this.log = log;
