@@ -23,7 +23,7 @@ import static org.junit.jupiter.api.Assertions.*;
  * has a fixed order whatever transport carries it).
  */
 class SparkLaunchTest {
-    private static final int STEPS = 24, SAVE_EVERY = 4;
+    private static final int STEPS = 16, SAVE_EVERY = 4;
 
     @TempDir
     static Path dir;
@@ -63,6 +63,8 @@ class SparkLaunchTest {
         String classpath = System.getProperty("java.class.path");
         List<String> cmd = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(), "@" + jvmOptions(), "-Xmx1g",
                 "-cp", classpath, Main.class.getName(), "launch", "--spark-master", "local-cluster[2,1,1024]", "--nproc", "2", "--max-restarts", "1",
+                // the ranks pause 250 ms before each step (it changes no number): the kill lands mid-run on a machine of any speed
+                "--rank-env", "WEFT_TEST_STEP_PAUSE_MS=250",
                 "--spark-conf", "spark.executor.extraClassPath=" + classpath, cfg.toString(), "--set", "train.out_dir=cluster",
                 "--set", "train.micro_batch=2"));
         ProcessBuilder pb = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(dir.resolve("cluster.out").toFile());
