@@ -2,6 +2,7 @@ package dev.weft.launcher;
 
 import dev.weft.launcher.launch.NodeLauncher;
 import dev.weft.launcher.launch.RankCommand;
+import dev.weft.launcher.spark.BarrierLaunch;
 import dev.weft.parallel.AeronDriver;
 import dev.weft.parallel.AeronTransport;
 import dev.weft.trainer.config.TrainConfig;
@@ -27,7 +28,9 @@ import java.util.concurrent.Callable;
                 "When a rank fails the others are stopped, the first failure is reported, and the job restarts (up to --max-restarts)",
                 "from the newest checkpoint.",
                 "Ranks get WEFT_RANK, WEFT_LOCAL_RANK, WEFT_WORLD_SIZE, WEFT_LOCAL_WORLD_SIZE, WEFT_NODE_RANK, WEFT_RDZV_ENDPOINT,",
-                "WEFT_JOB_SECRET and WEFT_RESTART_COUNT."})
+                "WEFT_JOB_SECRET and WEFT_RESTART_COUNT.",
+                "With --spark-master MASTER --nproc N the N ranks run as one Spark barrier stage on that cluster instead",
+                "(local[N], local-cluster[W,C,MB], spark://HOST:PORT, yarn, k8s://...); each failed stage is submitted again, up to --max-restarts."})
 public final class LaunchCommand implements Callable<Integer> {
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;
@@ -56,6 +59,17 @@ public final class LaunchCommand implements Callable<Integer> {
             description = "An extra environment variable for every rank process (repeatable)")
     List<String> rankEnv = new ArrayList<>();
 
+    @Option(names = "--spark-master", paramLabel = "MASTER",
+            description = "Run the ranks as one Spark barrier stage on this master (local[N], spark://HOST:PORT, yarn, k8s://...)")
+    String sparkMaster;
+
+    @Option(names = "--nproc", paramLabel = "N", description = "Ranks in the job, with --spark-master")
+    Integer nproc;
+
+    @Option(names = "--spark-conf", paramLabel = "KEY=VALUE",
+            description = "A Spark setting for the barrier job, with --spark-master, e.g. spark.authenticate.secret.file=PATH (repeatable)")
+    List<String> sparkConf = new ArrayList<>();
+
     @Parameters(index = "0", paramLabel = "CONFIG", description = "YAML config (see examples/tinyshakespeare.yaml)")
     Path config;
 
@@ -64,6 +78,9 @@ public final class LaunchCommand implements Callable<Integer> {
 
     @Override
     public Integer call() {
+        if (sparkMaster != null) return onSpark();
+        if (nproc != null || !sparkConf.isEmpty())
+            throw new IllegalArgumentException((nproc != null ? "--nproc" : "--spark-conf") + " needs --spark-master; on this machine use --nproc-per-node");
         if (nprocPerNode < 1) throw new IllegalArgumentException("--nproc-per-node must be >= 1, got " + nprocPerNode);
         TrainConfig cfg = TrainConfig.load(config, overrides); // fail on a bad config here, not N times in the ranks
         if (nnodes >= 1) cfg.meshShape(nprocPerNode * nnodes); // and on a mesh that cannot work on this many ranks
@@ -86,11 +103,32 @@ public final class LaunchCommand implements Callable<Integer> {
         }
     }
 
+    /** The ranks as a Spark barrier stage; the Spark classes load only on this path, so plain launches never pay for them. */
+    private int onSpark() {
+        for (String flag : List.of("--nproc-per-node", "--nnodes", "--node-rank", "--rdzv-endpoint"))
+            if (spec.commandLine().getParseResult().hasMatchedOption(flag))
+                throw new IllegalArgumentException(flag + " does not apply with --spark-master: Spark places the ranks; give their count with --nproc");
+        if (nproc == null) throw new IllegalArgumentException("--spark-master needs --nproc N, the number of ranks");
+        if (nproc < 1) throw new IllegalArgumentException("--nproc must be >= 1, got " + nproc);
+        TrainConfig cfg = TrainConfig.load(config, overrides);
+        cfg.meshShape(nproc);
+        List<String> command = RankCommand.build(nproc, config, new ArrayList<>(overrides));
+        if (resume) command.add("--resume");
+        BarrierLaunch.Spec s = new BarrierLaunch.Spec(sparkMaster, nproc, maxRestarts, cfg.train().outDir().resolve("logs"),
+                Duration.ofSeconds(cfg.distributed().rendezvousTimeoutSeconds()), command, env(), pairs("--spark-conf", sparkConf),
+                "weft launch " + config.getFileName());
+        return new BarrierLaunch(s, spec.commandLine().getOut()).run();
+    }
+
     private Map<String, String> env() {
+        return pairs("--rank-env", rankEnv);
+    }
+
+    private static Map<String, String> pairs(String flag, List<String> given) {
         Map<String, String> env = new LinkedHashMap<>();
-        for (String kv : rankEnv) {
+        for (String kv : given) {
             int eq = kv.indexOf('=');
-            if (eq <= 0) throw new IllegalArgumentException("--rank-env expects KEY=VALUE, got '" + kv + "'");
+            if (eq <= 0) throw new IllegalArgumentException(flag + " expects KEY=VALUE, got '" + kv + "'");
             env.put(kv.substring(0, eq), kv.substring(eq + 1));
         }
         return env;

@@ -37,8 +37,7 @@ public final class RankCommand {
         }
         String extra = System.getenv(JAVA_OPTS_ENV);
         cmd.addAll(List.of((extra == null || extra.isBlank() ? DEFAULT_JAVA_OPTS : extra).trim().split("\\s+")));
-        int cores = Runtime.getRuntime().availableProcessors();
-        cmd.add("-Dweft.threads=" + Math.max(1, cores / nprocPerNode));
+        cmd.add(threadsFlag(nprocPerNode));
         cmd.add("-cp");
         cmd.add(System.getProperty("java.class.path"));
         cmd.add(RankMain.class.getName());
@@ -48,6 +47,22 @@ public final class RankCommand {
             cmd.add(o);
         }
         return cmd;
+    }
+
+    /**
+     * {@code command} with its compute-thread count recomputed for {@code localRanks} ranks sharing
+     * this host's cores: for a command built on one machine (a Spark driver) and started on another.
+     */
+    public static List<String> forLocalRanks(List<String> command, int localRanks) {
+        List<String> cmd = new ArrayList<>(command);
+        cmd.replaceAll(a -> a.startsWith(THREADS) ? threadsFlag(localRanks) : a);
+        return cmd;
+    }
+
+    private static final String THREADS = "-Dweft.threads=";
+
+    private static String threadsFlag(int localRanks) {
+        return THREADS + Math.max(1, Runtime.getRuntime().availableProcessors() / localRanks);
     }
 
     /** config/jvm.options of the checkout: -Dweft.jvm.options, else searched upwards from the working directory and the classpath. */

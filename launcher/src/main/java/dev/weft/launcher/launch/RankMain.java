@@ -28,7 +28,16 @@ import java.util.function.LongConsumer;
 public final class RankMain {
     /** Test-only fault injection: rank WEFT_TEST_FAIL_RANK exits with code 3 before 0-based step index WEFT_TEST_FAIL_STEP. */
     static final String FAIL_RANK_ENV = "WEFT_TEST_FAIL_RANK", FAIL_STEP_ENV = "WEFT_TEST_FAIL_STEP";
+    /** Test-only: every rank sleeps this many milliseconds before each step, so a test can kill a rank mid-run however fast the machine. */
+    static final String STEP_PAUSE_ENV = "WEFT_TEST_STEP_PAUSE_MS";
     static final int INJECTED_FAILURE_EXIT = 3;
+    /**
+     * The pid of the process whose task this rank is (a Spark executor). The rank exits when it is
+     * gone: an executor killed outright leaves no one else to stop its rank, which would otherwise
+     * train on as an orphan beside the retried stage's ranks.
+     */
+    public static final String PARENT_PID_ENV = "WEFT_PARENT_PID";
+    static final int ORPHANED_EXIT = 4;
 
     private RankMain() {}
 
@@ -37,6 +46,7 @@ public final class RankMain {
         try {
             RankEnv env = RankEnv.from(System.getenv());
             rank = env.rank();
+            exitWithParent(rank);
             Path config = null;
             List<String> overrides = new ArrayList<>();
             boolean resume = false;
@@ -86,7 +96,32 @@ public final class RankMain {
         }
     }
 
+    private static void exitWithParent(int rank) {
+        String pid = System.getenv(PARENT_PID_ENV);
+        if (pid == null || pid.isBlank()) return;
+        ProcessHandle.of(Long.parseLong(pid.strip())).ifPresentOrElse(parent -> parent.onExit().thenRun(() -> {
+            System.out.println("weft rank " + rank + ": error: the process that started this rank (pid " + pid.strip() + ") is gone; stopping");
+            System.out.flush();
+            Runtime.getRuntime().halt(ORPHANED_EXIT);
+        }), () -> Runtime.getRuntime().halt(ORPHANED_EXIT));
+    }
+
     private static LongConsumer faultInjection(int rank) {
+        String pause = System.getenv(STEP_PAUSE_ENV);
+        LongConsumer failure = failureInjection(rank);
+        if (pause == null || pause.isBlank()) return failure;
+        long millis = Long.parseLong(pause.strip());
+        return step -> {
+            try {
+                Thread.sleep(millis);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+            failure.accept(step);
+        };
+    }
+
+    private static LongConsumer failureInjection(int rank) {
         String r = System.getenv(FAIL_RANK_ENV), s = System.getenv(FAIL_STEP_ENV);
         if (r == null || s == null) return step -> {};
         int failRank = Integer.parseInt(r.strip());

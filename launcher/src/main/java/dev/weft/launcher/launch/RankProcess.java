@@ -22,8 +22,8 @@ import java.util.concurrent.TimeUnit;
  * line by line to the launcher's output prefixed {@code [rank N]} and to its own log file, and
  * the last lines kept for the failure report.
  */
-final class RankProcess {
-    static final int TAIL_LINES = 25;
+public final class RankProcess {
+    public static final int TAIL_LINES = 25;
 
     private final int rank;
     private final Process process;
@@ -39,12 +39,16 @@ final class RankProcess {
         this.pump = Thread.ofPlatform().daemon().name("weft-rank-" + rank + "-output").start(() -> copy(file, console, consoleLock));
     }
 
-    static RankProcess start(int rank, List<String> command, Map<String, String> env, Path log, String banner, PrintWriter console,
+    /** Starts {@code command}; an {@code env} entry with a null value removes that variable from the inherited environment. */
+    public static RankProcess start(int rank, List<String> command, Map<String, String> env, Path log, String banner, PrintWriter console,
                              Object consoleLock) throws IOException {
         Files.createDirectories(log.getParent());
         Files.writeString(log, banner + System.lineSeparator(), StandardCharsets.UTF_8, StandardOpenOption.CREATE, StandardOpenOption.APPEND);
         ProcessBuilder pb = new ProcessBuilder(command).redirectErrorStream(true);
-        pb.environment().putAll(env);
+        env.forEach((k, v) -> {
+            if (v == null) pb.environment().remove(k);
+            else pb.environment().put(k, v);
+        });
         return new RankProcess(rank, pb.start(), log, console, consoleLock);
     }
 
@@ -69,24 +73,24 @@ final class RankProcess {
         }
     }
 
-    int rank() {
+    public int rank() {
         return rank;
     }
 
-    Process process() {
+    public Process process() {
         return process;
     }
 
-    Path log() {
+    public Path log() {
         return log;
     }
 
-    long pid() {
+    public long pid() {
         return process.pid();
     }
 
     /** Waits (bounded) for the output copier to drain, so the tail includes the process's last words. */
-    void drain(long millis) {
+    public void drain(long millis) {
         try {
             pump.join(millis);
         } catch (InterruptedException e) {
@@ -94,14 +98,14 @@ final class RankProcess {
         }
     }
 
-    List<String> tail() {
+    public List<String> tail() {
         synchronized (tail) {
             return new ArrayList<>(tail);
         }
     }
 
     /** SIGTERM, then SIGKILL if it has not exited after {@code graceMillis}. */
-    void stop(long graceMillis) {
+    public void stop(long graceMillis) {
         if (!process.isAlive()) return;
         process.destroy();
         try {

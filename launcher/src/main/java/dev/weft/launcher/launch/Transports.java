@@ -8,9 +8,9 @@ import java.net.InetAddress;
 import java.net.UnknownHostException;
 
 /** Creates a rank's transport from the config's distributed.transport. */
-final class Transports {
+public final class Transports {
     /** The address a rank listens on for peers; default loopback on one node, this host's address on several. */
-    static final String HOST_ENV = "WEFT_RANK_HOST";
+    public static final String HOST_ENV = "WEFT_RANK_HOST";
 
     private Transports() {}
 
