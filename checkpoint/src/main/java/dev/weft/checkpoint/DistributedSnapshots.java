@@ -144,7 +144,7 @@ public final class DistributedSnapshots implements AutoCloseable {
         this.m = m;
         this.rank = group.rank();
         this.world = group.size();
-        this.codec = ReedSolomon.of(k, m);
+        this.codec = ReedSolomon.of(k, m).serial(); // on the snapshot thread alone: the compute pool is the training's
         this.warm = Thread.ofPlatform().daemon().name("weft-snapshot-warm").start(this::warmCodec);
         java.nio.file.Files.createDirectories(root);
         this.store = SnapshotStore.open(root.resolve(domains.names()[domains.ofRank()[rank]]), options);
