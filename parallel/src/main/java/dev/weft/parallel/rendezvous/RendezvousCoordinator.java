@@ -141,19 +141,19 @@ public final class RendezvousCoordinator implements AutoCloseable {
             byte[] mac = Wire.readBytes(in, 32);
             byte[] expected = secret.mac(Wire.label("join"), nonce, Wire.claim(generation, rank, world, endpoint), joinerNonce);
             if (!MessageDigest.isEqual(mac, expected)) {
-                refuse(out, peer, "rank " + rank, "it does not hold the job secret (HMAC challenge failed)");
+                refuse(out, joinerNonce, peer, "rank " + rank, "it does not hold the job secret (HMAC challenge failed)");
                 return;
             }
             if (world != worldSize) {
-                refuse(out, peer, "rank " + rank, "it expects world size " + world + " but this job has " + worldSize);
+                refuse(out, joinerNonce, peer, "rank " + rank, "it expects world size " + world + " but this job has " + worldSize);
                 return;
             }
             if (rank < 0 || rank >= worldSize) {
-                refuse(out, peer, "rank " + rank, "rank " + rank + " is outside [0, " + worldSize + ")");
+                refuse(out, joinerNonce, peer, "rank " + rank, "rank " + rank + " is outside [0, " + worldSize + ")");
                 return;
             }
             if (generation < 0) {
-                refuse(out, peer, "rank " + rank, "generation " + generation + " is negative");
+                refuse(out, joinerNonce, peer, "rank " + rank, "generation " + generation + " is negative");
                 return;
             }
             Generation g;
@@ -161,7 +161,7 @@ public final class RendezvousCoordinator implements AutoCloseable {
                 g = generations.computeIfAbsent(generation, Generation::new);
                 if (g.endpoints[rank] != null) {
                     String why = "rank " + rank + " already joined generation " + generation + " (from another process)";
-                    refuse(out, peer, "rank " + rank, why);
+                    refuse(out, joinerNonce, peer, "rank " + rank, why);
                     return;
                 }
                 if (g.joined == 0) g.deadline = System.nanoTime() + joinTimeout.toNanos();
@@ -180,9 +180,7 @@ public final class RendezvousCoordinator implements AutoCloseable {
                     String msg = "rendezvous (generation " + generation + ") timed out after " + joinTimeout.toSeconds() + " s: rank(s) "
                             + g.missing() + " of " + worldSize + " never joined (joined: " + g.present() + ")";
                     if (closed) msg = "rendezvous coordinator shut down before rank(s) " + g.missing() + " joined";
-                    out.writeInt(Wire.FAILED);
-                    out.writeUTF(msg);
-                    out.flush();
+                    reply(out, Wire.FAILED, joinerNonce, msg);
                     return;
                 }
             }
@@ -194,7 +192,7 @@ public final class RendezvousCoordinator implements AutoCloseable {
                 out.writeInt(b.length);
                 out.write(b);
             }
-            out.write(secret.mac(Wire.label("peers"), joinerNonce, Wire.peers(generation, all)));
+            out.write(secret.mac(Wire.replyLabel(Wire.OK), joinerNonce, Wire.peers(generation, all)));
             out.flush();
         } catch (SocketTimeoutException e) {
             refused.incrementAndGet();
@@ -206,11 +204,17 @@ public final class RendezvousCoordinator implements AutoCloseable {
         }
     }
 
-    private void refuse(DataOutputStream out, String peer, String claim, String why) throws IOException {
+    private void refuse(DataOutputStream out, byte[] joinerNonce, String peer, String claim, String why) throws IOException {
         refused.incrementAndGet();
         log.accept("rendezvous: refused a joiner from " + peer + " claiming " + claim + ": " + why + "; the job goes on");
-        out.writeInt(Wire.REFUSED);
-        out.writeUTF("refused by the rendezvous coordinator: " + why);
+        reply(out, Wire.REFUSED, joinerNonce, "refused by the rendezvous coordinator: " + why);
+    }
+
+    /** A REFUSED or FAILED reply, MAC'd over the joiner's nonce (a joiner without the secret cannot check it, and says so). */
+    private void reply(DataOutputStream out, int status, byte[] joinerNonce, String message) throws IOException {
+        out.writeInt(status);
+        out.writeUTF(message);
+        out.write(secret.mac(Wire.replyLabel(status), joinerNonce, message.getBytes(StandardCharsets.UTF_8)));
         out.flush();
     }
 

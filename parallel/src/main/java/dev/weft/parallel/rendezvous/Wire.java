@@ -12,12 +12,15 @@ import java.util.List;
  *   coordinator: MAGIC, VERSION, nonce[32]
  *   joiner:      generation, rank, worldSize, endpoint, joinerNonce[32], HMAC("join", nonce, claim, joinerNonce)
  *   coordinator: OK, n, endpoint[0..n), HMAC("peers", joinerNonce, generation, endpoints)
- *             or REFUSED / FAILED, message
+ *             or REFUSED / FAILED, message, HMAC("refused" / "failed", joinerNonce, message)
  * </pre>
+ * Every reply is MAC'd over the joiner's fresh nonce, so a process that does not hold the secret
+ * can neither hand out a peer list nor make a rank give up with a forged refusal, and no reply can
+ * be replayed to another join.
  */
 final class Wire {
     static final String MAGIC = "weft-rendezvous";
-    static final int VERSION = 1;
+    static final int VERSION = 2;
     static final int OK = 0, REFUSED = 1, FAILED = 2;
     static final int MAX_ENDPOINT_BYTES = 4096;
 
@@ -37,6 +40,16 @@ final class Wire {
             b.putInt(e.length).put(e);
         }
         return b.array();
+    }
+
+    /** The label a reply's MAC starts with, so an OK cannot pass for a refusal or the other way round. */
+    static byte[] replyLabel(int status) {
+        return label(switch (status) {
+            case OK -> "peers";
+            case REFUSED -> "refused";
+            case FAILED -> "failed";
+            default -> throw new IllegalArgumentException("unknown reply status " + status);
+        });
     }
 
     static byte[] label(String s) {
