@@ -2,6 +2,7 @@ package dev.weft.launcher;
 
 import dev.weft.launcher.launch.NodeLauncher;
 import dev.weft.launcher.launch.RankCommand;
+import dev.weft.launcher.launch.ReachableAddress;
 import dev.weft.parallel.AeronDriver;
 import dev.weft.parallel.AeronTransport;
 import dev.weft.trainer.config.TrainConfig;
@@ -11,6 +12,10 @@ import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 
 import java.io.PrintWriter;
+import java.net.InetAddress;
+import java.net.NetworkInterface;
+import java.net.SocketException;
+import java.net.UnknownHostException;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -45,6 +50,11 @@ public final class LaunchCommand implements Callable<Integer> {
             description = "Where node 0's rendezvous coordinator listens (default on one node: a free loopback port)")
     String rdzvEndpoint;
 
+    @Option(names = "--host", paramLabel = "ADDR",
+            description = "The address this node's ranks advertise to peers and bind (default: 127.0.0.1 on one node; with --nnodes > 1,"
+                    + " the local address that routes to --rdzv-endpoint)")
+    String host;
+
     @Option(names = "--max-restarts", paramLabel = "K", defaultValue = "0",
             description = "Restart the job up to K times after a failure, resuming from the newest checkpoint (default: ${DEFAULT-VALUE})")
     int maxRestarts;
@@ -73,12 +83,13 @@ public final class LaunchCommand implements Callable<Integer> {
         NodeLauncher.Spec s = new NodeLauncher.Spec(nprocPerNode, nnodes, nodeRank, rdzvEndpoint, maxRestarts,
                 cfg.train().outDir().resolve("logs"), Duration.ofSeconds(cfg.distributed().rendezvousTimeoutSeconds()), command, env());
         PrintWriter out = spec.commandLine().getOut();
+        if (nnodes > 1) out.println("[launch] ranks on node " + nodeRank + " advertise and bind " + s.extraEnv().get(AeronTransport.HOST_ENV)
+                + (host == null ? " (the local address that routes to " + rdzvEndpoint + "; --host overrides)" : ""));
         if (!"aeron".equals(cfg.distributed().transport())) return new NodeLauncher(s, out).run();
         // one media driver per node, shared by its ranks (they talk over IPC through it)
         try (AeronDriver driver = AeronDriver.launch()) {
             Map<String, String> env = new LinkedHashMap<>(s.extraEnv());
             env.putIfAbsent(AeronTransport.DRIVER_DIR_ENV, driver.directory());
-            if (nnodes == 1) env.putIfAbsent(AeronTransport.HOST_ENV, "127.0.0.1");
             out.println("[launch] Aeron media driver for this node in " + driver.directory());
             NodeLauncher.Spec withDriver = new NodeLauncher.Spec(s.nprocPerNode(), s.nnodes(), s.nodeRank(), s.rdzvEndpoint(), s.maxRestarts(),
                     s.logDir(), s.rendezvousTimeout(), s.rankCommand(), env);
@@ -93,6 +104,23 @@ public final class LaunchCommand implements Callable<Integer> {
             if (eq <= 0) throw new IllegalArgumentException("--rank-env expects KEY=VALUE, got '" + kv + "'");
             env.put(kv.substring(0, eq), kv.substring(eq + 1));
         }
+        env.putIfAbsent(AeronTransport.HOST_ENV, rankHost());
         return env;
+    }
+
+    /** --host, checked to be this machine's; else loopback on one node; else the address that routes to node 0. */
+    private String rankHost() {
+        if (host != null) {
+            try {
+                InetAddress a = InetAddress.getByName(host.strip());
+                if (!a.isLoopbackAddress() && NetworkInterface.getByInetAddress(a) == null)
+                    throw new IllegalArgumentException("--host " + host + " is not an address of this machine (ranks bind it)");
+                return a.getHostAddress();
+            } catch (UnknownHostException | SocketException e) {
+                throw new IllegalArgumentException("--host " + host + ": cannot resolve it (" + e.getMessage() + ")");
+            }
+        }
+        if (nnodes <= 1 || rdzvEndpoint == null) return "127.0.0.1";
+        return ReachableAddress.towards(rdzvEndpoint);
     }
 }

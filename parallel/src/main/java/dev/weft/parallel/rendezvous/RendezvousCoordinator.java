@@ -41,6 +41,8 @@ public final class RendezvousCoordinator implements AutoCloseable {
     private final Map<Integer, Generation> generations = new HashMap<>();
     private final AtomicInteger refused = new AtomicInteger();
     private final Thread acceptor;
+    /** The node launchers' control connections, where restarts are coordinated job-wide; null on one node. */
+    private final JobRestarts restarts;
     private volatile boolean closed;
 
     private final class Generation {
@@ -66,8 +68,10 @@ public final class RendezvousCoordinator implements AutoCloseable {
         }
     }
 
-    private RendezvousCoordinator(ServerSocket server, JobSecret secret, int worldSize, Duration joinTimeout, Consumer<String> log) {
+    private RendezvousCoordinator(ServerSocket server, JobSecret secret, int worldSize, Duration joinTimeout, Consumer<String> log,
+                                  JobRestarts restarts) {
         this.server = server;
+        this.restarts = restarts;
         this.secret = secret;
         this.worldSize = worldSize;
         this.joinTimeout = joinTimeout;
@@ -81,6 +85,22 @@ public final class RendezvousCoordinator implements AutoCloseable {
      */
     public static RendezvousCoordinator start(InetSocketAddress bind, JobSecret secret, int worldSize, Duration joinTimeout,
                                               Consumer<String> log) {
+        return start(bind, secret, worldSize, joinTimeout, log, null);
+    }
+
+    /**
+     * Like {@link #start(InetSocketAddress, JobSecret, int, Duration, Consumer)}, and also serves
+     * the control connections ({@link NodeLink}) of the {@code nnodes} node launchers, restarting
+     * the job across all of them up to {@code maxRestarts} times.
+     */
+    public static RendezvousCoordinator start(InetSocketAddress bind, JobSecret secret, int worldSize, int nnodes, int maxRestarts,
+                                              Duration joinTimeout, Consumer<String> log) {
+        if (nnodes < 1) throw new IllegalArgumentException("nnodes must be >= 1, got " + nnodes);
+        return start(bind, secret, worldSize, joinTimeout, log, new JobRestarts(secret, nnodes, maxRestarts, log));
+    }
+
+    private static RendezvousCoordinator start(InetSocketAddress bind, JobSecret secret, int worldSize, Duration joinTimeout,
+                                               Consumer<String> log, JobRestarts restarts) {
         if (worldSize < 1) throw new IllegalArgumentException("worldSize must be >= 1, got " + worldSize);
         ServerSocket s;
         try {
@@ -91,7 +111,7 @@ public final class RendezvousCoordinator implements AutoCloseable {
             throw new RendezvousException("cannot listen for rendezvous on " + bind + ": " + e.getMessage()
                     + " (is another job using --rdzv-endpoint " + bind.getHostString() + ":" + bind.getPort() + "?)", e);
         }
-        RendezvousCoordinator c = new RendezvousCoordinator(s, secret, worldSize, joinTimeout, log);
+        RendezvousCoordinator c = new RendezvousCoordinator(s, secret, worldSize, joinTimeout, log, restarts);
         c.acceptor.start();
         return c;
     }
@@ -135,7 +155,18 @@ public final class RendezvousCoordinator implements AutoCloseable {
             out.write(nonce);
             out.flush();
 
-            int generation = in.readInt(), rank = in.readInt(), world = in.readInt();
+            int generation = in.readInt();
+            if (generation == Wire.CONTROL) {
+                if (restarts == null) {
+                    in.readInt();
+                    in.readInt();
+                    refuse(out, Wire.readBytes(in, JobSecret.NONCE_BYTES), peer, "a node", "this job runs on one node: there is no control connection");
+                    return;
+                }
+                restarts.serve(socket, in, out, nonce, peer, this::refuse);
+                return;
+            }
+            int rank = in.readInt(), world = in.readInt();
             String endpoint = Wire.readEndpoint(in);
             byte[] joinerNonce = Wire.readBytes(in, JobSecret.NONCE_BYTES);
             byte[] mac = Wire.readBytes(in, 32);
