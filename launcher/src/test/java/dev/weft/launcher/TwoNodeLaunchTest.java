@@ -1,8 +1,5 @@
 package dev.weft.launcher;
 
-import dev.weft.parallel.rendezvous.JobSecret;
-import dev.weft.parallel.rendezvous.Rendezvous;
-import dev.weft.parallel.rendezvous.RendezvousException;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
@@ -35,10 +32,9 @@ class TwoNodeLaunchTest {
             TwoNodes.Node n0 = nodes.start(0, cfg0, "--set", "train.micro_batch=1");
             TwoNodes.Node n1 = nodes.start(1, cfg1, "--set", "train.micro_batch=1");
             assertTrue(n0.awaitOutput("rendezvous coordinator listening", Duration.ofSeconds(60)), n0.output());
-            // a stranger at the coordinator, without the secret, while the job gathers: refused, and the job goes on
-            RendezvousException refused = assertThrows(RendezvousException.class,
-                    () -> Rendezvous.join(nodes.rdzvEndpoint(), JobSecret.random(), 0, 3, 4, "intruder", Duration.ofSeconds(20)));
-            assertTrue(refused.getMessage().contains("does not hold the job secret"), refused.getMessage());
+            // a stranger on node 1, without the secret, at the coordinator while the job gathers: refused, and the job goes on
+            TwoNodes.Run stranger = nodes.runJava(1, Stranger.class, Duration.ofSeconds(60), nodes.rdzvEndpoint(), "3", "4");
+            assertTrue(stranger.output().contains("REFUSED") && stranger.output().contains("does not hold the job secret"), stranger.output());
             assertEquals(0, n0.await(Duration.ofSeconds(180)), n0.output() + "\n--- node 1:\n" + n1.output());
             assertEquals(0, n1.await(Duration.ofSeconds(30)), n1.output());
             String out0 = n0.output(), out1 = n1.output();
@@ -49,6 +45,15 @@ class TwoNodeLaunchTest {
             assertTrue(out0.contains("all nodes finished") && out1.contains("all nodes finished"), out0 + out1);
             LaunchTest.assertSameLosses(ref, n0.losses(), "2 nodes x 2 ranks against 1 node x 4 ranks");
         }
+    }
+
+    @Test
+    void aHostThatIsNotThisMachinesIsNamed() throws Exception {
+        Path cfg = LaunchTest.config(dir, 2, 0);
+        CliTest.Run r = CliTest.run("launch", "--nnodes", "2", "--rdzv-endpoint", "127.0.0.1:29999", "--host", "192.0.2.77", cfg.toString());
+        assertEquals(2, r.code(), r.out() + r.err());
+        assertTrue(r.err().contains("--host 192.0.2.77 is not an address of this machine"), r.err());
+        assertEquals(1, r.err().strip().lines().count(), r.err());
     }
 
     @Test
@@ -69,9 +74,17 @@ class TwoNodeLaunchTest {
                 assertTrue(n.awaitOutput("[rank " + rank + "] joined: rank " + rank + " of 4 (local rank " + rank % 2 + ", node " + rank / 2
                         + ", attempt 1)", Duration.ofSeconds(90)), n.output());
             }
-            // node 0 resumes from its checkpoint; node 1 has none on its own disk (no shared filesystem), and says so
-            assertTrue(n0.awaitOutput("[rank 0] weft: resumed from", Duration.ofSeconds(60)), n0.output());
+            // Node 1 has no checkpoint on its own disk (rank 0 writes them, on node 0; no shared
+            // filesystem), and says so; node 0's ranks restore step 4 or so. The two halves of the job
+            // then disagree on their first collective, and with the restarts spent every node gives up
+            // with that cause instead of hanging. Once each node writes its own ranks' shards this
+            // run must finish instead.
             assertTrue(n1.awaitOutput("holds no checkpoint; starting from step 0", Duration.ofSeconds(60)), n1.output());
+            assertEquals(1, n0.await(Duration.ofSeconds(120)), n0.output() + "\n--- node 1:\n" + n1.output());
+            assertEquals(1, n1.await(Duration.ofSeconds(30)), n1.output());
+            assertTrue(n0.output().contains("restarts spent (1 of 1): every node gives up"), n0.output());
+            assertTrue(n1.output().contains("giving up after 1 restart(s) of the job: rank "), n1.output());
+            assertEquals(1, LaunchTest.count(n0.output(), "restarting the job into generation"), "one restart, job-wide: " + n0.output());
         }
     }
 

@@ -125,6 +125,29 @@ final class TwoNodes implements AutoCloseable {
         return n;
     }
 
+    /** What a short-lived JVM printed, and its exit code. */
+    record Run(int code, String output) {}
+
+    /**
+     * Runs {@code main} (a class on the test classpath) with {@code args} in a JVM on {@code node}
+     * (inside its namespace, where there are), for at most {@code timeout}; for strangers and probes.
+     */
+    Run runJava(int node, Class<?> main, Duration timeout, String... args) throws IOException, InterruptedException {
+        List<String> cmd = new ArrayList<>();
+        if (namespaces != null) cmd.addAll(List.of("ip", "netns", "exec", namespaces[node]));
+        cmd.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
+        cmd.add("@" + repoRoot().resolve("config/jvm.options"));
+        cmd.addAll(List.of("-Xmx128m", "-XX:TieredStopAtLevel=1", "-cp", System.getProperty("java.class.path"), main.getName()));
+        cmd.addAll(List.of(args));
+        Process p = new ProcessBuilder(cmd).directory(dir(node).toFile()).redirectErrorStream(true).start();
+        byte[] out = p.getInputStream().readAllBytes();
+        if (!p.waitFor(timeout.toMillis(), TimeUnit.MILLISECONDS)) {
+            p.destroyForcibly();
+            return new Run(-1, new String(out, StandardCharsets.UTF_8));
+        }
+        return new Run(p.exitValue(), new String(out, StandardCharsets.UTF_8));
+    }
+
     /** One node's {@code weft launch} process. */
     final class Node {
         final int node;
