@@ -30,7 +30,8 @@ import java.util.concurrent.Callable;
                 "train.micro_batch is per rank: the global batch is micro_batch x grad_accum x world size.",
                 "Each rank's output is prefixed [rank N] and written to train.out_dir/logs/rank-N.log; rank 0 writes metrics and checkpoints.",
                 "When a rank fails the others are stopped, the first failure is reported, and the job restarts (up to --max-restarts)",
-                "from the newest checkpoint.",
+                "from the newest checkpoint. On several nodes restarts are job-wide: every node restarts into the same generation,",
+                "counted against node 0's --max-restarts, and a relaunched node joins the current generation.",
                 "Ranks get WEFT_RANK, WEFT_LOCAL_RANK, WEFT_WORLD_SIZE, WEFT_LOCAL_WORLD_SIZE, WEFT_NODE_RANK, WEFT_RDZV_ENDPOINT,",
                 "WEFT_JOB_SECRET and WEFT_RESTART_COUNT."})
 public final class LaunchCommand implements Callable<Integer> {

@@ -70,6 +70,7 @@ final class JobRestarts {
             log.accept("rendezvous: node " + node + "'s launcher connected from " + peer + " (generation " + generation + ")");
         }
         socket.setSoTimeout(0);
+        socket.setKeepAlive(true); // a node whose machine vanishes without a FIN is noticed too, if slowly
         try {
             while (true) {
                 ControlChannel.Message m = channel.receive();

@@ -170,6 +170,69 @@ class RendezvousTest {
     }
 
     @Test
+    void nodeLinksRestartEveryNodeIntoOneGenerationAndCountRestartsJobWide() throws Exception {
+        JobSecret secret = JobSecret.random();
+        List<String> log = Collections.synchronizedList(new ArrayList<>());
+        try (var c = RendezvousCoordinator.start(new InetSocketAddress("127.0.0.1", 0), secret, 4, 2, 2, T, log::add)) {
+            java.util.concurrent.BlockingQueue<NodeLink.Command> to0 = new java.util.concurrent.LinkedBlockingQueue<>(),
+                    to1 = new java.util.concurrent.LinkedBlockingQueue<>();
+            NodeLink n0 = NodeLink.connect(at(c), secret, 0, 2, T, to0::add);
+            NodeLink n1 = NodeLink.connect(at(c), secret, 1, 2, T, to1::add);
+            assertEquals(0, n0.generation());
+            // strangers and impostors get no control connection
+            RendezvousException stranger = assertThrows(RendezvousException.class, () -> NodeLink.connect(at(c), JobSecret.random(), 1, 2, T, x -> {}));
+            assertTrue(stranger.getMessage().contains("does not hold the job secret"), stranger.getMessage());
+            RendezvousException twice = assertThrows(RendezvousException.class, () -> NodeLink.connect(at(c), secret, 1, 2, T, x -> {}));
+            assertTrue(twice.getMessage().contains("node 1's launcher is already connected"), twice.getMessage());
+
+            n1.reportFailure(0, 3, "killed by signal 9");
+            for (var q : List.of(to0, to1)) {
+                NodeLink.Command cmd = q.poll(10, TimeUnit.SECONDS);
+                assertEquals(new NodeLink.Command(NodeLink.Command.Kind.RESTART, 1, 1, "rank 3 on node 1 failed: killed by signal 9"), cmd);
+            }
+            n0.reportFailure(0, 1, "the cascade"); // a failure of the generation already left behind: ignored
+            assertNull(to1.poll(300, TimeUnit.MILLISECONDS));
+            // node 1's launcher dies: node 0 restarts into generation 2; the relaunched node 1 joins it there
+            n1.close();
+            NodeLink.Command lost = to0.poll(10, TimeUnit.SECONDS);
+            assertNotNull(lost);
+            assertEquals(NodeLink.Command.Kind.RESTART, lost.kind());
+            assertEquals(2, lost.generation());
+            assertTrue(lost.reason().contains("node 1's launcher is gone"), lost.reason());
+            NodeLink again = NodeLink.connect(at(c), secret, 1, 2, T, to1::add);
+            assertEquals(2, again.generation());
+            assertEquals(2, again.restarts());
+            // restarts spent: everyone gives up with the cause
+            again.reportFailure(2, 2, "exit code 1");
+            for (var q : List.of(to0, to1)) {
+                NodeLink.Command cmd = q.poll(10, TimeUnit.SECONDS);
+                assertNotNull(cmd);
+                assertEquals(NodeLink.Command.Kind.GIVE_UP, cmd.kind(), cmd.toString());
+                assertEquals("rank 2 on node 1 failed: exit code 1", cmd.reason());
+            }
+            assertTrue(log.stream().anyMatch(l -> l.contains("restarts spent (2 of 2)")), log.toString());
+            n0.close();
+            again.close();
+        }
+    }
+
+    @Test
+    void nodeLinksFinishWhenEveryNodeIsDone() throws Exception {
+        JobSecret secret = JobSecret.random();
+        try (var c = RendezvousCoordinator.start(new InetSocketAddress("127.0.0.1", 0), secret, 2, 2, 0, T, l -> {})) {
+            java.util.concurrent.BlockingQueue<NodeLink.Command> to0 = new java.util.concurrent.LinkedBlockingQueue<>(),
+                    to1 = new java.util.concurrent.LinkedBlockingQueue<>();
+            try (NodeLink n0 = NodeLink.connect(at(c), secret, 0, 2, T, to0::add); NodeLink n1 = NodeLink.connect(at(c), secret, 1, 2, T, to1::add)) {
+                n0.reportDone(0);
+                assertNull(to0.poll(300, TimeUnit.MILLISECONDS), "not finished while node 1 still trains");
+                n1.reportDone(0);
+                assertEquals(NodeLink.Command.Kind.FINISHED, to0.poll(10, TimeUnit.SECONDS).kind());
+                assertEquals(NodeLink.Command.Kind.FINISHED, to1.poll(10, TimeUnit.SECONDS).kind());
+            }
+        }
+    }
+
+    @Test
     void unreachableCoordinatorFailsWithinTheTimeout() {
         long t0 = System.nanoTime();
         RendezvousException e = assertThrows(RendezvousException.class,
