@@ -29,7 +29,8 @@ import static org.junit.jupiter.api.Assumptions.assumeTrue;
  * find their address from the route to the rendezvous endpoint, 10.77.0.1:29500. Names are unique
  * per harness (pid and a counter), so concurrent runs do not collide; addresses may repeat, as each
  * pair of namespaces is a network of its own. Otherwise both nodes share the host's loopback, at
- * 127.0.0.2 and 127.0.0.3 (passed as {@code --host}). Where neither works the test is skipped.
+ * 127.0.0.2 and 127.0.0.3 (passed as {@code --host}; {@code -Dweft.twonodes=loopback} picks this
+ * even where namespaces work). Where neither works the test is skipped.
  *
  * <p>Use:
  * <pre>
@@ -50,6 +51,8 @@ final class TwoNodes implements AutoCloseable {
     static final int RANKS_PER_NODE = 2;
     private static final AtomicInteger COUNTER = new AtomicInteger();
     private static final String SUBNET = "10.77.0.";
+    /** {@code -Dweft.twonodes=loopback} skips the namespaces and uses the loopback addresses (to test that fallback). */
+    static final String MODE_PROPERTY = "weft.twonodes";
 
     private final Path root;
     private final String[] namespaces; // null on loopback
@@ -71,7 +74,8 @@ final class TwoNodes implements AutoCloseable {
         for (int i = 0; i < 2; i++) Files.createDirectories(root.resolve("node" + i));
         String base = "weft" + ProcessHandle.current().pid() + "x" + COUNTER.incrementAndGet();
         String[] ns = {base + "a", base + "b"};
-        if (namespaces(ns)) return new TwoNodes(root, ns, new String[] {SUBNET + "1", SUBNET + "2"}, 29500);
+        if (!"loopback".equals(System.getProperty(MODE_PROPERTY)) && namespaces(ns))
+            return new TwoNodes(root, ns, new String[] {SUBNET + "1", SUBNET + "2"}, 29500);
         String[] lo = {"127.0.0.2", "127.0.0.3"};
         assumeTrue(bindable(lo[0]) && bindable(lo[1]), "neither network namespaces (root and ip) nor the loopback addresses 127.0.0.2/3 work here");
         int port;
