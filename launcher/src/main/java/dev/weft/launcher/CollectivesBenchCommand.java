@@ -5,6 +5,9 @@ import dev.weft.core.Scope;
 import dev.weft.core.Tensor;
 import dev.weft.parallel.AeronDriver;
 import dev.weft.parallel.AeronTransport;
+import dev.weft.launcher.launch.RankEnv;
+import dev.weft.parallel.rendezvous.JobSecret;
+import dev.weft.parallel.rendezvous.PeerKey;
 import dev.weft.parallel.ProcessGroup;
 import dev.weft.parallel.ReduceOp;
 import dev.weft.parallel.Work;
@@ -58,6 +61,12 @@ public final class CollectivesBenchCommand implements Callable<Integer> {
 
     @Option(names = "--rounds", defaultValue = "3", description = "Rounds of the --async cases, alternating the paths; medians are reported (default: ${DEFAULT-VALUE}).")
     int rounds;
+
+    @Option(names = "--udp", description = "Send every frame over UDP on loopback instead of IPC and shared memory (to measure the UDP path; its MTU is weft.aeron.mtu / WEFT_AERON_MTU when set).")
+    boolean udp;
+
+    /** Tells a rank process to reach its peers over UDP. */
+    static final String UDP_ENV = "WEFT_BENCH_UDP";
 
     @Option(names = "--no-mpi", description = "Skip the Open MPI columns even where mpicc and mpirun are installed.")
     boolean noMpi;
@@ -214,6 +223,7 @@ public final class CollectivesBenchCommand implements Callable<Integer> {
     private List<String> runRanks(AeronDriver driver, int n, long min, long max, String mode, String property) throws IOException, InterruptedException {
         Path dir = Files.createTempDirectory("weft-bench-collectives");
         List<Process> procs = new ArrayList<>();
+        JobSecret secret = JobSecret.random();
         try {
             List<String> jvm = new ArrayList<>();
             jvm.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
@@ -227,6 +237,8 @@ public final class CollectivesBenchCommand implements Callable<Integer> {
                         Integer.toString(r), Integer.toString(n), dir.toString(), Long.toString(min), Long.toString(max), Double.toString(minTime), mode));
                 ProcessBuilder pb = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(dir.resolve("rank" + r + ".log").toFile());
                 pb.environment().put(AeronTransport.DRIVER_DIR_ENV, driver.directory());
+                pb.environment().put(RankEnv.JOB_SECRET, secret.encoded());
+                if (udp) pb.environment().put(UDP_ENV, "true");
                 procs.add(pb.start());
             }
             for (int r = 0; r < n; r++) {
@@ -272,7 +284,10 @@ public final class CollectivesBenchCommand implements Callable<Integer> {
             Path dir = Path.of(args[2]);
             long min = Long.parseLong(args[3]), max = Long.parseLong(args[4]);
             double minTime = Double.parseDouble(args[5]);
-            try (AeronTransport t = AeronTransport.withDriver(System.getenv(AeronTransport.DRIVER_DIR_ENV), "127.0.0.1");
+            String driverDir = System.getenv(AeronTransport.DRIVER_DIR_ENV);
+            PeerKey key = JobSecret.decode(System.getenv(RankEnv.JOB_SECRET)).peerKey(0);
+            try (AeronTransport t = Boolean.parseBoolean(System.getenv(UDP_ENV)) ? AeronTransport.udpOnly(driverDir, "127.0.0.1", key)
+                    : AeronTransport.withDriver(driverDir, "127.0.0.1", key);
                  ProcessGroup g = t.connect(rank, exchange(dir, rank, n, t.localEndpoint()), Duration.ofSeconds(60));
                  Scope scope = Scope.open()) {
                 boolean async = args[6].equals("async");

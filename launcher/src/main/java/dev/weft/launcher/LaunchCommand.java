@@ -3,6 +3,7 @@ package dev.weft.launcher;
 import dev.weft.launcher.launch.NodeLauncher;
 import dev.weft.launcher.launch.RankCommand;
 import dev.weft.launcher.spark.BarrierLaunch;
+import dev.weft.launcher.launch.ReachableAddress;
 import dev.weft.parallel.AeronDriver;
 import dev.weft.parallel.AeronTransport;
 import dev.weft.trainer.config.TrainConfig;
@@ -12,6 +13,10 @@ import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 
 import java.io.PrintWriter;
+import java.net.InetAddress;
+import java.net.NetworkInterface;
+import java.net.SocketException;
+import java.net.UnknownHostException;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -26,7 +31,8 @@ import java.util.concurrent.Callable;
                 "train.micro_batch is per rank: the global batch is micro_batch x grad_accum x world size.",
                 "Each rank's output is prefixed [rank N] and written to train.out_dir/logs/rank-N.log; rank 0 writes metrics and checkpoints.",
                 "When a rank fails the others are stopped, the first failure is reported, and the job restarts (up to --max-restarts)",
-                "from the newest checkpoint.",
+                "from the newest checkpoint. On several nodes restarts are job-wide: every node restarts into the same generation,",
+                "counted against node 0's --max-restarts, and a relaunched node joins the current generation.",
                 "Ranks get WEFT_RANK, WEFT_LOCAL_RANK, WEFT_WORLD_SIZE, WEFT_LOCAL_WORLD_SIZE, WEFT_NODE_RANK, WEFT_RDZV_ENDPOINT,",
                 "WEFT_JOB_SECRET and WEFT_RESTART_COUNT.",
                 "With --spark-master MASTER --nproc N the N ranks run as one Spark barrier stage on that cluster instead",
@@ -47,6 +53,11 @@ public final class LaunchCommand implements Callable<Integer> {
     @Option(names = "--rdzv-endpoint", paramLabel = "HOST:PORT",
             description = "Where node 0's rendezvous coordinator listens (default on one node: a free loopback port)")
     String rdzvEndpoint;
+
+    @Option(names = "--host", paramLabel = "ADDR",
+            description = "The address this node's ranks advertise to peers and bind (default: 127.0.0.1 on one node; with --nnodes > 1,"
+                    + " the local address that routes to --rdzv-endpoint)")
+    String host;
 
     @Option(names = "--max-restarts", paramLabel = "K", defaultValue = "0",
             description = "Restart the job up to K times after a failure, resuming from the newest checkpoint (default: ${DEFAULT-VALUE})")
@@ -88,14 +99,15 @@ public final class LaunchCommand implements Callable<Integer> {
         List<String> command = RankCommand.build(nprocPerNode, config, args);
         if (resume) command.add("--resume");
         NodeLauncher.Spec s = new NodeLauncher.Spec(nprocPerNode, nnodes, nodeRank, rdzvEndpoint, maxRestarts,
-                cfg.train().outDir().resolve("logs"), Duration.ofSeconds(cfg.distributed().rendezvousTimeoutSeconds()), command, env());
+                cfg.train().outDir().resolve("logs"), Duration.ofSeconds(cfg.distributed().rendezvousTimeoutSeconds()), command, nodeEnv());
         PrintWriter out = spec.commandLine().getOut();
+        if (nnodes > 1) out.println("[launch] ranks on node " + nodeRank + " advertise and bind " + s.extraEnv().get(AeronTransport.HOST_ENV)
+                + (host == null ? " (the local address that routes to " + rdzvEndpoint + "; --host overrides)" : ""));
         if (!"aeron".equals(cfg.distributed().transport())) return new NodeLauncher(s, out).run();
         // one media driver per node, shared by its ranks (they talk over IPC through it)
         try (AeronDriver driver = AeronDriver.launch()) {
             Map<String, String> env = new LinkedHashMap<>(s.extraEnv());
             env.putIfAbsent(AeronTransport.DRIVER_DIR_ENV, driver.directory());
-            if (nnodes == 1) env.putIfAbsent(AeronTransport.HOST_ENV, "127.0.0.1");
             out.println("[launch] Aeron media driver for this node in " + driver.directory());
             NodeLauncher.Spec withDriver = new NodeLauncher.Spec(s.nprocPerNode(), s.nnodes(), s.nodeRank(), s.rdzvEndpoint(), s.maxRestarts(),
                     s.logDir(), s.rendezvousTimeout(), s.rankCommand(), env);
@@ -120,8 +132,16 @@ public final class LaunchCommand implements Callable<Integer> {
         return new BarrierLaunch(s, spec.commandLine().getOut()).run();
     }
 
+    /** What --rank-env adds to every rank's environment (on Spark, each task adds the address of its own host). */
     private Map<String, String> env() {
         return pairs("--rank-env", rankEnv);
+    }
+
+    /** The ranks' environment on this node: --rank-env, and the address they advertise and bind. */
+    private Map<String, String> nodeEnv() {
+        Map<String, String> env = env();
+        env.putIfAbsent(AeronTransport.HOST_ENV, rankHost());
+        return env;
     }
 
     private static Map<String, String> pairs(String flag, List<String> given) {
@@ -132,5 +152,21 @@ public final class LaunchCommand implements Callable<Integer> {
             env.put(kv.substring(0, eq), kv.substring(eq + 1));
         }
         return env;
+    }
+
+    /** --host, checked to be this machine's; else loopback on one node; else the address that routes to node 0. */
+    private String rankHost() {
+        if (host != null) {
+            try {
+                InetAddress a = InetAddress.getByName(host.strip());
+                if (!a.isLoopbackAddress() && NetworkInterface.getByInetAddress(a) == null)
+                    throw new IllegalArgumentException("--host " + host + " is not an address of this machine (ranks bind it)");
+                return a.getHostAddress();
+            } catch (UnknownHostException | SocketException e) {
+                throw new IllegalArgumentException("--host " + host + ": cannot resolve it (" + e.getMessage() + ")");
+            }
+        }
+        if (nnodes <= 1 || rdzvEndpoint == null) return "127.0.0.1";
+        return ReachableAddress.towards(rdzvEndpoint);
     }
 }

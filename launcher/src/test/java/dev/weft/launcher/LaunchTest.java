@@ -187,7 +187,7 @@ class LaunchTest {
         assertTrue(r2.err().contains("--rdzv-endpoint host:port is required"), r2.err());
     }
 
-    private static int count(String s, String needle) {
+    static int count(String s, String needle) {
         int n = 0;
         for (int i = s.indexOf(needle); i >= 0; i = s.indexOf(needle, i + 1)) n++;
         return n;

@@ -4,7 +4,7 @@ import java.lang.foreign.MemorySegment;
 
 /**
  * The small message-passing layer every transport provides and every collective algorithm is
- * written against (see {@link Collectives}): addressed frames of at most {@link #maxFrameBytes()}
+ * written against (see {@link Collectives}): addressed frames of at most {@link #maxFrameBytes(int)}
  * between world ranks. Sends are buffered (a send never waits for the matching receive, only for
  * back-pressure), so algorithms may send before they receive without deadlock.
  *
@@ -16,8 +16,11 @@ interface Fabric extends AutoCloseable {
 
     int size();
 
-    /** The largest payload of one frame; algorithms chunk anything bigger. */
-    int maxFrameBytes();
+    /**
+     * The largest payload of one frame between this rank and world rank {@code peer}, either way;
+     * algorithms chunk anything bigger. Both ends of a pair compute the same value.
+     */
+    int maxFrameBytes(int peer);
 
     /**
      * Sends {@code length} bytes of {@code payload} from {@code offset} (at most maxFrameBytes) to

@@ -205,7 +205,7 @@ public final class InJvmTransport implements Transport {
 
         @Override public int rank() { return rank; }
         @Override public int size() { return peers.length; }
-        @Override public int maxFrameBytes() { return maxFrameBytes; }
+        @Override public int maxFrameBytes(int peer) { return maxFrameBytes; }
 
         @Override
         public void send(int dst, Msg msg, MemorySegment payload, long offset, int length, long deadlineNanos) {

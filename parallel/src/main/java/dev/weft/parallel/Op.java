@@ -40,17 +40,21 @@ final class Op {
         return group.size();
     }
 
-    /** Number of frames a payload of {@code bytes} takes (an empty payload still sends one, so the receiver syncs). */
-    long frames(long bytes) {
-        long f = group.fabric.maxFrameBytes() & ~3L;
+    /** Bytes in each frame (but the last) between this rank and world rank {@code peer}. */
+    private long frameBytes(int worldPeer) {
+        return group.fabric.maxFrameBytes(worldPeer) & ~3L;
+    }
+
+    /** Number of frames a payload of {@code bytes} takes in frames of {@code f} (an empty payload still sends one, so the receiver syncs). */
+    private static long frames(long bytes, long f) {
         return Math.max(1, (bytes + f - 1) / f);
     }
 
     /** Sends {@code bytes} of {@code data} from byte offset {@code off} to group rank {@code dst}, chunked. */
     void send(int dst, int step, MemorySegment data, long off, long bytes) {
-        long f = group.fabric.maxFrameBytes() & ~3L;
-        long n = frames(bytes);
         int worldDst = group.worldRank(dst);
+        long f = frameBytes(worldDst);
+        long n = frames(bytes, f);
         for (long c = 0; c < n; c++) {
             long o = c * f;
             int len = (int) Math.max(0, Math.min(f, bytes - o));
@@ -64,9 +68,9 @@ final class Op {
 
     /** Receives {@code bytes} from group rank {@code src} chunk by chunk, handing each to {@code sink} at its offset. */
     void receive(int src, int step, long off, long bytes, Sink sink) {
-        long f = group.fabric.maxFrameBytes() & ~3L;
-        long n = frames(bytes);
         int worldSrc = group.worldRank(src);
+        long f = frameBytes(worldSrc);
+        long n = frames(bytes, f);
         for (long c = 0; c < n; c++) {
             long o = c * f;
             long len = Math.max(0, Math.min(f, bytes - o));

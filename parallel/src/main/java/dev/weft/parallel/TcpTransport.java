@@ -1,5 +1,7 @@
 package dev.weft.parallel;
 
+import dev.weft.parallel.rendezvous.PeerKey;
+
 import java.io.BufferedInputStream;
 import java.io.BufferedOutputStream;
 import java.io.DataInputStream;
@@ -11,9 +13,11 @@ import java.net.InetSocketAddress;
 import java.net.ServerSocket;
 import java.net.Socket;
 import java.net.SocketTimeoutException;
+import java.security.SecureRandom;
 import java.time.Duration;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
 
 /**
  * Ranks over plain TCP sockets: one connection per pair of ranks, frames written whole with a
@@ -24,13 +28,26 @@ import java.util.concurrent.TimeUnit;
  *
  * <p>Endpoints read {@code tcp:HOST:PORT}. A peer whose connection drops is reported at once as
  * missing instead of after the full deadline.
+ *
+ * <p>Each connection opens with a mutual hello under the generation's {@link PeerKey}: the dialer
+ * sends its rank and a fresh nonce, the acceptor answers with its own nonce and its proof over the
+ * dialer's, the dialer with its proof over the acceptor's. A connection whose hello does not
+ * verify (a stranger, another job, another generation) is closed with one line on standard error
+ * and the transport keeps accepting, so the job goes on. Once every peer is connected the listening
+ * socket is closed.
  */
 public final class TcpTransport implements Transport {
     public static final int MAX_FRAME_BYTES = 1 << 20;
     private static final long POLL_NANOS = TimeUnit.MILLISECONDS.toNanos(50);
+    /** How long an accepted connection may take to say hello; a silent one cannot hold up the rest for longer. */
+    private static final int HELLO_MILLIS = 5000;
+    private static final int NONCE_BYTES = 32;
+    private static final SecureRandom RANDOM = new SecureRandom();
 
     private final ServerSocket server;
     private final String host;
+    private final PeerKey key;
+    private final AtomicInteger refused = new AtomicInteger();
     private final Inbox inbox = new Inbox();
     private final FramePool pool = new FramePool();
     private Socket[] sockets;
@@ -39,9 +56,13 @@ public final class TcpTransport implements Transport {
     private volatile boolean[] lost;
     private volatile boolean closed;
 
-    /** Listens on {@code host} (an address peers can reach; 127.0.0.1 on one host), on a free port. */
-    public TcpTransport(String host) {
+    /**
+     * Listens on {@code host} (an address peers can reach; 127.0.0.1 on one host), on a free port,
+     * admitting only peers that prove {@code key} (their generation's, see {@link dev.weft.parallel.rendezvous.JobSecret#peerKey}).
+     */
+    public TcpTransport(String host, PeerKey key) {
         this.host = host;
+        this.key = key;
         try {
             server = new ServerSocket();
             server.bind(new InetSocketAddress(host, 0), 64);
@@ -73,17 +94,15 @@ public final class TcpTransport implements Transport {
         long deadline = System.nanoTime() + timeout.toNanos();
         try {
             for (int peer = 0; peer < rank; peer++) sockets[peer] = dial(endpoints.get(peer), peer, rank, deadline);
-            for (int k = rank + 1; k < n; k++) {
+            for (int accepted = 0; accepted < n - 1 - rank; ) {
                 server.setSoTimeout((int) Math.max(1, (deadline - System.nanoTime()) / 1_000_000));
                 Socket s = server.accept();
-                s.setTcpNoDelay(true);
-                int peer = new DataInputStream(s.getInputStream()).readInt();
-                if (peer <= rank || peer >= n || sockets[peer] != null) {
-                    s.close();
-                    throw new IllegalStateException("rank " + rank + ": unexpected peer claiming rank " + peer);
-                }
+                int peer = admit(s, rank, n, deadline);
+                if (peer < 0) continue;
                 sockets[peer] = s;
+                accepted++;
             }
+            server.close(); // nobody else is expected: a late stranger finds the port closed
         } catch (SocketTimeoutException e) {
             List<Integer> missing = new java.util.ArrayList<>();
             for (int p = 0; p < n; p++) if (p != rank && sockets[p] == null) missing.add(p);
@@ -108,7 +127,64 @@ public final class TcpTransport implements Transport {
         return new FabricGroup(new Fabric(rank, n), "world", 0, world, rank, timeout, false);
     }
 
-    private static Socket dial(String endpoint, int peer, int rank, long deadline) throws IOException {
+    /**
+     * The acceptor's half of the hello: the peer's rank if it proved the key and is a higher rank
+     * not yet connected, else -1 with the socket closed and one line said.
+     */
+    private int admit(Socket s, int rank, int n, long deadline) {
+        String from = String.valueOf(s.getRemoteSocketAddress());
+        int peer = -1;
+        try {
+            s.setTcpNoDelay(true);
+            s.setSoTimeout((int) Math.max(1, Math.min(HELLO_MILLIS, (deadline - System.nanoTime()) / 1_000_000)));
+            DataInputStream in = new DataInputStream(s.getInputStream());
+            DataOutputStream out = new DataOutputStream(s.getOutputStream());
+            peer = in.readInt();
+            byte[] theirs = new byte[NONCE_BYTES];
+            in.readFully(theirs);
+            byte[] mine = nonce();
+            out.write(mine);
+            out.write(key.proof("tcp-accept", rank, peer, theirs));
+            out.flush();
+            byte[] proof = new byte[PeerKey.proofBytes()];
+            in.readFully(proof);
+            String why = !key.verifies(proof, "tcp-dial", peer, rank, mine) ? "it does not hold this generation's job key (hello failed)"
+                    : peer <= rank || peer >= n ? "rank " + peer + " does not dial rank " + rank
+                    : sockets[peer] != null ? "rank " + peer + " is already connected" : null;
+            if (why == null) {
+                s.setSoTimeout(0);
+                return peer;
+            }
+            refuse(s, rank, from, peer, why);
+        } catch (IOException e) {
+            refuse(s, rank, from, peer, "its hello did not complete (" + e.getMessage() + ")");
+        }
+        return -1;
+    }
+
+    private void refuse(Socket s, int rank, String from, int peer, String why) {
+        refused.incrementAndGet();
+        System.err.println("weft rank " + rank + ": refused a data-plane connection from " + from + " claiming rank " + peer + ": " + why
+                + "; the job goes on");
+        try {
+            s.close();
+        } catch (IOException ignored) {
+            // refusing anyway
+        }
+    }
+
+    /** Connections refused so far for a failed hello or a bad claim. */
+    public int refusedCount() {
+        return refused.get();
+    }
+
+    private static byte[] nonce() {
+        byte[] b = new byte[NONCE_BYTES];
+        RANDOM.nextBytes(b);
+        return b;
+    }
+
+    private Socket dial(String endpoint, int peer, int rank, long deadline) throws IOException {
         if (!endpoint.startsWith("tcp:")) throw new IllegalArgumentException("endpoint of rank " + peer + " '" + endpoint + "' is not tcp:HOST:PORT");
         String hp = endpoint.substring(4);
         int colon = hp.lastIndexOf(':');
@@ -119,9 +195,24 @@ public final class TcpTransport implements Transport {
             try {
                 s.connect(addr, (int) Math.max(1, Math.min(5000, (deadline - System.nanoTime()) / 1_000_000)));
                 s.setTcpNoDelay(true);
+                s.setSoTimeout((int) Math.max(1, Math.min(HELLO_MILLIS, (deadline - System.nanoTime()) / 1_000_000)));
                 DataOutputStream o = new DataOutputStream(s.getOutputStream());
+                DataInputStream in = new DataInputStream(s.getInputStream());
+                byte[] mine = nonce();
                 o.writeInt(rank);
+                o.write(mine);
                 o.flush();
+                byte[] theirs = new byte[NONCE_BYTES], proof = new byte[PeerKey.proofBytes()];
+                in.readFully(theirs);
+                in.readFully(proof);
+                if (!key.verifies(proof, "tcp-accept", peer, rank, mine)) {
+                    s.close();
+                    throw new IllegalStateException("rank " + rank + ": the peer at " + endpoint + " (listed for rank " + peer
+                            + ") does not hold this generation's job key; refusing to send it anything");
+                }
+                o.write(key.proof("tcp-dial", rank, peer, theirs));
+                o.flush();
+                s.setSoTimeout(0);
                 return s;
             } catch (IOException e) {
                 s.close();
@@ -185,7 +276,7 @@ public final class TcpTransport implements Transport {
 
         @Override public int rank() { return rank; }
         @Override public int size() { return size; }
-        @Override public int maxFrameBytes() { return MAX_FRAME_BYTES; }
+        @Override public int maxFrameBytes(int peer) { return MAX_FRAME_BYTES; }
 
         @Override
         public void send(int dst, Msg msg, MemorySegment payload, long offset, int length, long deadlineNanos) {

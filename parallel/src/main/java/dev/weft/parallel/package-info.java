@@ -3,9 +3,10 @@
  *
  * <p><b>Public API.</b> {@link dev.weft.parallel.ProcessGroup} (collectives, asynchronous with a
  * {@link dev.weft.parallel.Work} handle or synchronous; tagged send/recv; subgroups),
- * {@link dev.weft.parallel.Transport} with two implementations: {@link dev.weft.parallel.AeronTransport}
- * (real ranks; {@code AeronTransport.fromEnvironment()} in a launched rank) and
- * {@link dev.weft.parallel.InJvmTransport} (ranks as threads, for tests), and
+ * {@link dev.weft.parallel.Transport} with three implementations: {@link dev.weft.parallel.AeronTransport}
+ * (real ranks; {@code AeronTransport.fromEnvironment(host, peerKey)} in a launched rank),
+ * {@link dev.weft.parallel.TcpTransport} and {@link dev.weft.parallel.InJvmTransport} (ranks as
+ * threads, for tests; it has no network and no hello), and
  * {@link dev.weft.parallel.AeronDriver} (the per-node media driver the launcher starts).
  *
  * <p><b>One set of algorithms.</b> Every transport provides only a small internal message layer

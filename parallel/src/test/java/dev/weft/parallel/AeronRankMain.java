@@ -2,6 +2,8 @@ package dev.weft.parallel;
 
 import dev.weft.core.Scope;
 import dev.weft.core.Tensor;
+import dev.weft.parallel.rendezvous.JobSecret;
+import dev.weft.parallel.rendezvous.PeerKey;
 
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -29,8 +31,9 @@ public final class AeronRankMain {
         int n = Integer.parseInt(args[2]);
         Path dir = Path.of(args[3]);
         boolean udp = args.length > 4 && args[4].equals("udp");
-        try (AeronTransport t = udp ? AeronTransport.udpOnly(System.getenv(AeronTransport.DRIVER_DIR_ENV), "127.0.0.1")
-                : AeronTransport.withDriver(System.getenv(AeronTransport.DRIVER_DIR_ENV), "127.0.0.1")) {
+        PeerKey key = JobSecret.decode(System.getenv("WEFT_JOB_SECRET")).peerKey(0);
+        try (AeronTransport t = udp ? AeronTransport.udpOnly(System.getenv(AeronTransport.DRIVER_DIR_ENV), "127.0.0.1", key)
+                : AeronTransport.withDriver(System.getenv(AeronTransport.DRIVER_DIR_ENV), "127.0.0.1", key)) {
             List<String> endpoints = exchange(dir, rank, n, t.localEndpoint());
             Duration timeout = Duration.ofSeconds(scenario.equals("timeout") ? 1 : 20);
             try (ProcessGroup g = t.connect(rank, endpoints, Duration.ofSeconds(20))) {

@@ -1,5 +1,6 @@
 package dev.weft.parallel;
 
+import dev.weft.parallel.rendezvous.JobSecret;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -77,6 +78,7 @@ class AeronTransportTest {
         Files.createDirectories(dir);
         List<Process> procs = new ArrayList<>();
         List<Path> logs = new ArrayList<>();
+        String secret = JobSecret.random().encoded();
         try {
             for (int r = 0; r < n; r++) {
                 List<String> cmd = new ArrayList<>(List.of(
@@ -90,6 +92,7 @@ class AeronTransportTest {
                 logs.add(log);
                 ProcessBuilder pb = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(log.toFile());
                 pb.environment().put(AeronTransport.DRIVER_DIR_ENV, driver.directory());
+                pb.environment().put("WEFT_JOB_SECRET", secret);
                 procs.add(pb.start());
             }
             List<String> results = new ArrayList<>();

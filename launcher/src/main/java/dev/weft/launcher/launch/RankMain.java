@@ -80,7 +80,7 @@ public final class RankMain {
         JobSecret secret = JobSecret.decode(env.jobSecret());
         Duration rdzvTimeout = Duration.ofSeconds(cfg.distributed().rendezvousTimeoutSeconds());
         Duration opTimeout = Duration.ofSeconds(cfg.distributed().timeoutSeconds());
-        try (Transport transport = Transports.create(env, cfg.distributed().transport())) {
+        try (Transport transport = Transports.create(env, cfg.distributed().transport(), secret.peerKey(env.restartCount()))) {
             List<String> endpoints = Rendezvous.join(env.rdzvEndpoint(), secret, env.restartCount(), env.rank(), env.worldSize(),
                     transport.localEndpoint(), rdzvTimeout);
             try (ProcessGroup world = transport.connect(env.rank(), endpoints, opTimeout)) {

@@ -135,7 +135,7 @@ final class RankTask extends AbstractFunction1<Iterator<Integer>, Iterator<RankO
                 .exportTo(env);
         // peers on one host talk over loopback, as weft launch on one node; across hosts at the executor's address
         String reachAt = where.localWorldSize() == worldSize ? "127.0.0.1" : host;
-        env.putIfAbsent(Transports.HOST_ENV, reachAt);
+        env.putIfAbsent(Transports.LEGACY_TCP_HOST_ENV, reachAt);
         env.putIfAbsent(AeronTransport.HOST_ENV, reachAt);
         env.put(RankMain.PARENT_PID_ENV, Long.toString(ProcessHandle.current().pid()));
         env.put(SPARK_AUTH_SECRET_ENV, null);

@@ -51,6 +51,11 @@ public final class JobSecret {
         return n;
     }
 
+    /** The data-plane key of {@code generation} (a restart count): peers of that generation prove themselves with it. */
+    public PeerKey peerKey(int generation) {
+        return new PeerKey(mac(Wire.label("data-plane"), java.nio.ByteBuffer.allocate(4).putInt(generation).array()));
+    }
+
     /** HMAC-SHA256 over the concatenation of {@code parts}. */
     byte[] mac(byte[]... parts) {
         try {

@@ -41,6 +41,8 @@ public final class RendezvousCoordinator implements AutoCloseable {
     private final Map<Integer, Generation> generations = new HashMap<>();
     private final AtomicInteger refused = new AtomicInteger();
     private final Thread acceptor;
+    /** The node launchers' control connections, where restarts are coordinated job-wide; null on one node. */
+    private final JobRestarts restarts;
     private volatile boolean closed;
 
     private final class Generation {
@@ -66,8 +68,10 @@ public final class RendezvousCoordinator implements AutoCloseable {
         }
     }
 
-    private RendezvousCoordinator(ServerSocket server, JobSecret secret, int worldSize, Duration joinTimeout, Consumer<String> log) {
+    private RendezvousCoordinator(ServerSocket server, JobSecret secret, int worldSize, Duration joinTimeout, Consumer<String> log,
+                                  JobRestarts restarts) {
         this.server = server;
+        this.restarts = restarts;
         this.secret = secret;
         this.worldSize = worldSize;
         this.joinTimeout = joinTimeout;
@@ -81,6 +85,22 @@ public final class RendezvousCoordinator implements AutoCloseable {
      */
     public static RendezvousCoordinator start(InetSocketAddress bind, JobSecret secret, int worldSize, Duration joinTimeout,
                                               Consumer<String> log) {
+        return start(bind, secret, worldSize, joinTimeout, log, null);
+    }
+
+    /**
+     * Like {@link #start(InetSocketAddress, JobSecret, int, Duration, Consumer)}, and also serves
+     * the control connections ({@link NodeLink}) of the {@code nnodes} node launchers, restarting
+     * the job across all of them up to {@code maxRestarts} times.
+     */
+    public static RendezvousCoordinator start(InetSocketAddress bind, JobSecret secret, int worldSize, int nnodes, int maxRestarts,
+                                              Duration joinTimeout, Consumer<String> log) {
+        if (nnodes < 1) throw new IllegalArgumentException("nnodes must be >= 1, got " + nnodes);
+        return start(bind, secret, worldSize, joinTimeout, log, new JobRestarts(secret, nnodes, maxRestarts, log));
+    }
+
+    private static RendezvousCoordinator start(InetSocketAddress bind, JobSecret secret, int worldSize, Duration joinTimeout,
+                                               Consumer<String> log, JobRestarts restarts) {
         if (worldSize < 1) throw new IllegalArgumentException("worldSize must be >= 1, got " + worldSize);
         ServerSocket s;
         try {
@@ -91,7 +111,7 @@ public final class RendezvousCoordinator implements AutoCloseable {
             throw new RendezvousException("cannot listen for rendezvous on " + bind + ": " + e.getMessage()
                     + " (is another job using --rdzv-endpoint " + bind.getHostString() + ":" + bind.getPort() + "?)", e);
         }
-        RendezvousCoordinator c = new RendezvousCoordinator(s, secret, worldSize, joinTimeout, log);
+        RendezvousCoordinator c = new RendezvousCoordinator(s, secret, worldSize, joinTimeout, log, restarts);
         c.acceptor.start();
         return c;
     }
@@ -135,25 +155,36 @@ public final class RendezvousCoordinator implements AutoCloseable {
             out.write(nonce);
             out.flush();
 
-            int generation = in.readInt(), rank = in.readInt(), world = in.readInt();
+            int generation = in.readInt();
+            if (generation == Wire.CONTROL) {
+                if (restarts == null) {
+                    in.readInt();
+                    in.readInt();
+                    refuse(out, Wire.readBytes(in, JobSecret.NONCE_BYTES), peer, "a node", "this job runs on one node: there is no control connection");
+                    return;
+                }
+                restarts.serve(socket, in, out, nonce, peer, this::refuse);
+                return;
+            }
+            int rank = in.readInt(), world = in.readInt();
             String endpoint = Wire.readEndpoint(in);
             byte[] joinerNonce = Wire.readBytes(in, JobSecret.NONCE_BYTES);
             byte[] mac = Wire.readBytes(in, 32);
             byte[] expected = secret.mac(Wire.label("join"), nonce, Wire.claim(generation, rank, world, endpoint), joinerNonce);
             if (!MessageDigest.isEqual(mac, expected)) {
-                refuse(out, peer, "rank " + rank, "it does not hold the job secret (HMAC challenge failed)");
+                refuse(out, joinerNonce, peer, "rank " + rank, "it does not hold the job secret (HMAC challenge failed)");
                 return;
             }
             if (world != worldSize) {
-                refuse(out, peer, "rank " + rank, "it expects world size " + world + " but this job has " + worldSize);
+                refuse(out, joinerNonce, peer, "rank " + rank, "it expects world size " + world + " but this job has " + worldSize);
                 return;
             }
             if (rank < 0 || rank >= worldSize) {
-                refuse(out, peer, "rank " + rank, "rank " + rank + " is outside [0, " + worldSize + ")");
+                refuse(out, joinerNonce, peer, "rank " + rank, "rank " + rank + " is outside [0, " + worldSize + ")");
                 return;
             }
             if (generation < 0) {
-                refuse(out, peer, "rank " + rank, "generation " + generation + " is negative");
+                refuse(out, joinerNonce, peer, "rank " + rank, "generation " + generation + " is negative");
                 return;
             }
             Generation g;
@@ -161,7 +192,7 @@ public final class RendezvousCoordinator implements AutoCloseable {
                 g = generations.computeIfAbsent(generation, Generation::new);
                 if (g.endpoints[rank] != null) {
                     String why = "rank " + rank + " already joined generation " + generation + " (from another process)";
-                    refuse(out, peer, "rank " + rank, why);
+                    refuse(out, joinerNonce, peer, "rank " + rank, why);
                     return;
                 }
                 if (g.joined == 0) g.deadline = System.nanoTime() + joinTimeout.toNanos();
@@ -180,9 +211,7 @@ public final class RendezvousCoordinator implements AutoCloseable {
                     String msg = "rendezvous (generation " + generation + ") timed out after " + joinTimeout.toSeconds() + " s: rank(s) "
                             + g.missing() + " of " + worldSize + " never joined (joined: " + g.present() + ")";
                     if (closed) msg = "rendezvous coordinator shut down before rank(s) " + g.missing() + " joined";
-                    out.writeInt(Wire.FAILED);
-                    out.writeUTF(msg);
-                    out.flush();
+                    reply(out, Wire.FAILED, joinerNonce, msg);
                     return;
                 }
             }
@@ -194,7 +223,7 @@ public final class RendezvousCoordinator implements AutoCloseable {
                 out.writeInt(b.length);
                 out.write(b);
             }
-            out.write(secret.mac(Wire.label("peers"), joinerNonce, Wire.peers(generation, all)));
+            out.write(secret.mac(Wire.replyLabel(Wire.OK), joinerNonce, Wire.peers(generation, all)));
             out.flush();
         } catch (SocketTimeoutException e) {
             refused.incrementAndGet();
@@ -206,11 +235,17 @@ public final class RendezvousCoordinator implements AutoCloseable {
         }
     }
 
-    private void refuse(DataOutputStream out, String peer, String claim, String why) throws IOException {
+    private void refuse(DataOutputStream out, byte[] joinerNonce, String peer, String claim, String why) throws IOException {
         refused.incrementAndGet();
         log.accept("rendezvous: refused a joiner from " + peer + " claiming " + claim + ": " + why + "; the job goes on");
-        out.writeInt(Wire.REFUSED);
-        out.writeUTF("refused by the rendezvous coordinator: " + why);
+        reply(out, Wire.REFUSED, joinerNonce, "refused by the rendezvous coordinator: " + why);
+    }
+
+    /** A REFUSED or FAILED reply, MAC'd over the joiner's nonce (a joiner without the secret cannot check it, and says so). */
+    private void reply(DataOutputStream out, int status, byte[] joinerNonce, String message) throws IOException {
+        out.writeInt(status);
+        out.writeUTF(message);
+        out.write(secret.mac(Wire.replyLabel(status), joinerNonce, message.getBytes(StandardCharsets.UTF_8)));
         out.flush();
     }
 

@@ -12,13 +12,25 @@ import java.util.List;
  *   coordinator: MAGIC, VERSION, nonce[32]
  *   joiner:      generation, rank, worldSize, endpoint, joinerNonce[32], HMAC("join", nonce, claim, joinerNonce)
  *   coordinator: OK, n, endpoint[0..n), HMAC("peers", joinerNonce, generation, endpoints)
- *             or REFUSED / FAILED, message
+ *             or REFUSED / FAILED, message, HMAC("refused" / "failed", joinerNonce, message)
  * </pre>
+ * or, from a node launcher ({@link NodeLink}):
+ * <pre>
+ *   node:        CONTROL, nodeRank, nnodes, nodeNonce[32], HMAC("control", nonce, nodeRank, nnodes, nodeNonce)
+ *   coordinator: OK, generation, restarts, HMAC("control-ok", nodeNonce, generation, restarts)
+ *             or REFUSED, message, HMAC("refused", nodeNonce, message)
+ *   then MAC'd messages both ways ({@code ControlChannel})
+ * </pre>
+ * Every reply is MAC'd over the joiner's fresh nonce, so a process that does not hold the secret
+ * can neither hand out a peer list nor make a rank give up with a forged refusal, and no reply can
+ * be replayed to another join.
  */
 final class Wire {
     static final String MAGIC = "weft-rendezvous";
-    static final int VERSION = 1;
+    static final int VERSION = 2;
     static final int OK = 0, REFUSED = 1, FAILED = 2;
+    /** Sent in place of a join's generation: a node launcher opening its control connection (see {@link NodeLink}). */
+    static final int CONTROL = -1;
     static final int MAX_ENDPOINT_BYTES = 4096;
 
     private Wire() {}
@@ -26,6 +38,10 @@ final class Wire {
     static byte[] claim(int generation, int rank, int worldSize, String endpoint) {
         byte[] e = endpoint.getBytes(StandardCharsets.UTF_8);
         return ByteBuffer.allocate(16 + e.length).putInt(generation).putInt(rank).putInt(worldSize).putInt(e.length).put(e).array();
+    }
+
+    static byte[] node(int nodeRank, int nnodes) {
+        return ByteBuffer.allocate(8).putInt(nodeRank).putInt(nnodes).array();
     }
 
     static byte[] peers(int generation, List<String> endpoints) {
@@ -37,6 +53,16 @@ final class Wire {
             b.putInt(e.length).put(e);
         }
         return b.array();
+    }
+
+    /** The label a reply's MAC starts with, so an OK cannot pass for a refusal or the other way round. */
+    static byte[] replyLabel(int status) {
+        return label(switch (status) {
+            case OK -> "peers";
+            case REFUSED -> "refused";
+            case FAILED -> "failed";
+            default -> throw new IllegalArgumentException("unknown reply status " + status);
+        });
     }
 
     static byte[] label(String s) {
