@@ -55,6 +55,14 @@ public final class SparkPrepare {
     /** Why a document is not in the shards. */
     enum Dropped { TOO_SHORT, EXACT_DUPLICATE, NEAR_DUPLICATE }
 
+    /**
+     * Checks that every input exists, before a session is started for them: a typo costs no Spark
+     * start-up. Returns the number of input files.
+     */
+    public static int checkInputs(PrepareOptions o) {
+        return Documents.discover(o.inputs(), o.format(), new org.apache.hadoop.conf.Configuration()).size();
+    }
+
     /** Runs the preparation on {@code spark}'s cluster; {@code log} gets progress and may be null. */
     public static PrepareReport run(SparkSession spark, PrepareOptions o, PrintStream log) {
         PrintStream out = log != null ? log : new PrintStream(PrintStream.nullOutputStream());

@@ -18,9 +18,9 @@ public final class SparkStart {
 
     private SparkStart() {}
 
-    /** A failure to start Spark whose message is the user's to act on. */
+    /** A failure to start Spark, or of its cluster, whose message is the user's to act on. */
     public static final class StartFailure extends RuntimeException implements UserError {
-        StartFailure(String message, Throwable cause) {
+        public StartFailure(String message, Throwable cause) {
             super(message, cause);
         }
     }
@@ -39,7 +39,7 @@ public final class SparkStart {
         SparkSession spark;
         try {
             spark = SparkSession.builder().config(c).getOrCreate();
-        } catch (RuntimeException e) {
+        } catch (Exception e) { // SparkException is checked, and Scala throws it undeclared
             String why = e.getMessage() == null ? e.toString() : e.getMessage().lines().findFirst().orElse(e.toString());
             throw new StartFailure("cannot start Spark on master '" + master + "': " + why + " (a master is " + MASTER_FORMS + ")", e);
         }
