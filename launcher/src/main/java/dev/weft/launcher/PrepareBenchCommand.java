@@ -30,14 +30,17 @@ import java.util.regex.Pattern;
  * few shingles), among which a known share are planted exact copies and edited copies of an
  * earlier document: the measured dedup rate can be held against what was planted.
  *
+ * <p>Spark runs once without dedup, its cost against the local prepare for the same work, and
+ * twice with near dedup.
+ *
  * <p>Each case is a fresh JVM running {@code weft prepare}, as a user would run it: its wall time
  * includes JVM start (measured alone as the first row) and, for Spark, the session's start
  * (reported apart as the job's own time). Memory is the peak resident set of the case's JVM and
  * the JVMs it started (local-cluster's executors), sampled every 50 ms.
  */
 @Command(name = "prepare", mixinStandardHelpOptions = true,
-        description = {"Measure weft prepare on a generated corpus: the local prepare, then Spark local[2] and local-cluster[2,1,1024]",
-                "(with near dedup), each a fresh JVM; MB/s, tokens/s, ratios against the local prepare, peak memory and the dedup rate",
+        description = {"Measure weft prepare on a generated corpus: the local prepare, then Spark local[2] without dedup, and",
+                "local[2] and local-cluster[2,1,1024] with near dedup, each a fresh JVM; MB/s, tokens/s, ratios against the local prepare, peak memory and the dedup rate",
                 "against the planted duplicates. Reported, never asserted."})
 public final class PrepareBenchCommand implements Callable<Integer> {
     @Option(names = "--mib", defaultValue = "100", description = "Corpus size in MiB (default: ${DEFAULT-VALUE})")
@@ -77,8 +80,9 @@ public final class PrepareBenchCommand implements Callable<Integer> {
         rows.add(run("JVM start (weft --version)", List.of("--version"), null));
         rows.add(run("local prepare", List.of("prepare", "--input", corpus.toString(), "--out", out.resolve("local").toString(),
                 "--tokenizer", tokenizer), null));
-        rows.add(run("spark local[2]", sparkArgs("local[2]", "spark-local"), null));
-        List<String> cluster = new ArrayList<>(sparkArgs("local-cluster[2,1,1024]", "spark-cluster"));
+        rows.add(run("spark local[2], no dedup", sparkArgs("local[2]", "spark-local-nodedup", "none"), null));
+        rows.add(run("spark local[2]", sparkArgs("local[2]", "spark-local", "near"), null));
+        List<String> cluster = new ArrayList<>(sparkArgs("local-cluster[2,1,1024]", "spark-cluster", "near"));
         cluster.addAll(List.of("--spark-conf", "spark.executor.extraClassPath=" + System.getProperty("java.class.path"),
                 "--spark-conf", "spark.executor.memory=1024m"));
         rows.add(run("spark local-cluster[2,1,1024]", cluster, sparkHome.getParent()));
@@ -86,7 +90,7 @@ public final class PrepareBenchCommand implements Callable<Integer> {
         w.println(table(rows, bytes));
         w.printf("dedup: planted %.1f%% of documents (%d exact, %d edited copies)%n", 100.0 * (planted.exact() + planted.near()) / planted.docs(),
                 planted.exact(), planted.near());
-        for (Measured m : rows.subList(2, rows.size())) {
+        for (Measured m : rows.subList(3, rows.size())) {
             w.printf("dedup: %s removed %.1f%% of documents (%d exact, %d near duplicates)%n", m.name(),
                     100.0 * (m.docsRead() - m.docsKept()) / m.docsRead(), m.exactDropped(), m.nearDropped());
         }
@@ -94,9 +98,9 @@ public final class PrepareBenchCommand implements Callable<Integer> {
         return 0;
     }
 
-    private List<String> sparkArgs(String master, String outName) {
+    private List<String> sparkArgs(String master, String outName, String dedup) {
         return List.of("prepare", "--spark-master", master, "--input", out.resolve("corpus").toString(),
-                "--out", out.resolve(outName).toString(), "--tokenizer", tokenizer, "--dedup", "near");
+                "--out", out.resolve(outName).toString(), "--tokenizer", tokenizer, "--dedup", dedup);
     }
 
     record Planted(int docs, int exact, int near, long bytes) {}

@@ -1,7 +1,6 @@
 package dev.weft.spark;
 
 import java.io.Serializable;
-import java.util.Locale;
 import java.util.SplittableRandom;
 
 /**
@@ -9,7 +8,7 @@ import java.util.SplittableRandom;
  *
  * <p>A document's shingles are its overlapping runs of {@code shingleWords} lower-cased,
  * whitespace-separated words (the whole document when it has fewer). Signature position {@code i}
- * is the minimum over the shingles of a 64-bit mix of the shingle's hash with seed {@code i};
+ * is the minimum over the shingles of a seeded permutation of the shingle's 64-bit hash;
  * two signatures agree at a position with probability equal to the Jaccard similarity of the
  * shingle sets. The signature is cut into {@code bands} bands of {@code rows} positions: documents
  * that agree on a whole band are candidates, and a candidate pair whose signatures agree on at
@@ -38,35 +37,77 @@ public final class MinHash {
     }
 
     private final Params params;
-    private final long[] seeds;
+    /** Per signature position, an odd multiplier and an addend: position i orders shingles by a_i * h + b_i (mod 2^64). */
+    private final long[] mul;
+    private final long[] add;
 
     public MinHash(Params params) {
         this.params = params;
-        this.seeds = new long[params.hashes()];
+        this.mul = new long[params.hashes()];
+        this.add = new long[params.hashes()];
         SplittableRandom r = new SplittableRandom(params.seed());
-        for (int i = 0; i < seeds.length; i++) seeds[i] = r.nextLong();
+        for (int i = 0; i < mul.length; i++) {
+            mul[i] = r.nextLong() | 1;
+            add[i] = r.nextLong();
+        }
     }
 
-    /** The signature of {@code text}: for each seed, the high 32 bits of the smallest mixed shingle hash. */
+    /**
+     * The signature of {@code text}: for each position, the high 32 bits of the smallest permuted
+     * shingle hash. Each shingle's hash is fully mixed once, then each position applies an
+     * affine bijection of the 64-bit values: the high bits that decide the minimum depend on all
+     * bits of the mixed hash, and the inner loop is one multiply-add per position.
+     */
     public int[] signature(String text) {
-        String[] words = text.toLowerCase(Locale.ROOT).trim().split("\\s+");
-        long[] wordHash = new long[words.length];
-        for (int i = 0; i < words.length; i++) wordHash[i] = fnv1a(words[i]);
-        int k = Math.min(params.shingleWords(), words.length);
-        long[] min = new long[seeds.length];
+        long[] wordHash = wordHashes(text);
+        int words = wordHash.length;
+        int k = Math.min(params.shingleWords(), words);
+        long[] min = new long[mul.length];
         java.util.Arrays.fill(min, Long.MAX_VALUE);
-        for (int start = 0; start + k <= words.length; start++) {
+        for (int start = 0; start + k <= words; start++) {
             long h = 0;
-            for (int j = start; j < start + k; j++) h = mix(h * 31 + wordHash[j]);
-            for (int s = 0; s < seeds.length; s++) {
+            for (int j = start; j < start + k; j++) h = h * 31 + wordHash[j];
+            h = mix(h);
+            for (int s = 0; s < mul.length; s++) {
                 // unsigned order, so the minimum is over the full 64-bit range
-                long v = mix(h ^ seeds[s]) ^ Long.MIN_VALUE;
+                long v = (mul[s] * h + add[s]) ^ Long.MIN_VALUE;
                 if (v < min[s]) min[s] = v;
             }
         }
-        int[] sig = new int[seeds.length];
-        for (int s = 0; s < sig.length; s++) sig[s] = (int) (min[s] >>> 32);
+        int[] sig = new int[mul.length];
+        for (int s = 0; s < sig.length; s++) sig[s] = (int) ((min[s] ^ Long.MIN_VALUE) >>> 32);
         return sig;
+    }
+
+    /** FNV-1a of each lower-cased word, words being separated by whitespace; one empty word for a blank text. */
+    private static long[] wordHashes(String text) {
+        long[] out = new long[16];
+        int n = 0;
+        long h = 0;
+        boolean inWord = false;
+        for (int i = 0; i < text.length(); i++) {
+            char c = text.charAt(i);
+            if (Character.isWhitespace(c)) {
+                if (inWord) {
+                    if (n == out.length) out = java.util.Arrays.copyOf(out, n * 2);
+                    out[n++] = h;
+                    inWord = false;
+                }
+                continue;
+            }
+            if (!inWord) {
+                h = 0xcbf29ce484222325L;
+                inWord = true;
+            }
+            h ^= Character.toLowerCase(c);
+            h *= 0x100000001b3L;
+        }
+        if (inWord) {
+            if (n == out.length) out = java.util.Arrays.copyOf(out, n + 1);
+            out[n++] = h;
+        }
+        if (n == 0) return new long[]{0xcbf29ce484222325L};
+        return java.util.Arrays.copyOf(out, n);
     }
 
     /** One bucket key per band: equal keys for two signatures that agree on that whole band (or, rarely, collide). */
@@ -89,15 +130,6 @@ public final class MinHash {
 
     public boolean nearDuplicate(int[] a, int[] b) {
         return similarity(a, b) >= params.threshold();
-    }
-
-    private static long fnv1a(String s) {
-        long h = 0xcbf29ce484222325L;
-        for (int i = 0; i < s.length(); i++) {
-            h ^= s.charAt(i);
-            h *= 0x100000001b3L;
-        }
-        return h;
     }
 
     /** The splitmix64 finaliser: every input bit affects every output bit. */

@@ -20,6 +20,7 @@ final class StageProgress extends SparkListener {
     private static final long EVERY_NS = 5_000_000_000L;
     private final PrintStream out;
     private final Map<Integer, AtomicInteger> done = new ConcurrentHashMap<>();
+    private final Map<Integer, Integer> total = new ConcurrentHashMap<>();
     private volatile long lastLine = System.nanoTime();
 
     StageProgress(PrintStream out) {
@@ -30,6 +31,7 @@ final class StageProgress extends SparkListener {
     public void onStageSubmitted(SparkListenerStageSubmitted e) {
         StageInfo s = e.stageInfo();
         done.put(s.stageId(), new AtomicInteger());
+        total.put(s.stageId(), s.numTasks());
         out.printf("spark: stage %d (%s): %d tasks%n", s.stageId(), name(s), s.numTasks());
     }
 
@@ -41,7 +43,7 @@ final class StageProgress extends SparkListener {
         long now = System.nanoTime();
         if (now - lastLine >= EVERY_NS) {
             lastLine = now;
-            out.printf("spark: stage %d: %d tasks done%n", e.stageId(), finished);
+            out.printf("spark: stage %d: %d of %d tasks done%n", e.stageId(), finished, total.getOrDefault(e.stageId(), 0));
         }
     }
 
@@ -49,6 +51,7 @@ final class StageProgress extends SparkListener {
     public void onStageCompleted(SparkListenerStageCompleted e) {
         StageInfo s = e.stageInfo();
         done.remove(s.stageId());
+        total.remove(s.stageId());
         long ms = s.completionTime().isDefined() && s.submissionTime().isDefined()
                 ? (Long) s.completionTime().get() - (Long) s.submissionTime().get() : -1;
         String result = s.failureReason().isDefined() ? "failed: " + s.failureReason().get().lines().findFirst().orElse("") : "done";
