@@ -29,7 +29,7 @@ final class SparkPreparation {
                 cmd.out, tok.name(), cmd.valFraction, PrepareOptions.Split.parse(cmd.split), cmd.minChars, !cmd.noNfc,
                 PrepareOptions.Dedup.parse(cmd.dedup),
                 new MinHash.Params(cmd.shingleWords, cmd.bands, cmd.rows, cmd.nearThreshold, MinHash.Params.DEFAULT.seed()));
-        SparkPrepare.checkInputs(o);
+        SparkPrepare.checkInputs(o, cmd.sparkSettings());
         SparkSession spark = SparkStart.session(o.master(), "weft prepare", cmd.sparkSettings(), progress);
         PrepareReport r;
         try {

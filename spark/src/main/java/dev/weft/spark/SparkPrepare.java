@@ -57,10 +57,15 @@ public final class SparkPrepare {
 
     /**
      * Checks that every input exists, before a session is started for them: a typo costs no Spark
-     * start-up. Returns the number of input files.
+     * start-up. {@code sparkConf}'s {@code spark.hadoop.*} settings (credentials, endpoints) apply,
+     * as they will in Spark. Returns the number of input files.
      */
-    public static int checkInputs(PrepareOptions o) {
-        return Documents.discover(o.inputs(), o.format(), new org.apache.hadoop.conf.Configuration()).size();
+    public static int checkInputs(PrepareOptions o, Map<String, String> sparkConf) {
+        org.apache.hadoop.conf.Configuration conf = new org.apache.hadoop.conf.Configuration();
+        sparkConf.forEach((k, v) -> {
+            if (k.startsWith("spark.hadoop.")) conf.set(k.substring("spark.hadoop.".length()), v);
+        });
+        return Documents.discover(o.inputs(), o.format(), conf).size();
     }
 
     /** Runs the preparation on {@code spark}'s cluster; {@code log} gets progress and may be null. */
