@@ -109,26 +109,50 @@ final class Documents {
         // Several partitions per core, so a slow file does not hold up the rest; never more than there are files.
         int slices = Math.max(1, Math.min(files.size(), sc.defaultParallelism() * 4));
         JavaRDD<SourceFile> rdd = sc.parallelize(files, slices);
+        // One Hadoop Configuration per partition: building one parses Hadoop's default XML, tens of ms a file.
+        // The files are read one at a time as the partition's consumer asks, not all held at once.
         if (format == PrepareOptions.Format.TEXT) {
-            return rdd.map(f -> new Doc(ordinal(f.index(), 0), new String(readAll(f), StandardCharsets.UTF_8)));
+            return rdd.mapPartitions(part -> {
+                Configuration conf = new Configuration();
+                return new Iterator<Doc>() {
+                    @Override public boolean hasNext() { return part.hasNext(); }
+                    @Override public Doc next() {
+                        SourceFile f = part.next();
+                        return new Doc(ordinal(f.index(), 0), new String(readAll(f, conf), StandardCharsets.UTF_8));
+                    }
+                };
+            });
         }
-        return rdd.flatMap(f -> jsonLines(f, column));
+        return rdd.mapPartitions(part -> {
+            Configuration conf = new Configuration();
+            return new Iterator<Doc>() {
+                private Iterator<Doc> current = java.util.Collections.emptyIterator();
+                @Override public boolean hasNext() {
+                    while (!current.hasNext() && part.hasNext()) current = jsonLines(part.next(), column, conf);
+                    return current.hasNext();
+                }
+                @Override public Doc next() {
+                    if (!hasNext()) throw new java.util.NoSuchElementException();
+                    return current.next();
+                }
+            };
+        });
     }
 
-    private static byte[] readAll(SourceFile f) {
+    private static byte[] readAll(SourceFile f, Configuration conf) {
         Path p = new Path(f.path());
-        try (InputStream in = p.getFileSystem(new Configuration()).open(p)) {
+        try (InputStream in = p.getFileSystem(conf).open(p)) {
             return in.readAllBytes();
         } catch (IOException e) {
             throw new UncheckedIOException("cannot read input " + f.path() + ": " + e.getMessage(), e);
         }
     }
 
-    private static Iterator<Doc> jsonLines(SourceFile f, String column) {
+    private static Iterator<Doc> jsonLines(SourceFile f, String column, Configuration conf) {
         ObjectMapper json = new ObjectMapper();
         List<Doc> docs = new ArrayList<>();
         Path p = new Path(f.path());
-        try (BufferedReader r = new BufferedReader(new InputStreamReader(p.getFileSystem(new Configuration()).open(p), StandardCharsets.UTF_8))) {
+        try (BufferedReader r = new BufferedReader(new InputStreamReader(p.getFileSystem(conf).open(p), StandardCharsets.UTF_8))) {
             long line = 0;
             for (String s; (s = r.readLine()) != null; line++) {
                 if (s.isBlank()) continue;
