@@ -74,4 +74,45 @@ class PrepareCommandTest {
         assertEquals(0, r.exit());
         for (String opt : new String[]{"--input", "--out", "--tokenizer", "--val-fraction"}) assertTrue(r.out().contains(opt), r.out());
     }
+
+    @Test
+    void sparkPrepareWritesTheShardsAndAManifest() throws Exception {
+        Path corpus = Files.createDirectories(dir.resolve("corpus"));
+        Files.writeString(corpus.resolve("a.txt"), "It was the best of times, it was the worst of times.\n".repeat(40));
+        Files.writeString(corpus.resolve("b.txt"), "It was the best of times, it was the worst of times.\n".repeat(40));
+        Files.writeString(corpus.resolve("c.txt"), "Call me Ishmael. Some years ago, never mind how long precisely.\n".repeat(30));
+        Path out = dir.resolve("shards");
+        Result r = weft("prepare", "--spark-master", "local[1]", "--input", corpus.toString(), "--out", out.toString(),
+                "--tokenizer", "byte", "--val-fraction", "0.25");
+        assertEquals(0, r.exit(), r.err() + r.out());
+        assertTrue(r.out().contains("documents:        3 read, 2 kept, 1 dropped"), r.out());
+        assertTrue(r.out().contains("spark: stage") && r.out().contains("(tokenise) done"), r.out());
+        assertTrue(Files.isRegularFile(out.resolve("manifest.json")) && Files.isRegularFile(out.resolve("val.bin")), r.out());
+    }
+
+    @Test
+    void aBadSparkMasterIsAOneLineError() throws Exception {
+        Path input = Files.writeString(dir.resolve("t.txt"), "some text\n".repeat(20));
+        Result r = weft("prepare", "--spark-master", "bogus://nowhere", "--input", input.toString(), "--out", dir.resolve("o").toString());
+        assertEquals(2, r.exit(), r.err());
+        assertTrue(r.err().startsWith("weft prepare: error: cannot start Spark on master 'bogus://nowhere'"), r.err());
+        assertEquals(1, r.err().lines().count(), r.err());
+    }
+
+    @Test
+    void aMissingSparkInputIsAOneLineErrorBeforeSparkStarts() {
+        Path missing = dir.resolve("no-such-*.txt");
+        Result r = weft("prepare", "--spark-master", "--input", missing.toString(), "--out", dir.resolve("o").toString());
+        assertEquals(2, r.exit(), r.err());
+        assertEquals("weft prepare: error: input " + missing + " does not exist (expected a file, a directory or a glob on a Hadoop filesystem)",
+                r.err().strip());
+    }
+
+    @Test
+    void sparkOptionsWithoutAMasterAreAnError() throws Exception {
+        Path input = Files.writeString(dir.resolve("t.txt"), "some text\n".repeat(20));
+        Result r = weft("prepare", "--dedup", "exact", "--input", input.toString(), "--out", dir.resolve("o").toString());
+        assertEquals(2, r.exit(), r.err());
+        assertEquals("weft prepare: error: --dedup needs --spark-master", r.err().strip());
+    }
 }
