@@ -94,17 +94,7 @@ public final class NodeLink implements AutoCloseable {
             throws IOException {
         DataInputStream in = new DataInputStream(s.getInputStream());
         DataOutputStream out = new DataOutputStream(s.getOutputStream());
-        String magic;
-        try {
-            magic = in.readUTF();
-        } catch (EOFException e) {
-            throw new RendezvousException("node " + nodeRank + ": " + hostPort + " closed the connection before greeting", e);
-        }
-        if (!Wire.MAGIC.equals(magic)) throw new RendezvousException("node " + nodeRank + ": " + hostPort + " is not a weft rendezvous coordinator");
-        int version = in.readInt();
-        if (version != Wire.VERSION)
-            throw new RendezvousException("node " + nodeRank + ": coordinator speaks rendezvous version " + version + ", this node " + Wire.VERSION);
-        byte[] nonce = Wire.readBytes(in, JobSecret.NONCE_BYTES);
+        byte[] nonce = Wire.readGreeting(in, hostPort, "node " + nodeRank);
         byte[] mine = JobSecret.nonce();
         out.writeInt(Wire.CONTROL);
         out.writeInt(nodeRank);

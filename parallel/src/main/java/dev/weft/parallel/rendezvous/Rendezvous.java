@@ -2,7 +2,6 @@ package dev.weft.parallel.rendezvous;
 
 import java.io.DataInputStream;
 import java.io.DataOutputStream;
-import java.io.EOFException;
 import java.io.IOException;
 import java.net.ConnectException;
 import java.net.InetSocketAddress;
@@ -54,17 +53,7 @@ public final class Rendezvous {
                                           String endpoint, Duration timeout) throws IOException {
         DataInputStream in = new DataInputStream(s.getInputStream());
         DataOutputStream out = new DataOutputStream(s.getOutputStream());
-        String magic;
-        try {
-            magic = in.readUTF();
-        } catch (EOFException e) {
-            throw new RendezvousException("rank " + rank + ": " + hostPort + " closed the connection before greeting", e);
-        }
-        if (!Wire.MAGIC.equals(magic)) throw new RendezvousException("rank " + rank + ": " + hostPort + " is not a weft rendezvous coordinator");
-        int version = in.readInt();
-        if (version != Wire.VERSION)
-            throw new RendezvousException("rank " + rank + ": coordinator speaks rendezvous version " + version + ", this rank " + Wire.VERSION);
-        byte[] nonce = Wire.readBytes(in, JobSecret.NONCE_BYTES);
+        byte[] nonce = Wire.readGreeting(in, hostPort, "rank " + rank);
         byte[] mine = JobSecret.nonce();
         byte[] claim = Wire.claim(generation, rank, worldSize, endpoint);
         out.write(claim, 0, 12); // generation, rank, world

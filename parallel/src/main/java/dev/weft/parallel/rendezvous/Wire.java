@@ -69,6 +69,24 @@ final class Wire {
         return s.getBytes(StandardCharsets.UTF_8);
     }
 
+    /**
+     * Reads the coordinator's greeting (MAGIC, VERSION, nonce) and returns its nonce; {@code who}
+     * ("rank 3", "node 1") names the caller in the errors.
+     */
+    static byte[] readGreeting(DataInputStream in, String hostPort, String who) throws IOException {
+        String magic;
+        try {
+            magic = in.readUTF();
+        } catch (java.io.EOFException e) {
+            throw new RendezvousException(who + ": " + hostPort + " closed the connection before greeting", e);
+        }
+        if (!MAGIC.equals(magic)) throw new RendezvousException(who + ": " + hostPort + " is not a weft rendezvous coordinator");
+        int version = in.readInt();
+        if (version != VERSION)
+            throw new RendezvousException(who + ": coordinator speaks rendezvous version " + version + ", this " + who.split(" ")[0] + " " + VERSION);
+        return readBytes(in, JobSecret.NONCE_BYTES);
+    }
+
     static byte[] readBytes(DataInputStream in, int n) throws IOException {
         byte[] b = new byte[n];
         in.readFully(b);
