@@ -24,7 +24,7 @@ class NodeLossTest {
     @TempDir
     Path dir;
 
-    private static final int STEPS = 12;
+    private static final int STEPS = 9;
 
     private static String[] args(TwoNodes nodes, int node, String... extra) {
         List<String> a = new ArrayList<>(List.of("--set", "train.micro_batch=1", "--set", "snapshot.every=1", "--set", "snapshot.domain=node",

@@ -25,7 +25,7 @@ class SnapshotRecoveryTest {
     @TempDir
     Path dir;
 
-    private static final int STEPS = 12;
+    private static final int STEPS = 9;
 
     private List<String> launch(String out, List<String> extra) {
         List<String> args = new ArrayList<>(List.of("launch", "--nproc-per-node", "3", "--max-restarts", "1"));
@@ -105,7 +105,7 @@ class SnapshotRecoveryTest {
         for (String phase : List.of("copy", "encode")) {
             int rank = rnd.nextInt(3);
             String out = "mid-" + phase;
-            CliTest.Run k = killOnce(out, List.of("--rank-env", "WEFT_TEST_SNAPSHOT_PAUSE=" + phase + ":5:4000"), rank,
+            CliTest.Run k = killOnce(out, List.of("--rank-env", "WEFT_TEST_SNAPSHOT_PAUSE=" + phase + ":5:2500"), rank,
                     () -> logSays(out, rank, "snapshot test: pausing in " + phase + " of step 5"));
             assertRecovered(k, reference, out, "kill -9 of rank " + rank + " mid-" + phase + " of step 5's snapshot");
             // step 5's snapshot never commits; step 4's may still have been on its way between the domains
