@@ -13,7 +13,6 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
@@ -137,10 +136,11 @@ public final class SnapshotBenchCommand implements java.util.concurrent.Callable
         long[] killedAt = {0};
         List<long[]> counts = java.util.Collections.synchronizedList(new ArrayList<>()); // {nanos, metrics lines} at each change
         java.util.concurrent.atomic.AtomicBoolean done = new java.util.concurrent.atomic.AtomicBoolean();
-        CompletableFuture<Void> killer = CompletableFuture.runAsync(() -> killAt(killDir, steps / 2, killedAt, counts, done));
+        // its own thread, not the common pool: the launcher learns of a rank's exit through that pool, which has one thread on 2 cores
+        Thread killer = Thread.ofPlatform().name("weft-bench-killer").start(() -> killAt(killDir, steps / 2, killedAt, counts, done));
         Run k = launch("kill", List.of("--max-restarts", "1"), kill);
         done.set(true);
-        killer.get(60, TimeUnit.SECONDS);
+        killer.join(60_000);
         check(k, "the run with the kill");
         long t = killedAt[0];
         long detected = k.output().first("failed first", t), started = k.output().first("attempt 1: started", t),
