@@ -8,7 +8,6 @@ import java.net.ConnectException;
 import java.net.InetSocketAddress;
 import java.net.Socket;
 import java.nio.ByteBuffer;
-import java.nio.charset.StandardCharsets;
 import java.security.MessageDigest;
 import java.time.Duration;
 import java.util.function.Consumer;
@@ -103,14 +102,7 @@ public final class NodeLink implements AutoCloseable {
         out.write(secret.mac(Wire.label("control"), nonce, Wire.node(nodeRank, nnodes), mine));
         out.flush();
         int status = in.readInt();
-        if (status == Wire.REFUSED || status == Wire.FAILED) {
-            String message = in.readUTF();
-            byte[] mac = Wire.readBytes(in, 32);
-            if (!MessageDigest.isEqual(mac, secret.mac(Wire.replyLabel(status), mine, message.getBytes(StandardCharsets.UTF_8))))
-                throw new RendezvousException("node " + nodeRank + ": the coordinator at " + hostPort + " does not hold the job secret (its refusal"
-                        + " is not authenticated); it said: " + message.replaceAll("\\s+", " "));
-            throw new RendezvousException("node " + nodeRank + ": " + message);
-        }
+        if (status == Wire.REFUSED || status == Wire.FAILED) throw Wire.refusal(in, status, secret, mine, hostPort, "node " + nodeRank);
         if (status != Wire.OK) throw new RendezvousException("node " + nodeRank + ": " + hostPort + " sent an unknown reply " + status);
         int generation = in.readInt(), restarts = in.readInt();
         byte[] mac = Wire.readBytes(in, 32);

@@ -64,15 +64,7 @@ public final class Rendezvous {
         out.write(secret.mac(Wire.label("join"), nonce, claim, mine));
         out.flush();
         int status = in.readInt();
-        if (status == Wire.REFUSED || status == Wire.FAILED) {
-            String message = in.readUTF();
-            byte[] mac = Wire.readBytes(in, 32);
-            if (!MessageDigest.isEqual(mac, secret.mac(Wire.replyLabel(status), mine, message.getBytes(StandardCharsets.UTF_8))))
-                throw new RendezvousException("rank " + rank + ": the coordinator at " + hostPort + " does not hold the job secret (its "
-                        + (status == Wire.REFUSED ? "refusal" : "failure report") + " is not authenticated; either it is not this job's"
-                        + " coordinator or this rank's WEFT_JOB_SECRET differs); it said: " + message.replaceAll("\\s+", " "));
-            throw new RendezvousException("rank " + rank + ": " + message);
-        }
+        if (status == Wire.REFUSED || status == Wire.FAILED) throw Wire.refusal(in, status, secret, mine, hostPort, "rank " + rank);
         if (status != Wire.OK) throw new RendezvousException("rank " + rank + ": " + hostPort + " sent an unknown rendezvous reply " + status);
         int n = in.readInt();
         if (n != worldSize) throw new RendezvousException("rank " + rank + ": coordinator returned " + n + " endpoints for world size " + worldSize);

@@ -87,6 +87,21 @@ final class Wire {
         return readBytes(in, JobSecret.NONCE_BYTES);
     }
 
+    /**
+     * After a REFUSED or FAILED status: reads the coordinator's message and its MAC over
+     * {@code mine} (the joiner's nonce) and throws, naming a fake coordinator when the MAC does not
+     * verify. {@code who} ("rank 3", "node 1") names the caller.
+     */
+    static RendezvousException refusal(DataInputStream in, int status, JobSecret secret, byte[] mine, String hostPort, String who) throws IOException {
+        String message = in.readUTF();
+        byte[] mac = readBytes(in, 32);
+        if (!java.security.MessageDigest.isEqual(mac, secret.mac(replyLabel(status), mine, message.getBytes(StandardCharsets.UTF_8))))
+            return new RendezvousException(who + ": the coordinator at " + hostPort + " does not hold the job secret (its "
+                    + (status == REFUSED ? "refusal" : "failure report") + " is not authenticated; either it is not this job's"
+                    + " coordinator or this " + who.split(" ")[0] + "'s WEFT_JOB_SECRET differs); it said: " + message.replaceAll("\\s+", " "));
+        return new RendezvousException(who + ": " + message);
+    }
+
     static byte[] readBytes(DataInputStream in, int n) throws IOException {
         byte[] b = new byte[n];
         in.readFully(b);
